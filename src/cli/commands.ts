@@ -1,0 +1,11 @@
+import type { CommandModule } from 'yargs'
+import type { CliIO, GlobalArgs } from './io.js'
+
+/**
+ * A mesh command: a yargs module whose handler gets the parsed args and the output streams.
+ * `builder` declares the flags (with defaults and descriptions, so --help shows them).
+ */
+export type MeshCommand = (io: CliIO) => CommandModule<GlobalArgs, any>
+
+/** Every `mesh` command, in the order --help lists them. Each group lives in its own module. */
+export const commands: MeshCommand[] = []

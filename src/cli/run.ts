@@ -1,0 +1,48 @@
+import yargs from 'yargs'
+import { MeshError, UsageError } from '../errors.js'
+import { commands } from './commands.js'
+import { defaultHome, type CliIO } from './io.js'
+
+/**
+ * Parse argv, run one command, and turn its outcome into an exit code.
+ * Only here do errors become exit codes: a MeshError prints one line, anything else is a bug
+ * and keeps its stack.
+ */
+export async function runCli (argv: string[], io: CliIO, scriptName = 'mesh'): Promise<number> {
+  let parser = yargs(argv)
+    .scriptName(scriptName)
+    .usage('$0 <command> [options]\n\nRun a language model across the devices of your LAN.')
+    .option('home', {
+      type: 'string',
+      describe: 'state directory (env MESH_HOME)',
+      default: defaultHome(),
+      defaultDescription: '$MESH_HOME or ~/.meshnet',
+      global: true
+    })
+    .option('json', { type: 'boolean', describe: 'print machine-readable JSON', default: false, global: true })
+    .demandCommand(1, 'say which command to run (see mesh --help)')
+    .recommendCommands()
+    .strict()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns ?? 100))
+    .exitProcess(false)
+    .fail((msg, err) => {
+      if (err !== undefined && err !== null) throw err
+      throw new UsageError(msg)
+    })
+  for (const command of commands) parser = parser.command(command(io))
+
+  try {
+    await parser.parseAsync()
+    return 0
+  } catch (err) {
+    if (err instanceof MeshError) {
+      io.err(`${scriptName}: ${err.message}`)
+      return err.exitCode
+    }
+    io.err(`${scriptName}: internal error (please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
+    return 70
+  }
+}
