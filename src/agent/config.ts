@@ -1,0 +1,193 @@
+import net from 'node:net'
+import path from 'node:path'
+import { z } from 'zod'
+import { CorruptFileError, readJsonFile } from '../atomic-file.js'
+import { UsageError } from '../errors.js'
+import type { UnicastTarget } from './beacon/transport.js'
+
+/**
+ * Agent configuration: plain data, one type per subsystem, LAN defaults with their reasons.
+ * Sources, later wins: lanDefaults() ← MESH_HOME/agent.json ← environment ← `mesh start` flags.
+ */
+
+export interface BeaconConfig {
+  /** administratively scoped (239/8): never routed off the site */
+  group: string
+  port: number
+  /** announce period; peers turn SUSPECT after 3 missed announces */
+  intervalMs: number
+  /** extra announces right after start or a change, so a new device is seen within about a second */
+  burstOffsetsMs: readonly number[]
+  /** 1: stays on the LAN segment */
+  ttl: number
+  /** hear our own multicast: only when several agents share one network namespace (tests) */
+  loopback: boolean
+  /** IPv4 addresses to use; undefined = every multicast-capable interface, re-read every interfacePollMs */
+  interfaces: string[] | undefined
+  interfacePollMs: number
+  /** accepted clock difference; beyond it a beacon is stale or from the future (replays need a fresh timestamp) */
+  maxSkewMs: number
+  /** unicast announces to these too, for networks that block multicast */
+  bootstrap: UnicastTarget[]
+}
+
+export interface PeerConfig {
+  /** no announce for this long: SUSPECT (3 intervals: one lost packet is not a failure) */
+  suspectAfterMs: number
+  /** OFFLINE after this long (6 intervals) */
+  offlineAfterMs: number
+}
+
+export interface JoinConfig {
+  /** first certificate request goes out at once; retries wait initial × factor^n, capped, ±jitter */
+  requestInitialMs: number
+  requestFactor: number
+  requestMaxMs: number
+  requestJitter: number
+  /** an admin answers one sender at most this often (the cached answer included) */
+  answerMinIntervalMs: number
+  /** how often the admin re-reads the pool store for manual approvals (`mesh pool-approve`) */
+  approvalPollMs: number
+}
+
+export interface AgentConfig {
+  home: string
+  beacon: BeaconConfig
+  peers: PeerConfig
+  join: JoinConfig
+  /** libp2p listen addresses to announce; empty until the ring's libp2p node exists */
+  listenAddrs: string[]
+  capabilities: string[]
+}
+
+export const DEFAULT_BEACON_PORT = 42424
+
+export function lanDefaults (home: string): AgentConfig {
+  return {
+    home,
+    beacon: {
+      group: '239.192.0.1',
+      port: DEFAULT_BEACON_PORT,
+      intervalMs: 5000,
+      burstOffsetsMs: [0, 300, 1000],
+      ttl: 1,
+      loopback: false,
+      interfaces: undefined,
+      interfacePollMs: 5000,
+      maxSkewMs: 30_000,
+      bootstrap: []
+    },
+    peers: { suspectAfterMs: 15_000, offlineAfterMs: 30_000 },
+    join: {
+      requestInitialMs: 500,
+      requestFactor: 2,
+      requestMaxMs: 30_000,
+      requestJitter: 0.2,
+      answerMinIntervalMs: 250,
+      approvalPollMs: 1000
+    },
+    listenAddrs: [],
+    capabilities: []
+  }
+}
+
+/** What agent.json, the environment and flags may set. */
+export interface AgentOverrides {
+  beaconPort?: number | undefined
+  beaconGroup?: string | undefined
+  beaconIntervalMs?: number | undefined
+  interfaces?: string[] | undefined
+  bootstrap?: string[] | undefined
+  multicastLoopback?: boolean | undefined
+}
+
+export function agentConfigFile (home: string): string { return path.join(home, 'agent.json') }
+
+const FileSchema = z.strictObject({
+  beaconPort: z.number().int().min(1).max(65535).optional(),
+  beaconGroup: z.string().optional(),
+  beaconIntervalMs: z.number().int().min(100).max(600_000).optional(),
+  interfaces: z.array(z.string()).optional(),
+  bootstrap: z.array(z.string()).optional(),
+  multicastLoopback: z.boolean().optional()
+})
+
+export function readAgentFile (home: string): AgentOverrides {
+  const file = agentConfigFile(home)
+  const raw = readJsonFile(file)
+  if (raw === undefined) return {}
+  const parsed = FileSchema.safeParse(raw)
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]
+    throw new CorruptFileError(file, `${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`)
+  }
+  return parsed.data
+}
+
+export function envOverrides (env: NodeJS.ProcessEnv): AgentOverrides {
+  const int = (name: string): number | undefined => {
+    const v = env[name]
+    if (v === undefined || v === '') return undefined
+    if (!/^\d+$/.test(v)) throw new UsageError(`${name}=${v} is not a whole number`)
+    return Number(v)
+  }
+  const list = (name: string): string[] | undefined => {
+    const v = env[name]
+    return v === undefined || v === '' ? undefined : v.split(',').map((s) => s.trim()).filter((s) => s !== '')
+  }
+  return {
+    beaconPort: int('MESH_BEACON_PORT'),
+    beaconGroup: env.MESH_BEACON_GROUP === '' ? undefined : env.MESH_BEACON_GROUP,
+    beaconIntervalMs: int('MESH_BEACON_INTERVAL_MS'),
+    interfaces: list('MESH_BEACON_INTERFACES'),
+    bootstrap: list('MESH_BOOTSTRAP'),
+    multicastLoopback: env.MESH_MULTICAST_LOOPBACK === undefined || env.MESH_MULTICAST_LOOPBACK === '' ? undefined : env.MESH_MULTICAST_LOOPBACK === '1'
+  }
+}
+
+/** HOST[:PORT], HOST an IPv4 address or a host name; the port defaults to the beacon port. */
+export function parseBootstrap (text: string, defaultPort: number): UnicastTarget {
+  const m = /^([A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(text.trim())
+  const port = m?.[2] === undefined ? defaultPort : Number(m[2])
+  if (m === null || port < 1 || port > 65535 || (/^[\d.]+$/.test(m[1] as string) && !net.isIPv4(m[1] as string))) {
+    throw new UsageError(`bootstrap address ${JSON.stringify(text)} is not HOST[:PORT] (e.g. 192.168.1.20:${DEFAULT_BEACON_PORT})`)
+  }
+  return { host: m[1] as string, port }
+}
+
+function checkGroup (group: string): string {
+  const first = Number(group.split('.')[0])
+  if (!net.isIPv4(group) || first < 224 || first > 239) throw new UsageError(`beacon group ${group} is not an IPv4 multicast address (224.0.0.0-239.255.255.255)`)
+  return group
+}
+
+function checkPort (port: number, what: string): number {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`${what} ${port} is not a port (1-65535)`)
+  return port
+}
+
+/** Apply override layers in order (later wins) to the LAN defaults; never mutates its inputs. */
+export function resolveAgentConfig (home: string, ...layers: AgentOverrides[]): AgentConfig {
+  const base = lanDefaults(home)
+  const pick = <K extends keyof AgentOverrides>(k: K): AgentOverrides[K] =>
+    layers.reduce<AgentOverrides[K]>((acc, l) => l[k] ?? acc, undefined)
+  const port = checkPort(pick('beaconPort') ?? base.beacon.port, 'beacon port')
+  const intervalMs = pick('beaconIntervalMs') ?? base.beacon.intervalMs
+  if (!Number.isInteger(intervalMs) || intervalMs < 100) throw new UsageError(`beacon interval ${intervalMs} ms is too short (at least 100)`)
+  const interfaces = pick('interfaces')
+  for (const a of interfaces ?? []) if (!net.isIPv4(a)) throw new UsageError(`interface address ${a} is not an IPv4 address`)
+  return {
+    ...base,
+    beacon: {
+      ...base.beacon,
+      group: checkGroup(pick('beaconGroup') ?? base.beacon.group),
+      port,
+      intervalMs,
+      interfaces,
+      loopback: pick('multicastLoopback') ?? base.beacon.loopback,
+      // bootstrap addresses add up across layers (agent.json and --bootstrap both count)
+      bootstrap: [...new Set(layers.flatMap((l) => l.bootstrap ?? []))].map((b) => parseBootstrap(b, port))
+    },
+    peers: { suspectAfterMs: 3 * intervalMs, offlineAfterMs: 6 * intervalMs }
+  }
+}
