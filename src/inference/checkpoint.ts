@@ -1,0 +1,83 @@
+import { CheckpointFormatError } from './errors.js'
+import { allocateHeap, readHead, readWholeFile, regularFileSize, type Allocate, type LoadProgress } from './files.js'
+import {
+  checkpointBytes, elementCount, parseHeader, tensorsInFileOrder, V1_HEADER_BYTES,
+  type CheckpointVersion, type ModelConfig, type TensorName
+} from './config.js'
+
+/** One layer's weights: views into the checkpoint buffer, row-major [out, in]. */
+export interface LayerWeights {
+  readonly rmsAtt: Float32Array // (dim,)
+  readonly wq: Float32Array // (dim, dim)
+  readonly wk: Float32Array // (kvDim, dim)
+  readonly wv: Float32Array // (kvDim, dim)
+  readonly wo: Float32Array // (dim, dim)
+  readonly rmsFfn: Float32Array // (dim,)
+  readonly w1: Float32Array // (hiddenDim, dim)
+  readonly w2: Float32Array // (dim, hiddenDim)
+  readonly w3: Float32Array // (hiddenDim, dim)
+}
+
+export interface Weights {
+  readonly tokEmb: Float32Array // (vocab, dim)
+  readonly layers: readonly LayerWeights[]
+  readonly rmsFinal: Float32Array // (dim,)
+  readonly wcls: Float32Array // (vocab, dim); the same memory as tokEmb when shared
+}
+
+export interface Checkpoint {
+  readonly path: string
+  readonly version: CheckpointVersion
+  readonly config: ModelConfig
+  readonly weights: Weights
+  readonly bytes: Uint8Array // the whole file; every weight is a view into it
+  readonly sha256: string
+}
+
+export interface LoadOptions {
+  onProgress?: LoadProgress
+  allocate?: Allocate
+}
+
+/** Load a llama2.c checkpoint (v0 or v1 fp32): validate the header and size, read once, make views. */
+export async function loadCheckpoint (path: string, opts: LoadOptions = {}): Promise<Checkpoint> {
+  const size = await regularFileSize(path, 'checkpoint')
+  const { version, headerBytes, config } = parseHeader(await readHead(path, V1_HEADER_BYTES), `checkpoint ${path}`)
+  const expected = checkpointBytes(config, version)
+  if (size !== expected) {
+    const how = size < expected ? 'truncated' : 'has trailing bytes'
+    throw new CheckpointFormatError(`checkpoint ${path} ${how}: ${size} bytes, but its header (v${version}, dim ${config.dim}, ${config.nLayers} layers, vocab ${config.vocabSize}) implies ${expected}`)
+  }
+  const { bytes, sha256 } = await readWholeFile(path, size, opts.allocate ?? allocateHeap, opts.onProgress)
+  return { path, version, config, weights: weightViews(bytes, headerBytes, config, version), bytes, sha256 }
+}
+
+/** Walk the tensors in file order and make one view per tensor (per layer for stacked ones). */
+export function weightViews (bytes: Uint8Array, headerBytes: number, c: ModelConfig, version: CheckpointVersion): Weights {
+  const all = new Float32Array(bytes.buffer, bytes.byteOffset + headerBytes, (bytes.byteLength - headerBytes) / 4)
+  const tensors = new Map<TensorName, Float32Array>()
+  let at = 0
+  for (const t of tensorsInFileOrder(c, version)) {
+    tensors.set(t.name, all.subarray(at, at + elementCount(t)))
+    at += elementCount(t)
+  }
+  const whole = (name: TensorName): Float32Array => tensors.get(name) as Float32Array
+  const layer = (name: TensorName, l: number): Float32Array => {
+    const t = whole(name)
+    const per = t.length / c.nLayers
+    return t.subarray(l * per, (l + 1) * per)
+  }
+  const layers = Array.from({ length: c.nLayers }, (_, l): LayerWeights => ({
+    rmsAtt: layer('rmsAtt', l),
+    wq: layer('wq', l),
+    wk: layer('wk', l),
+    wv: layer('wv', l),
+    wo: layer('wo', l),
+    rmsFfn: layer('rmsFfn', l),
+    w1: layer('w1', l),
+    w2: layer('w2', l),
+    w3: layer('w3', l)
+  }))
+  const tokEmb = whole('tokEmb')
+  return { tokEmb, layers, rmsFinal: whole('rmsFinal'), wcls: c.sharedClassifier ? tokEmb : whole('wcls') }
+}

@@ -1,0 +1,104 @@
+import type { Weights } from './checkpoint.js'
+import { headSize, kvMul, type ModelConfig } from './config.js'
+import { addInPlace, rmsnorm, softmax } from './kernels.js'
+import type { Matmuls } from './matmuls.js'
+import { shardDims, type Shard, type ShardDims } from './shard.js'
+import type { RunState } from './state.js'
+
+/** What one device holds of a model: the weights, its shard of every layer, and the engine for it. */
+export interface ShardedModel {
+  readonly config: ModelConfig
+  readonly weights: Weights
+  readonly shard: Shard
+  readonly matmuls: Matmuls
+}
+
+/**
+ * Sums a partial `dim` vector over every member of the ring, in place. On one device the
+ * partial is already the sum, so the local all-reduce does nothing.
+ */
+export type AllReduce = (partial: Float32Array) => void | Promise<void>
+export const localAllReduce: AllReduce = () => {}
+
+/**
+ * One position of the llama2.c transformer (run.c `forward`), for this device's shard.
+ * Returns the logits (vocab,), valid on every member (the classifier is not sharded).
+ */
+export async function forward (m: ShardedModel, s: RunState, token: number, pos: number, allReduce: AllReduce = localAllReduce): Promise<Float32Array> {
+  const { config: c, weights: w, matmuls: mm } = m
+  const d = shardDims(c, m.shard)
+  copyRow(s.x, w.tokEmb, token)
+
+  for (let l = 0; l < c.nLayers; l++) {
+    // attention: own heads → partial Wo output, summed over the ring
+    rmsnorm(s.xb, s.x, w.layers[l].rmsAtt)
+    await mm.qkv(l, s.xb, s.q, s.k, s.v)
+    rope(s, d, c, pos)
+    attendOwnHeads(s, d, c, l, pos)
+    await mm.attentionOut(l, s.att, s.xb2)
+    await allReduce(s.xb2)
+    addInPlace(s.x, s.xb2)
+
+    // FFN: own hidden units → partial W2 output, summed over the ring
+    rmsnorm(s.xb, s.x, w.layers[l].rmsFfn)
+    await mm.ffn(l, s.xb, s.xb2)
+    await allReduce(s.xb2)
+    addInPlace(s.x, s.xb2)
+  }
+
+  rmsnorm(s.x, s.x, w.rmsFinal)
+  await mm.classifier(s.x, s.logits)
+  return s.logits
+}
+
+function copyRow (x: Float32Array, table: Float32Array, row: number): void {
+  const n = x.length
+  for (let i = 0; i < n; i++) x[i] = table[row * n + i]
+}
+
+/** Rotate consecutive pairs of q and k by angle pos·10000^(-2i/headSize) (RoPE). */
+function rope (s: RunState, d: ShardDims, c: ModelConfig, pos: number): void {
+  const half = headSize(c) / 2
+  const rotate = (vec: Float32Array): void => {
+    for (let i = 0; i < vec.length; i += 2) {
+      const f = pos * half + ((i / 2) % half)
+      const cos = s.ropeCos[f]; const sin = s.ropeSin[f]
+      const v0 = vec[i]; const v1 = vec[i + 1]
+      vec[i] = v0 * cos - v1 * sin
+      vec[i + 1] = v0 * sin + v1 * cos
+    }
+  }
+  rotate(s.q)
+  if (d.kvDim > 0) rotate(s.k)
+}
+
+/**
+ * Cache this position's k and v, then causal attention for each own query head over positions
+ * 0..pos, scores q·k/√headSize. Query head h reads kv head h / kvMul (grouped-query attention).
+ */
+function attendOwnHeads (s: RunState, d: ShardDims, c: ModelConfig, l: number, pos: number): void {
+  const hs = headSize(c)
+  const group = kvMul(c)
+  const layerAt = l * s.positions * d.kvDim
+  s.keyCache.set(s.k, layerAt + pos * d.kvDim)
+  s.valueCache.set(s.v, layerAt + pos * d.kvDim)
+  const scale = Math.sqrt(hs)
+  for (let h = 0; h < d.nHeads; h++) {
+    const qAt = h * hs
+    const kvAt = Math.floor(h / group) * hs
+    const row = h * s.positions
+    for (let t = 0; t <= pos; t++) {
+      const kAt = layerAt + t * d.kvDim + kvAt
+      let score = 0
+      for (let i = 0; i < hs; i++) score += s.q[qAt + i] * s.keyCache[kAt + i]
+      s.scores[row + t] = score / scale
+    }
+    softmax(s.scores, row, pos + 1)
+    for (let i = 0; i < hs; i++) s.att[qAt + i] = 0
+    for (let t = 0; t <= pos; t++) {
+      const a = s.scores[row + t]
+      const vAt = layerAt + t * d.kvDim + kvAt
+      for (let i = 0; i < hs; i++) s.att[qAt + i] += a * s.valueCache[vAt + i]
+    }
+  }
+}

@@ -1,0 +1,52 @@
+import type { Weights } from './checkpoint.js'
+import type { ModelConfig } from './config.js'
+import { matvec, swiglu } from './kernels.js'
+import { shardDims, type Shard } from './shard.js'
+
+/**
+ * The matrix work of one shard, grouped into the parts the forward pass calls once per layer.
+ * Matrix-vector products dominate the time; which engine runs them (plain TypeScript, wasm SIMD,
+ * onnxruntime) is a benchmark's decision behind this interface. A part may be asynchronous.
+ */
+export interface Matmuls {
+  readonly name: string
+  /** q = Wq·xb, k = Wk·xb, v = Wv·xb for the shard's heads. xb (dim,) → q (qDim,), k, v (kvDim,) */
+  qkv: (l: number, xb: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array) => void | Promise<void>
+  /** out = Wo[:, own heads]·att: this shard's partial attention output. att (qDim,) → out (dim,) */
+  attentionOut: (l: number, att: Float32Array, out: Float32Array) => void | Promise<void>
+  /** out = W2[:, own units]·(silu(W1·xb) * W3·xb): partial FFN output. xb (dim,) → out (dim,) */
+  ffn: (l: number, xb: Float32Array, out: Float32Array) => void | Promise<void>
+  /** logits = Wcls·x. x (dim,) → logits (vocab,) */
+  classifier: (x: Float32Array, logits: Float32Array) => void | Promise<void>
+  /** Release engine resources (sessions, threads). */
+  close: () => Promise<void>
+}
+
+/** Plain TypeScript loops over views of the checkpoint: no copies, no set-up cost. */
+export function tsMatmuls (c: ModelConfig, w: Weights, shard: Shard): Matmuls {
+  const d = shardDims(c, shard)
+  const dim = c.dim
+  const hb = new Float32Array(d.hidden) // (hidden,) W1·xb, then the SwiGLU output
+  const hb2 = new Float32Array(d.hidden) // (hidden,) W3·xb
+  return {
+    name: 'ts',
+    qkv: (l, xb, q, k, v) => {
+      const lw = w.layers[l]
+      matvec(q, lw.wq, d.qStart * dim, dim, xb, d.qDim, dim)
+      matvec(k, lw.wk, d.kvStart * dim, dim, xb, d.kvDim, dim)
+      matvec(v, lw.wv, d.kvStart * dim, dim, xb, d.kvDim, dim)
+    },
+    attentionOut: (l, att, out) => {
+      matvec(out, w.layers[l].wo, d.qStart, dim, att, dim, d.qDim)
+    },
+    ffn: (l, xb, out) => {
+      const lw = w.layers[l]
+      matvec(hb, lw.w1, d.hiddenStart * dim, dim, xb, d.hidden, dim)
+      matvec(hb2, lw.w3, d.hiddenStart * dim, dim, xb, d.hidden, dim)
+      swiglu(hb, hb2)
+      matvec(out, lw.w2, d.hiddenStart, c.hiddenDim, hb, dim, d.hidden)
+    },
+    classifier: (x, logits) => { matvec(logits, w.wcls, 0, dim, x, c.vocabSize, dim) },
+    close: async () => {}
+  }
+}

@@ -1,0 +1,58 @@
+import { headSize, kvMul, type ModelConfig } from './config.js'
+
+/**
+ * The part of every layer one ring member computes: a range of kv heads (with the query heads
+ * that share them) and a range of FFN hidden units. Each part yields a partial `dim` vector;
+ * summing the partials of all members gives the full layer output.
+ */
+export interface Shard {
+  readonly kvHeadStart: number
+  readonly kvHeadEnd: number // exclusive
+  readonly hiddenStart: number
+  readonly hiddenEnd: number // exclusive
+}
+
+/** One device runs everything. */
+export const wholeModel = (c: ModelConfig): Shard => ({ kvHeadStart: 0, kvHeadEnd: c.nKvHeads, hiddenStart: 0, hiddenEnd: c.hiddenDim })
+
+/** Sizes and offsets a shard implies, in floats. */
+export interface ShardDims {
+  readonly qStart: number // first row of Wq (= first column of Wo) this shard owns
+  readonly qDim: number // query rows: own heads × head size
+  readonly kvStart: number // first row of Wk/Wv
+  readonly kvDim: number
+  readonly nHeads: number // own query heads
+  readonly hiddenStart: number
+  readonly hidden: number // own FFN units
+}
+
+export function shardDims (c: ModelConfig, s: Shard): ShardDims {
+  const hs = headSize(c)
+  const m = kvMul(c)
+  return {
+    qStart: s.kvHeadStart * m * hs,
+    qDim: (s.kvHeadEnd - s.kvHeadStart) * m * hs,
+    kvStart: s.kvHeadStart * hs,
+    kvDim: (s.kvHeadEnd - s.kvHeadStart) * hs,
+    nHeads: (s.kvHeadEnd - s.kvHeadStart) * m,
+    hiddenStart: s.hiddenStart,
+    hidden: s.hiddenEnd - s.hiddenStart
+  }
+}
+
+/** The virtual column space of the ring (DESIGN.md): a member owning [a, b) owns that fraction. */
+export const RING_COLUMNS = 8192
+
+/**
+ * The shard of a member owning ring columns [start, end): the same fraction of kv heads and of
+ * hidden units, each boundary rounded to a whole unit, so adjacent ranges tile the model exactly.
+ */
+export function shardForColumns (c: ModelConfig, start: number, end: number, columns = RING_COLUMNS): Shard {
+  const cut = (units: number, col: number): number => Math.round((col * units) / columns)
+  return {
+    kvHeadStart: cut(c.nKvHeads, start),
+    kvHeadEnd: cut(c.nKvHeads, end),
+    hiddenStart: cut(c.hiddenDim, start),
+    hiddenEnd: cut(c.hiddenDim, end)
+  }
+}
