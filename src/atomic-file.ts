@@ -38,7 +38,8 @@ export function writeFileAtomic (file: string, data: string | Uint8Array, mode =
     const dirFd = fs.openSync(dir, 'r')
     try { fs.fsyncSync(dirFd) } finally { fs.closeSync(dirFd) }
   } catch (err) {
-    fs.rmSync(tmp, { force: true })
+    // best effort: under a path that is not a directory even the clean-up fails (ENOTDIR)
+    try { fs.rmSync(tmp, { force: true }) } catch { /* nothing was written */ }
     throw new StateWriteError(file, err)
   }
 }

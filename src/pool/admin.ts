@@ -1,0 +1,217 @@
+/**
+ * What the admin device of a pool does: create it, decide certificate requests, approve or reject
+ * pending ones, change the policy, revoke members. Each is one locked read-modify-write of the pool
+ * record (store.ts); the decisions themselves are the pure functions of cert-request.ts.
+ *
+ * Exports: CreatedPool, createPool, requestContext, RequestOutcome, handleCertRequest, approvePending,
+ * rejectPending, setPoolPolicy, revokeNode, MAX_PENDING.
+ */
+import fs from 'node:fs'
+import { newSerial, signMemberCert, type MemberCert } from './cert.js'
+import { certForRequest, decideCertRequest, decodeCertRequest, type CertDecision, type CertRequestContext } from './cert-request.js'
+import { toBase64Url, toHex } from './encoding.js'
+import { AmbiguousPoolIdError, InvalidInputError, NotPoolAdminError, UnknownNodeError } from './errors.js'
+import { loadDevice, parseName, publicKeyFromNodeId } from './identity.js'
+import { keyId, newSeed, publicKeyOf, writeKeyFile } from './keys.js'
+import { listPoolIds, rootKeyFile } from './paths.js'
+import { derivePoolId } from './pool-id.js'
+import { CLOCK_SKEW_MS, DEFAULT_CERT_LIFETIME_MS, newJoinToken, type PoolPolicy } from './policy.js'
+import { signRevocationList, type RevocationList } from './revocation.js'
+import {
+  readPoolRecord, readRootKey, recordBytes, recordRevocation, resolvePoolId, updatePoolRecord, writeNewPoolRecord,
+  type AdminPoolRecord, type MemberEntry, type PoolRecord
+} from './store.js'
+
+/** pending requests kept per pool; the oldest are dropped beyond it, so a flood cannot grow the file */
+export const MAX_PENDING = 64
+
+export interface CreatedPool { record: AdminPoolRecord, rootPublicKey: string, joinToken: string }
+
+function memberEntry (cert: MemberCert): MemberEntry {
+  return { nodeId: cert.nodeId, name: cert.name, roles: [...cert.roles], serial: cert.serial, notAfter: cert.notAfter, certificate: toBase64Url(cert.bytes) }
+}
+
+/** Make a root key and a pool with this device as its admin (and first member). */
+export function createPool (home: string, opts: { name: string, policy: PoolPolicy, now: number }): CreatedPool {
+  const name = parseName(opts.name, 'pool name')
+  const device = loadDevice(home)
+  const rootSeed = newSeed()
+  const rootPublicKey = publicKeyOf(rootSeed)
+  const poolId = derivePoolId(rootPublicKey)
+  const cert = signMemberCert({
+    version: 1,
+    poolId,
+    nodeId: device.nodeId,
+    devicePublicKey: device.publicKey,
+    name: device.name,
+    roles: ['admin', 'member'],
+    serial: newSerial(),
+    notBefore: Math.max(0, opts.now - CLOCK_SKEW_MS),
+    notAfter: opts.now + DEFAULT_CERT_LIFETIME_MS,
+    issuerKeyId: keyId(rootPublicKey)
+  }, rootSeed)
+  const joinToken = newJoinToken()
+  const record: AdminPoolRecord = {
+    version: 1,
+    poolId,
+    name,
+    rootPublicKey: toHex(rootPublicKey),
+    revocation: null,
+    role: 'admin',
+    state: 'member',
+    certificate: toBase64Url(cert.bytes),
+    policy: opts.policy,
+    joinToken,
+    members: [memberEntry(cert)],
+    pending: [],
+    rejectedNodeIds: [],
+    createdAt: new Date(opts.now).toISOString()
+  }
+  const keyFile = rootKeyFile(home, poolId)
+  writeKeyFile(keyFile, rootSeed)
+  try {
+    // the record is the commit: without it, the key file is removed again
+    writeNewPoolRecord(home, record)
+  } catch (err) {
+    fs.rmSync(keyFile, { force: true })
+    throw err
+  }
+  return { record, rootPublicKey: toHex(rootPublicKey), joinToken }
+}
+
+function asAdmin (r: PoolRecord): AdminPoolRecord {
+  if (r.role !== 'admin') throw new NotPoolAdminError(`this device is not the admin of pool ${r.poolId.slice(0, 16)}; run the command on the device that created it`)
+  return r
+}
+
+/** The decision inputs of an admin pool. */
+export function requestContext (r: AdminPoolRecord, rootPrivateKey: Uint8Array): CertRequestContext {
+  const revocation = recordRevocation(r)
+  return {
+    poolId: r.poolId,
+    rootPrivateKey,
+    rootPublicKey: publicKeyOf(rootPrivateKey),
+    policy: r.policy,
+    joinToken: r.joinToken,
+    revocation,
+    memberNodeIds: new Set(r.members.map(m => m.nodeId)),
+    rejectedNodeIds: new Set(r.rejectedNodeIds)
+  }
+}
+
+export interface RequestOutcome { poolId: string, decision: CertDecision }
+
+/**
+ * The admin agent's handler for a certificate request from the network: decode strictly, decide by
+ * policy, and record the issued member or the pending request. Throws MalformedError for bad bytes,
+ * UnknownPoolError / NotPoolAdminError for requests this device cannot decide.
+ */
+export function handleCertRequest (home: string, requestBytes: Uint8Array, now: number): RequestOutcome {
+  const req = decodeCertRequest(requestBytes)
+  const rootKey = readRootKey(home, asAdmin(readPoolRecord(home, req.poolId)))
+  let decision: CertDecision = { kind: 'pending' }
+  updatePoolRecord(home, req.poolId, current => {
+    const r = asAdmin(current)
+    const d = decideCertRequest(req, requestContext(r, rootKey), now)
+    decision = d
+    if (d.kind === 'refuse') return r
+    if (d.kind === 'issue') {
+      return { ...r, members: upsertMember(r.members, d.cert), pending: r.pending.filter(p => p.nodeId !== req.nodeId) }
+    }
+    const entry = { nodeId: req.nodeId, name: req.name, request: toBase64Url(req.bytes), receivedAt: now }
+    return { ...r, pending: [...r.pending.filter(p => p.nodeId !== req.nodeId), entry].slice(-MAX_PENDING) }
+  })
+  return { poolId: req.poolId, decision }
+}
+
+function upsertMember (members: readonly MemberEntry[], cert: MemberCert): MemberEntry[] {
+  return [...members.filter(m => m.nodeId !== cert.nodeId), memberEntry(cert)]
+}
+
+/** The admin pool to act on: the one typed, or the only admin pool that `matches`. */
+function pickAdminPool (home: string, poolIdText: string | undefined, matches: (r: AdminPoolRecord) => boolean, what: string): AdminPoolRecord {
+  if (poolIdText !== undefined) return asAdmin(readPoolRecord(home, resolvePoolId(home, poolIdText)))
+  const admin = listPoolIds(home).map(id => readPoolRecord(home, id)).filter((r): r is AdminPoolRecord => r.role === 'admin')
+  if (admin.length === 0) throw new NotPoolAdminError('this device is not the admin of any pool; create one with `mesh pool-create`')
+  const hits = admin.filter(matches)
+  if (hits.length === 1) return hits[0] as AdminPoolRecord
+  if (hits.length === 0) throw new UnknownNodeError(`${what} in any pool this device administers; see \`mesh pool-status\``)
+  throw new AmbiguousPoolIdError(`${what.replace(/^no /, '')} in ${hits.length} pools; say which with --pool-id`)
+}
+
+function findPending (r: AdminPoolRecord, nodeId: string): boolean { return r.pending.some(p => p.nodeId === nodeId) }
+
+/** `mesh pool-approve NODE`: sign the pending request of NODE. */
+export function approvePending (home: string, nodeId: string, poolIdText: string | undefined, now: number): MemberCert {
+  const pool = pickAdminPool(home, poolIdText, r => findPending(r, nodeId), `no pending request from ${nodeId}`)
+  const rootKey = readRootKey(home, pool)
+  let cert: MemberCert | undefined
+  updatePoolRecord(home, pool.poolId, current => {
+    const r = asAdmin(current)
+    const entry = r.pending.find(p => p.nodeId === nodeId)
+    if (entry === undefined) throw new UnknownNodeError(`no pending request from ${nodeId} in pool ${r.poolId.slice(0, 16)}; see \`mesh pool-status\``)
+    const req = decodeCertRequest(recordBytes(entry.request, 'pending request'))
+    cert = certForRequest(req, requestContext(r, rootKey), now)
+    return {
+      ...r,
+      members: upsertMember(r.members, cert),
+      pending: r.pending.filter(p => p.nodeId !== nodeId),
+      rejectedNodeIds: r.rejectedNodeIds.filter(n => n !== nodeId)
+    }
+  })
+  return cert as MemberCert
+}
+
+/** `mesh pool-reject NODE`: drop the pending request; later requests from NODE are refused. */
+export function rejectPending (home: string, nodeId: string, poolIdText: string | undefined): AdminPoolRecord {
+  const pool = pickAdminPool(home, poolIdText, r => findPending(r, nodeId), `no pending request from ${nodeId}`)
+  return updatePoolRecord(home, pool.poolId, current => {
+    const r = asAdmin(current)
+    if (!findPending(r, nodeId)) throw new UnknownNodeError(`no pending request from ${nodeId} in pool ${r.poolId.slice(0, 16)}; see \`mesh pool-status\``)
+    return { ...r, pending: r.pending.filter(p => p.nodeId !== nodeId), rejectedNodeIds: [...new Set([...r.rejectedNodeIds, nodeId])] }
+  })
+}
+
+/** `mesh pool-policy`: change how requests are decided. */
+export function setPoolPolicy (home: string, poolIdText: string, policy: PoolPolicy): AdminPoolRecord {
+  const poolId = resolvePoolId(home, poolIdText)
+  return updatePoolRecord(home, poolId, current => {
+    const r = asAdmin(current)
+    return r.policy === policy ? r : { ...r, policy }
+  })
+}
+
+/**
+ * `mesh pool-revoke NODE`: a new root-signed revocation list (sequence + 1) naming NODE and the serials
+ * of its certificates; NODE leaves the member and pending lists. The ring spreads the list.
+ */
+export function revokeNode (home: string, nodeId: string, poolIdText: string | undefined, now: number): RevocationList {
+  publicKeyFromNodeId(nodeId) // a malformed node id is a usage error before any lookup
+  const device = loadDevice(home)
+  if (nodeId === device.nodeId) throw new InvalidInputError('refusing to revoke this device, the pool admin; revoke other members only')
+  const pool = pickAdminPool(home, poolIdText, r => r.members.some(m => m.nodeId === nodeId) || findPending(r, nodeId), `no member ${nodeId}`)
+  const rootKey = readRootKey(home, pool)
+  let list: RevocationList | undefined
+  updatePoolRecord(home, pool.poolId, current => {
+    const r = asAdmin(current)
+    const held = recordRevocation(r)
+    if (held?.nodeIds.includes(nodeId) === true) throw new InvalidInputError(`node ${nodeId} is already revoked in pool ${r.poolId.slice(0, 16)}`)
+    const serials = r.members.filter(m => m.nodeId === nodeId).map(m => m.serial)
+    list = signRevocationList({
+      version: 1,
+      poolId: r.poolId,
+      issuerKeyId: keyId(publicKeyOf(rootKey)),
+      sequence: (held?.sequence ?? 0) + 1,
+      issuedAt: now,
+      serials: [...(held?.serials ?? []), ...serials],
+      nodeIds: [...(held?.nodeIds ?? []), nodeId]
+    }, rootKey)
+    return {
+      ...r,
+      revocation: toBase64Url(list.bytes),
+      members: r.members.filter(m => m.nodeId !== nodeId),
+      pending: r.pending.filter(p => p.nodeId !== nodeId)
+    }
+  })
+  return list as RevocationList
+}
