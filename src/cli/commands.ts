@@ -1,5 +1,7 @@
 import type { CommandModule } from 'yargs'
+import { inferenceCommand } from './inference.js'
 import type { CliIO, GlobalArgs } from './io.js'
+import { modelCommand } from './model.js'
 
 /**
  * A mesh command: a yargs module whose handler gets the parsed args and the output streams.
@@ -8,4 +10,4 @@ import type { CliIO, GlobalArgs } from './io.js'
 export type MeshCommand = (io: CliIO) => CommandModule<GlobalArgs, any>
 
 /** Every `mesh` command, in the order --help lists them. Each group lives in its own module. */
-export const commands: MeshCommand[] = []
+export const commands: MeshCommand[] = [inferenceCommand, modelCommand]

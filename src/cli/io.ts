@@ -7,12 +7,15 @@ export interface CliIO {
   err: (text: string) => void
   /** true when stderr is a terminal: progress bars only then */
   isTTY: boolean
+  /** raw bytes to stdout, unbuffered and without a newline (streamed tokens); absent in captures that only take text */
+  write?: (bytes: Uint8Array) => void
 }
 
 export const processIO: CliIO = {
   out: (text) => { process.stdout.write(text.endsWith('\n') ? text : text + '\n') },
   err: (text) => { process.stderr.write(text.endsWith('\n') ? text : text + '\n') },
-  isTTY: process.stderr.isTTY === true
+  isTTY: process.stderr.isTTY === true,
+  write: (bytes) => { process.stdout.write(bytes) }
 }
 
 /** Flags every command accepts. */

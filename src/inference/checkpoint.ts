@@ -52,8 +52,8 @@ export async function loadCheckpoint (path: string, opts: LoadOptions = {}): Pro
   return { path, version, config, weights: weightViews(bytes, headerBytes, config, version), bytes, sha256 }
 }
 
-/** Walk the tensors in file order and make one view per tensor (per layer for stacked ones). */
-export function weightViews (bytes: Uint8Array, headerBytes: number, c: ModelConfig, version: CheckpointVersion): Weights {
+/** One view per tensor of the file, walking the tensors in file order. */
+export function tensorViews (bytes: Uint8Array, headerBytes: number, c: ModelConfig, version: CheckpointVersion): Map<TensorName, Float32Array> {
   const all = new Float32Array(bytes.buffer, bytes.byteOffset + headerBytes, (bytes.byteLength - headerBytes) / 4)
   const tensors = new Map<TensorName, Float32Array>()
   let at = 0
@@ -61,6 +61,12 @@ export function weightViews (bytes: Uint8Array, headerBytes: number, c: ModelCon
     tensors.set(t.name, all.subarray(at, at + elementCount(t)))
     at += elementCount(t)
   }
+  return tensors
+}
+
+/** The forward pass's view of the weights: per-layer views of the stacked tensors. */
+export function weightViews (bytes: Uint8Array, headerBytes: number, c: ModelConfig, version: CheckpointVersion): Weights {
+  const tensors = tensorViews(bytes, headerBytes, c, version)
   const whole = (name: TensorName): Float32Array => tensors.get(name) as Float32Array
   const layer = (name: TensorName, l: number): Float32Array => {
     const t = whole(name)

@@ -11,7 +11,8 @@ export interface Tokenizer {
   readonly maxTokenLength: number
   readonly pieces: readonly Uint8Array[] // raw UTF-8 bytes per token id
   readonly scores: Float32Array // (vocab,)
-  readonly ids: ReadonlyMap<string, number> // piece bytes (as a latin1 string) → id
+  readonly keys: readonly string[] // piece bytes as latin1 strings: cheap to concatenate while merging
+  readonly ids: ReadonlyMap<string, number> // latin1 key → id
 }
 
 /** Load a tokenizer.bin, checking that it holds exactly `vocabSize` tokens (the model's vocab). */
@@ -27,6 +28,7 @@ export function parseTokenizer (bytes: Uint8Array, vocabSize: number, where: str
   const maxTokenLength = view.getUint32(0, true)
   const pieces: Uint8Array[] = []
   const scores = new Float32Array(vocabSize)
+  const keys: string[] = []
   const ids = new Map<string, number>()
   let at = 4
   for (let id = 0; id < vocabSize; id++) {
@@ -42,10 +44,11 @@ export function parseTokenizer (bytes: Uint8Array, vocabSize: number, where: str
     pieces.push(piece)
     // run.c looks pieces up by binary search over a sorted copy; with no duplicate pieces the first id is the id
     const key = latin1(piece)
+    keys.push(key)
     if (!ids.has(key)) ids.set(key, id)
   }
   if (at !== bytes.byteLength) throw new TokenizerFormatError(`${where} has more than the model's ${vocabSize} tokens (${bytes.byteLength - at} bytes left over): is it the tokenizer of this model?`)
-  return { maxTokenLength, pieces, scores, ids }
+  return { maxTokenLength, pieces, scores, keys, ids }
 }
 
 const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1')
@@ -76,7 +79,7 @@ export function encode (tok: Tokenizer, text: string, bos = true): number[] {
     let bestId = -1
     let bestAt = -1
     for (let i = first; i < tokens.length - 1; i++) {
-      const id = tok.ids.get(latin1(tok.pieces[tokens[i]]) + latin1(tok.pieces[tokens[i + 1]]))
+      const id = tok.ids.get(tok.keys[tokens[i]] + tok.keys[tokens[i + 1]])
       if (id !== undefined && tok.scores[id] > bestScore) {
         bestScore = tok.scores[id]
         bestId = id

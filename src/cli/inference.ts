@@ -1,0 +1,98 @@
+import os from 'node:os'
+import { fileURLToPath } from 'node:url'
+import type { Argv, CommandModule } from 'yargs'
+import { UsageError } from '../errors.js'
+import { InferenceSettingError } from '../inference/errors.js'
+import { generate } from '../inference/generate.js'
+import { loadModel, shardedModel } from '../inference/model.js'
+import { createSampler } from '../inference/sampler.js'
+import type { MeshCommand } from './commands.js'
+import type { CliIO, GlobalArgs } from './io.js'
+import { byteProgress } from './progress.js'
+
+/** The bundled stories260K, relative to this file in both src/cli and dist/cli. */
+const BUNDLED = (file: string): string => fileURLToPath(new URL(`../../models/stories260K/${file}`, import.meta.url))
+
+interface InferenceArgs extends GlobalArgs {
+  local: boolean
+  prompt: string
+  'max-tokens': number
+  model: string
+  tokenizer: string
+  temperature: number
+  'top-p': number
+  seed?: string
+  threads: number
+}
+
+export const inferenceCommand: MeshCommand = (io): CommandModule<GlobalArgs, InferenceArgs> => ({
+  command: 'inference',
+  describe: 'generate text from a prompt (--local: on this device, without an agent)',
+  builder: (y: Argv<GlobalArgs>) => y
+    .option('local', { type: 'boolean', default: false, describe: 'run on this device only, without the agent and the pool' })
+    .option('prompt', { type: 'string', default: '', describe: 'text to continue; empty starts from BOS' })
+    .option('max-tokens', { type: 'number', default: 256, describe: 'new tokens to generate (stops earlier at BOS/EOS or a full context)' })
+    .option('model', { type: 'string', default: BUNDLED('stories260K.bin'), defaultDescription: 'bundled stories260K', describe: 'llama2.c checkpoint (v0 or v1 fp32)' })
+    .option('tokenizer', { type: 'string', default: BUNDLED('tok512.bin'), defaultDescription: 'bundled tok512.bin', describe: 'llama2.c tokenizer.bin with the model\'s vocabulary' })
+    .option('temperature', { type: 'number', default: 1.0, describe: '0 = greedy; 1.0 samples the model\'s own distribution (llama2.c default)' })
+    .option('top-p', { type: 'number', default: 0.9, describe: 'nucleus sampling mass in (0, 1]; 1 = off (llama2.c default 0.9)' })
+    .option('seed', { type: 'string', describe: 'random seed, an integer from 1 to 2^64-1, for reproducible sampling', defaultDescription: 'the current time' })
+    .option('threads', { type: 'number', default: os.availableParallelism(), defaultDescription: 'all cores', describe: 'threads for the matrix kernels' }),
+  handler: async (args) => { await runInference(args, io) }
+})
+
+async function runInference (args: InferenceArgs, io: CliIO): Promise<void> {
+  if (!args.local) throw new UsageError('inference on the pool needs the agent, which this version cannot reach yet; add --local to run on this device')
+  const settings = parseSettings(args)
+  const progress = byteProgress(io, 'loading model')
+  const loaded = await loadModel({ checkpointPath: args.model, tokenizerPath: args.tokenizer, onProgress: progress.onProgress }).finally(progress.done)
+  const model = shardedModel(loaded)
+  try {
+    const stream = !args.json && io.write !== undefined
+    const result = await generate(model, loaded.tokenizer, {
+      prompt: args.prompt,
+      maxTokens: settings.maxTokens,
+      sampler: createSampler(settings),
+      onToken: stream ? (_id, printed) => io.write?.(printed) : undefined
+    })
+    const text = Buffer.from(result.printed).toString('utf8')
+    const peakRssBytes = process.resourceUsage().maxRSS * 1024
+    if (args.json) {
+      io.out(JSON.stringify({
+        text,
+        token_ids: result.tokenIds,
+        prompt_token_ids: result.promptTokenIds,
+        generated_tokens: result.generated,
+        stop_reason: result.stopReason,
+        tokens_per_second: result.tokensPerSecond,
+        time_to_first_token_ms: result.firstTokenMs,
+        total_ms: result.totalMs,
+        load_ms: loaded.loadMs,
+        peak_rss_bytes: peakRssBytes,
+        engine: model.matmuls.name,
+        threads: settings.threads,
+        model: { id: loaded.identity.id, checkpoint: args.model, checkpoint_sha256: loaded.identity.checkpointSha256, tokenizer_sha256: loaded.identity.tokenizerSha256 }
+      }))
+      return
+    }
+    if (stream) io.write?.(Buffer.from('\n'))
+    else io.out(text)
+    const tps = result.tokensPerSecond === null ? 'n/a' : result.tokensPerSecond.toFixed(1)
+    io.err(`achieved tok/s: ${tps}, time to first token: ${result.firstTokenMs.toFixed(1)} ms, load: ${loaded.loadMs.toFixed(0)} ms, ${result.generated} tokens (${result.stopReason}), engine ${model.matmuls.name}, peak RSS ${(peakRssBytes / (1 << 20)).toFixed(0)} MiB`)
+  } finally {
+    await model.matmuls.close()
+  }
+}
+
+interface Settings { maxTokens: number, temperature: number, topP: number, seed: bigint, threads: number }
+
+/** Reject, don't clamp: every out-of-range flag is a one-line error. */
+function parseSettings (args: InferenceArgs): Settings {
+  const maxTokens = args['max-tokens']
+  if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new InferenceSettingError(`--max-tokens is ${maxTokens}; it must be a whole number of at least 1`)
+  if (!Number.isInteger(args.threads) || args.threads < 1) throw new InferenceSettingError(`--threads is ${args.threads}; it must be a whole number of at least 1`)
+  const seedText = args.seed ?? String(Date.now())
+  if (!/^\d+$/.test(seedText)) throw new InferenceSettingError(`--seed is ${JSON.stringify(seedText)}; use an integer from 1 to 2^64-1`)
+  // temperature, top-p and the seed's range are checked by the sampler itself
+  return { maxTokens, temperature: args.temperature, topP: args['top-p'], seed: BigInt(seedText), threads: args.threads }
+}
