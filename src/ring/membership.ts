@@ -32,6 +32,12 @@ interface PeerReport {
   readonly ringHash: string
 }
 
+/** What became of a heartbeat: dropped (and why), or taken, and whether the ring changed. */
+export interface ReceiveOutcome {
+  readonly dropped?: HeartbeatDropReason
+  readonly ringChanged: boolean
+}
+
 /** A member as `mesh pool-peers` / `pool-status` show it. */
 export interface MemberStatus extends MemberLiveness {
   readonly name: string
@@ -88,25 +94,31 @@ export class RingMembership {
 
   /**
    * A heartbeat whose signature the caller verified. Pool, sender and freshness are checked
-   * here; a drop is counted and the ring stays. Returns true when the ring changed.
+   * here; a drop is counted and the ring stays.
    */
-  receive (d: DecodedHeartbeat, now: number): boolean {
+  receive (d: DecodedHeartbeat, now: number): ReceiveOutcome {
     const reason = this.check(d)
-    if (reason !== undefined) { this.drop(reason); return false }
+    if (reason !== undefined) { this.drop(reason); return { dropped: reason, ringChanged: false } }
     const hb = d.heartbeat
     const step = onHeartbeat(this.liveness.get(d.nodeId), {
       nodeId: d.nodeId, incarnation: hb.incarnation, seq: hb.seq, leaving: hb.status === 'leaving'
     }, now)
     if (step.kind === 'ignore') {
-      if (step.reason === 'stale-incarnation' || step.reason === 'replay') this.drop(step.reason)
-      return false
+      const dropped = step.reason === 'stale-incarnation' ? 'stale-incarnation' : 'replay'
+      this.drop(dropped)
+      return { dropped, ringChanged: false }
     }
     this.liveness.set(d.nodeId, step.member)
     this.reports.set(d.nodeId, {
       capacity: hb.capacity, model: hb.model, addresses: hb.addresses, epoch: hb.epoch, ringHash: hb.ringHash
     })
     this.epochState = onPeerEpoch(this.epochState, hb.epoch, hb.ringHash)
-    return this.recompute(now)
+    return { ringChanged: this.recompute(now) }
+  }
+
+  /** The addresses a member last announced in its heartbeat. */
+  addressesOf (nodeId: NodeId): readonly string[] {
+    return this.reports.get(nodeId)?.addresses ?? []
   }
 
   private check (d: DecodedHeartbeat): HeartbeatDropReason | undefined {

@@ -66,12 +66,12 @@ describe('RingMembership', () => {
   it('drops heartbeats from non-members, other pools, itself and replays, with counted reasons', async () => {
     const [a, b, stranger] = await Promise.all([node(1), node(2), node(9)])
     a.m.setCertified([{ nodeId: b.id, name: b.name }], 0)
-    expect(a.m.receive(await heartbeatOf(stranger), 1)).toBe(false)
+    expect(a.m.receive(await heartbeatOf(stranger), 1).dropped).toBe('not-member')
     const own = await heartbeatOf(a)
     a.m.receive(own, 1)
     const fromB = await heartbeatOf(b)
-    expect(a.m.receive(fromB, 1)).toBe(true)
-    expect(a.m.receive(fromB, 2)).toBe(false)
+    expect(a.m.receive(fromB, 1)).toEqual({ ringChanged: true })
+    expect(a.m.receive(fromB, 2)).toEqual({ dropped: 'replay', ringChanged: false })
     const other = { ...fromB, heartbeat: { ...fromB.heartbeat, poolId: 'f'.repeat(64) } }
     a.m.receive(other, 2)
     expect(Object.fromEntries(a.m.drops)).toEqual({ 'not-member': 1, own: 1, replay: 1, 'wrong-pool': 1 })
@@ -99,7 +99,7 @@ describe('RingMembership', () => {
     a.m.tick(cfg.suspectAfterMs)
     a.m.pingReply(b.id, cfg.suspectAfterMs + 10)
     expect(a.m.tick(cfg.offlineAfterMs)).toBe(false)
-    expect(a.m.receive(await heartbeatOf(b, 'leaving'), cfg.offlineAfterMs + 1)).toBe(true)
+    expect(a.m.receive(await heartbeatOf(b, 'leaving'), cfg.offlineAfterMs + 1).ringChanged).toBe(true)
     expect(a.m.ring.slots).toHaveLength(1)
   })
 
@@ -109,7 +109,7 @@ describe('RingMembership', () => {
     const [a, , c] = nodes as [Node, Node, Node]
     expect(a.m.setCertified(nodes.filter((n) => n !== c).map((n) => ({ nodeId: n.id, name: n.name })), 1)).toBe(true)
     expect(a.m.ring.slots.map((s) => s.nodeId)).not.toContain(c.id)
-    expect(a.m.receive(await heartbeatOf(c), 2)).toBe(false)
+    expect(a.m.receive(await heartbeatOf(c), 2)).toEqual({ dropped: 'not-member', ringChanged: false })
     expect(a.m.drops.get('not-member')).toBe(1)
   })
 

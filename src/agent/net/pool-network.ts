@@ -1,0 +1,391 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub, TopicValidatorResult, type GossipSub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { performance } from 'node:perf_hooks'
+import type { Capacity, ShardMode } from '../../ring/assign.js'
+import { nextIncarnation } from '../../ring/incarnation.js'
+import { lanDefaults, type LivenessConfig } from '../../ring/liveness-config.js'
+import type { Logger } from '../log.js'
+import { CERT_PROTOCOL, decodeCertBundle, encodeCertBundle, MAX_BUNDLE_BYTES } from './cert-bundle.js'
+import { MemberDirectory } from './directory.js'
+import { PoolRing, ringTopic, type RingStatus } from './pool-ring.js'
+import type { PoolTrustStore } from './trust.js'
+
+export interface PoolNetworkInit {
+  /** libp2p listen addresses (default every IPv4 interface, a free TCP port) */
+  listen?: string[]
+  liveness?: LivenessConfig
+  /** how the ring splits its columns; every member of a pool must use the same mode */
+  shardMode?: ShardMode
+  /** a peer that has not shown a certificate for a shared pool by then is disconnected */
+  admissionTimeoutMs?: number
+  /** how often members we know but are not connected to are dialled again */
+  redialIntervalMs?: number
+  /** how often pool records are re-read (a local `mesh pool-revoke`, a new certificate) and certificates rechecked */
+  trustReloadMs?: number
+}
+
+export interface PoolNetworkComponents {
+  home: string
+  privateKey: PrivateKey
+  trust: PoolTrustStore & { reload: () => boolean }
+  capacity: Capacity
+  model: string
+  log: Logger
+}
+
+const defaults = {
+  listen: ['/ip4/0.0.0.0/tcp/0'],
+  shardMode: 'even' as ShardMode,
+  // a Noise handshake plus one small stream takes tens of ms on a LAN; seconds leave room for a busy peer
+  admissionTimeoutMs: 5000,
+  redialIntervalMs: 2000,
+  // revocation must reach every ring within 10 s: a second to notice, gossip does the rest
+  trustReloadMs: 1000
+}
+
+type Services = { identify: ReturnType<ReturnType<typeof identify>>, ping: ReturnType<ReturnType<typeof ping>>, pubsub: GossipSub }
+
+/** Counters of what peers sent that we refused. */
+export type NetDropReason = 'bad-bundle' | 'invalid-certificate' | 'invalid-revocation' | 'not-admitted' | 'no-shared-pool'
+
+/**
+ * The pool network: a libp2p node keyed by the device key; certificate-gated connections; one
+ * gossip topic per pool carrying heartbeats; liveness from heartbeats and pings; one ring per pool,
+ * written to MESH_HOME/ring_topology_<pool>.json.
+ */
+export class PoolNetwork {
+  private node: Libp2p<Services> | undefined
+  private readonly directory: MemberDirectory
+  private readonly rings = new Map<string, PoolRing>()
+  private readonly timers: NodeJS.Timeout[] = []
+  private readonly pinging = new Set<string>()
+  private readonly dialing = new Set<string>()
+  /** addresses of members learned from beacons or bootstrap, by node id */
+  private readonly hints = new Map<string, string[]>()
+  readonly drops = new Map<NetDropReason, number>()
+  private incarnation = 0
+  private readonly cfg: Required<PoolNetworkInit>
+
+  constructor (private readonly c: PoolNetworkComponents, init: PoolNetworkInit) {
+    this.cfg = { ...defaults, liveness: lanDefaults(), ...init }
+    this.directory = new MemberDirectory(c.trust)
+  }
+
+  private get libp2p (): Libp2p<Services> {
+    if (this.node === undefined) throw new Error('pool network is not started')
+    return this.node
+  }
+
+  get peerId (): string { return this.libp2p.peerId.toString() }
+
+  async start (): Promise<void> {
+    if (this.node !== undefined) return
+    this.incarnation = nextIncarnation(this.c.home, Date.now())
+    const node = await createLibp2p({
+      privateKey: this.c.privateKey,
+      addresses: { listen: this.cfg.listen },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      services: {
+        identify: identify(),
+        ping: ping(),
+        // floodPublish sends our heartbeats straight to every subscribed peer; publishing before
+        // anyone is connected is normal for the first member of a pool
+        pubsub: gossipsub({ emitSelf: false, allowPublishToZeroTopicPeers: true, floodPublish: true })
+      }
+    })
+    this.node = node
+    await node.handle(CERT_PROTOCOL, (stream, connection) => { void this.onCertStream(stream, connection) }, { maxInboundStreams: 4 })
+    node.addEventListener('connection:open', (e) => { this.onConnectionOpen(e.detail) })
+    node.addEventListener('peer:disconnect', (e) => { this.onDisconnect(e.detail) })
+    this.directory.recheck(Date.now())
+    this.syncRings()
+    const every = (ms: number, fn: () => void | Promise<void>): void => {
+      this.timers.push(setInterval(() => { void Promise.resolve(fn()).catch((err: unknown) => this.c.log.error({ err }, 'pool network timer failed')) }, ms))
+    }
+    every(this.cfg.liveness.heartbeatIntervalMs, async () => { await this.publishHeartbeats('alive'); this.checkFiles() })
+    every(this.cfg.liveness.tickIntervalMs, () => { this.tick() })
+    every(this.cfg.redialIntervalMs, () => { this.redial() })
+    every(this.cfg.trustReloadMs, () => { this.reloadTrust() })
+    await this.publishHeartbeats('alive')
+    this.c.log.info({ nodeId: this.peerId, addrs: this.listenAddresses(), incarnation: this.incarnation }, 'pool network started')
+  }
+
+  /** Say goodbye on every pool topic so peers drop us at once, then close everything. */
+  async stop (): Promise<void> {
+    const node = this.node
+    if (node === undefined) return
+    for (const t of this.timers.splice(0)) clearInterval(t)
+    await this.publishHeartbeats('leaving').catch(() => {})
+    this.node = undefined
+    await node.stop()
+    this.rings.clear()
+  }
+
+  /** Addresses peers can dial, for beacons and heartbeats: loopback only when there is nothing else. */
+  listenAddresses (): string[] {
+    const all = this.libp2p.getMultiaddrs().map((a) => a.toString())
+    const routable = all.filter((a) => !a.startsWith('/ip4/127.'))
+    return (routable.length > 0 ? routable : all).slice(0, 8)
+  }
+
+  /** Where a member can be reached (from its beacon, the peer cache or --bootstrap); dialled soon. */
+  addPeerAddresses (nodeId: string, addrs: readonly string[]): void {
+    if (nodeId === this.peerId || addrs.length === 0) return
+    this.hints.set(nodeId, [...addrs].slice(0, 8))
+    if (this.libp2p.getConnections().every((c) => c.remotePeer.toString() !== nodeId)) void this.dialMember(nodeId)
+  }
+
+  /** Dial an address (a --bootstrap entry); the certificate exchange follows by itself. */
+  async dial (addr: string): Promise<void> {
+    await this.libp2p.dial(multiaddr(addr))
+  }
+
+  /** Whether a connected peer may use `poolId`'s protocols. */
+  isAdmitted (nodeId: string, poolId: string): boolean {
+    return this.directory.poolsOf(nodeId).includes(poolId)
+  }
+
+  ringStatus (poolId: string): RingStatus | undefined {
+    return this.rings.get(poolId)?.status(performance.now())
+  }
+
+  poolIds (): string[] { return [...this.rings.keys()] }
+
+  ringOf (poolId: string): PoolRing | undefined { return this.rings.get(poolId) }
+
+  private count (reason: NetDropReason): void {
+    this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1)
+  }
+
+  // ---- certificate exchange -------------------------------------------------------------
+
+  private onConnectionOpen (conn: Connection): void {
+    const peer = conn.remotePeer
+    // show our own certificates first: the peer cannot admit us without them
+    void this.sendBundle(peer, false)
+    setTimeout(() => {
+      if (this.node !== undefined && this.directory.poolsOf(peer.toString()).length === 0 && this.connected(peer)) {
+        this.count('not-admitted')
+        this.c.log.info({ peer: peer.toString() }, 'peer showed no certificate for a shared pool in time; disconnecting')
+        void this.libp2p.hangUp(peer).catch(() => {})
+      }
+    }, this.cfg.admissionTimeoutMs).unref()
+  }
+
+  private connected (peer: PeerId): boolean {
+    return this.libp2p.getConnections(peer).length > 0
+  }
+
+  /**
+   * Send what we know: before the peer is admitted only our own certificates; afterwards also the
+   * certificates and revocation lists of the pools we share with it.
+   */
+  private async sendBundle (peer: PeerId, full: boolean): Promise<void> {
+    const shared = this.directory.poolsOf(peer.toString())
+    const own = this.c.trust.memberPools().map((c) => c.bytes)
+    const bundle = full
+      ? { certificates: [...own, ...shared.flatMap((p) => this.directory.members(p).map((m) => m.bytes))], revocations: this.revocationsFor(shared) }
+      : { certificates: own, revocations: [] }
+    try {
+      const stream = await this.libp2p.dialProtocol(peer, CERT_PROTOCOL, { signal: AbortSignal.timeout(this.cfg.admissionTimeoutMs) })
+      await lpStream(stream, { maxDataLength: MAX_BUNDLE_BYTES }).write(encodeCertBundle(bundle))
+      await stream.close()
+    } catch (err) {
+      this.c.log.debug({ peer: peer.toString(), err: String(err) }, 'could not send certificates')
+    }
+  }
+
+  private revocationsFor (pools: readonly string[]): Uint8Array[] {
+    // the lists are root-signed and name their pool; the trust store keeps one per pool
+    return pools.length === 0 ? [] : [...this.c.trust.revocationLists()]
+  }
+
+  private async onCertStream (stream: Stream, conn: Connection): Promise<void> {
+    const peer = conn.remotePeer
+    let bytes: Uint8Array
+    try {
+      const frame = await lpStream(stream, { maxDataLength: MAX_BUNDLE_BYTES }).read({ signal: AbortSignal.timeout(this.cfg.admissionTimeoutMs) })
+      bytes = frame.subarray()
+      await stream.close()
+    } catch {
+      this.count('bad-bundle')
+      stream.abort(new Error('bad certificate bundle'))
+      return
+    }
+    this.takeBundle(peer, bytes)
+  }
+
+  private takeBundle (peer: PeerId, bytes: Uint8Array): void {
+    const nodeId = peer.toString()
+    let bundle
+    try { bundle = decodeCertBundle(bytes) } catch { this.count('bad-bundle'); return }
+    const now = Date.now()
+    const wasAdmitted = this.directory.poolsOf(nodeId).length > 0
+    let learned = false
+    for (const rev of bundle.revocations) {
+      try {
+        const poolId = this.c.trust.acceptRevocationList(rev)
+        if (poolId !== undefined) { learned = true; this.c.log.info({ poolId, from: nodeId }, 'newer revocation list received') }
+      } catch { this.count('invalid-revocation') }
+    }
+    if (learned) this.directory.recheck(now)
+    for (const cert of bundle.certificates) {
+      try { if (this.directory.learn(cert, now)) learned = true } catch { this.count('invalid-certificate') }
+    }
+    const admitted = this.directory.poolsOf(nodeId).length > 0
+    if (!admitted) {
+      this.count('no-shared-pool')
+      this.c.log.info({ peer: nodeId }, 'peer has no valid certificate for a pool we share; disconnecting')
+      void this.libp2p.hangUp(peer).catch(() => {})
+    }
+    if (learned) this.membersChanged()
+    else if (admitted && !wasAdmitted) void this.sendBundle(peer, true)
+  }
+
+  /** Certificates or revocations changed: rings follow, refused peers go, the news spreads. */
+  private membersChanged (): void {
+    this.syncRings()
+    for (const conn of this.libp2p.getConnections()) {
+      const peer = conn.remotePeer
+      if (this.directory.poolsOf(peer.toString()).length === 0) {
+        this.c.log.info({ peer: peer.toString() }, 'peer no longer holds a valid certificate; disconnecting')
+        void this.libp2p.hangUp(peer).catch(() => {})
+      }
+    }
+    const peers = new Map(this.libp2p.getConnections().map((c) => [c.remotePeer.toString(), c.remotePeer]))
+    for (const peer of peers.values()) if (this.directory.poolsOf(peer.toString()).length > 0) void this.sendBundle(peer, true)
+  }
+
+  private reloadTrust (): void {
+    const changedOnDisk = this.c.trust.reload()
+    const changed = this.directory.recheck(Date.now())
+    if (changedOnDisk || changed.size > 0) this.membersChanged()
+  }
+
+  // ---- rings and heartbeats -------------------------------------------------------------
+
+  /** One ring per pool we hold a certificate in; each follows the directory's member set. */
+  private syncRings (): void {
+    const now = performance.now()
+    const pubsub = this.libp2p.services.pubsub
+    const ours = new Map(this.c.trust.memberPools().map((c) => [c.poolId, c]))
+    for (const [poolId, own] of ours) {
+      let ring = this.rings.get(poolId)
+      if (ring === undefined) {
+        ring = new PoolRing({
+          home: this.c.home,
+          poolId,
+          self: { nodeId: own.nodeId, name: own.name },
+          incarnation: this.incarnation,
+          capacity: this.c.capacity,
+          model: this.c.model,
+          addresses: this.listenAddresses(),
+          mode: this.cfg.shardMode,
+          liveness: this.cfg.liveness,
+          privateKey: this.c.privateKey,
+          log: this.c.log
+        }, now)
+        this.rings.set(poolId, ring)
+        const topic = ringTopic(poolId)
+        const r = ring
+        pubsub.topicValidators.set(topic, async (from, msg) => await this.validate(poolId, r, from, msg.data))
+        pubsub.subscribe(topic)
+      }
+      ring.membership.setCertified(this.directory.members(poolId), now)
+      ring.save()
+    }
+    for (const poolId of [...this.rings.keys()]) {
+      if (ours.has(poolId)) continue
+      pubsub.unsubscribe(ringTopic(poolId))
+      pubsub.topicValidators.delete(ringTopic(poolId))
+      this.rings.delete(poolId)
+    }
+  }
+
+  /** Gossip's gate for a pool topic: only admitted peers may pass messages, only members' heartbeats count. */
+  private async validate (poolId: string, ring: PoolRing, from: PeerId, data: Uint8Array): Promise<TopicValidatorResult> {
+    if (!this.isAdmitted(from.toString(), poolId)) { this.count('not-admitted'); return TopicValidatorResult.Reject }
+    const verdict = await ring.receive(data, () => performance.now())
+    return verdict === 'accept' ? TopicValidatorResult.Accept : verdict === 'ignore' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
+  }
+
+  private async publishHeartbeats (status: 'alive' | 'leaving'): Promise<void> {
+    const pubsub = this.libp2p.services.pubsub
+    await Promise.all([...this.rings].map(async ([poolId, ring]) => {
+      await pubsub.publish(ringTopic(poolId), await ring.heartbeat(status))
+    }))
+  }
+
+  private checkFiles (): void {
+    for (const ring of this.rings.values()) ring.checkFile()
+  }
+
+  private tick (): void {
+    const now = performance.now()
+    for (const ring of this.rings.values()) {
+      ring.membership.tick(now)
+      ring.save()
+      for (const nodeId of ring.membership.suspects()) void this.probe(nodeId)
+    }
+  }
+
+  /** Ping a suspect member directly: its heartbeats may be lost while it is fine. */
+  private async probe (nodeId: string): Promise<void> {
+    if (this.pinging.has(nodeId)) return
+    const conn = this.libp2p.getConnections().find((c) => c.remotePeer.toString() === nodeId)
+    if (conn === undefined) { void this.dialMember(nodeId); return }
+    this.pinging.add(nodeId)
+    try {
+      await this.libp2p.services.ping.ping(conn.remotePeer, { signal: AbortSignal.timeout(this.cfg.liveness.pingTimeoutMs) })
+      const now = performance.now()
+      for (const ring of this.rings.values()) { ring.membership.pingReply(nodeId, now); ring.save() }
+    } catch {
+      // no reply: the timers decide
+    } finally {
+      this.pinging.delete(nodeId)
+    }
+  }
+
+  private onDisconnect (peer: PeerId): void {
+    const now = performance.now()
+    for (const ring of this.rings.values()) { ring.membership.disconnected(peer.toString(), now); ring.save() }
+  }
+
+  /** Reconnect to members we know and are not connected to (a restart, a healed partition). */
+  private redial (): void {
+    const connected = new Set(this.libp2p.getConnections().map((c) => c.remotePeer.toString()))
+    const wanted = new Set<string>(this.hints.keys())
+    for (const poolId of this.rings.keys()) for (const m of this.directory.members(poolId)) wanted.add(m.nodeId)
+    for (const nodeId of wanted) if (nodeId !== this.peerId && !connected.has(nodeId)) void this.dialMember(nodeId)
+  }
+
+  private async dialMember (nodeId: string): Promise<void> {
+    const addrs = new Set(this.hints.get(nodeId) ?? [])
+    for (const ring of this.rings.values()) {
+      for (const a of ring.membership.addressesOf(nodeId)) addrs.add(a)
+    }
+    if (addrs.size === 0 || this.dialing.has(nodeId)) return
+    this.dialing.add(nodeId)
+    try {
+      const withPeer = [...addrs].map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${nodeId}`))
+      await this.libp2p.dial(withPeer, { signal: AbortSignal.timeout(this.cfg.admissionTimeoutMs) })
+    } catch (err) {
+      this.c.log.debug({ nodeId, err: String(err) }, 'dial failed')
+    } finally {
+      this.dialing.delete(nodeId)
+    }
+  }
+}
+
+/** Two-stage factory: options now, collaborators when the agent wires them. */
+export const poolNetwork = (init: PoolNetworkInit = {}) => (c: PoolNetworkComponents): PoolNetwork => new PoolNetwork(c, init)

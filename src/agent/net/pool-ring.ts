@@ -1,0 +1,114 @@
+import type { PrivateKey } from '@libp2p/interface'
+import { CorruptFileError, StateWriteError } from '../../atomic-file.js'
+import type { Capacity, ShardMode } from '../../ring/assign.js'
+import { decodeHeartbeat, encodeHeartbeat, verifyHeartbeatSignature, type HeartbeatStatus } from '../../ring/heartbeat.js'
+import type { LivenessConfig } from '../../ring/liveness-config.js'
+import { RingMembership, type CertifiedMember } from '../../ring/membership.js'
+import { readTopology, topologyContent, writeTopology, type Topology } from '../../ring/topology.js'
+import type { Logger } from '../log.js'
+
+export interface PoolRingInit {
+  readonly home: string
+  readonly poolId: string
+  readonly self: CertifiedMember
+  readonly incarnation: number
+  readonly capacity: Capacity
+  readonly model: string
+  readonly addresses: readonly string[]
+  readonly mode: ShardMode
+  readonly liveness: LivenessConfig
+  readonly privateKey: PrivateKey
+  readonly log: Logger
+}
+
+/** Live data of one pool's ring, for `mesh ring-status` and `mesh pool-status`. */
+export interface RingStatus {
+  readonly topology: Topology
+  readonly converged: boolean
+  /** ms since the ring last changed */
+  readonly ageMs: number
+  readonly drops: Record<string, number>
+}
+
+/** gossip topic of a pool's ring */
+export const ringTopic = (poolId: string): string => `/mesh/pool/${poolId}/ring/1`
+
+/**
+ * One pool's ring on this member: the membership view, our heartbeats, and the topology file.
+ * Network-free: heartbeats come in as bytes and go out through the `publish` the caller passes.
+ */
+export class PoolRing {
+  readonly membership: RingMembership
+  private written = ''
+  private updatedAt = new Date().toISOString()
+
+  constructor (private readonly init: PoolRingInit, now: number) {
+    this.membership = new RingMembership({ ...init, config: init.liveness }, now)
+  }
+
+  /**
+   * Untrusted heartbeat bytes from the pool topic: decode, check the signature, then the
+   * membership view. Drops are counted by reason. The verdict tells gossip whether to pass the
+   * message on: forged or foreign ones are rejected (and their sender's score drops), late
+   * duplicates only ignored.
+   */
+  async receive (bytes: Uint8Array, now: () => number): Promise<'accept' | 'ignore' | 'reject'> {
+    const d = decodeHeartbeat(bytes)
+    if (!d.ok) { this.membership.drop(d.reason); return 'reject' }
+    if (!this.membership.isCertified(d.value.nodeId)) { this.membership.drop('not-member'); return 'reject' }
+    if (!(await verifyHeartbeatSignature(d.value))) { this.membership.drop('bad-signature'); return 'reject' }
+    const outcome = this.membership.receive(d.value, now())
+    this.save()
+    if (outcome.dropped === undefined) return 'accept'
+    return outcome.dropped === 'replay' || outcome.dropped === 'stale-incarnation' ? 'ignore' : 'reject'
+  }
+
+  async heartbeat (status: HeartbeatStatus): Promise<Uint8Array> {
+    const hb = this.membership.nextHeartbeat(status, Date.now())
+    return await encodeHeartbeat({ ...hb, publicKey: this.init.privateKey.publicKey.raw }, this.init.privateKey)
+  }
+
+  /** Write the topology file when what it says changed. */
+  save (): void {
+    const content = topologyContent(this.membership.topology(this.updatedAt))
+    if (content === this.written) return
+    this.updatedAt = new Date().toISOString()
+    this.write('ring changed')
+  }
+
+  /** Rewrite the topology file if someone removed, edited or corrupted it (checked on the timer). */
+  checkFile (): void {
+    let onDisk: Topology | undefined
+    try {
+      onDisk = readTopology(this.init.home, this.init.poolId)
+    } catch (err) {
+      if (!(err instanceof CorruptFileError)) throw err
+    }
+    if (onDisk === undefined || topologyContent(onDisk) !== this.written || onDisk.updatedAt !== this.updatedAt) {
+      this.init.log.warn({ poolId: this.init.poolId }, 'ring topology file was missing, edited or corrupt; rewrote it from the live view')
+      this.write('rewrite')
+    }
+  }
+
+  private write (why: string): void {
+    const t = this.membership.topology(this.updatedAt)
+    try {
+      writeTopology(this.init.home, t)
+      this.written = topologyContent(t)
+      this.init.log.debug({ poolId: t.poolId, epoch: t.epoch, hash: t.hash, members: t.members.length, why }, 'ring topology written')
+    } catch (err) {
+      // a full disk must not stop the ring; the next change tries again
+      if (!(err instanceof StateWriteError)) throw err
+      this.init.log.error({ err: err.message }, 'cannot write the ring topology file')
+    }
+  }
+
+  status (now: number): RingStatus {
+    return {
+      topology: this.membership.topology(this.updatedAt),
+      converged: this.membership.converged(),
+      ageMs: now - this.membership.changedAt,
+      drops: Object.fromEntries(this.membership.drops)
+    }
+  }
+}

@@ -1,0 +1,66 @@
+import {
+  acceptRevocationList, decodeMemberCert, decodeRevocationList, listPoolRecords, loadDevice, poolTrust,
+  recordCert, recordRevocation, verifyMemberCert, UnknownPoolError, type PoolRecord
+} from '../../pool/index.js'
+import type { CertifiedPeer, PoolTrustStore } from './trust.js'
+
+/**
+ * The pool network's view of MESH_HOME's pool records: certificates are verified with the pool
+ * library against the record's root key and newest revocation list; revocation lists from peers
+ * are stored through it. `reload` re-reads the records (another process — `mesh pool-revoke`,
+ * the join flow — may have changed them) and says whether anything that matters changed.
+ */
+export class DiskPoolTrust implements PoolTrustStore {
+  private records: PoolRecord[] = []
+  private fingerprint = ''
+  private readonly nodeId: string
+
+  constructor (private readonly home: string) {
+    this.nodeId = loadDevice(home).nodeId
+    this.reload()
+  }
+
+  reload (): boolean {
+    const records = listPoolRecords(this.home)
+    const fingerprint = JSON.stringify(records.map((r) => [r.poolId, r.certificate, r.revocation]))
+    this.records = records
+    if (fingerprint === this.fingerprint) return false
+    this.fingerprint = fingerprint
+    return true
+  }
+
+  memberPools (): CertifiedPeer[] {
+    const now = Date.now()
+    return this.records.flatMap((r) => {
+      const cert = recordCert(r)
+      if (cert === undefined || cert.nodeId !== this.nodeId) return []
+      try { verifyMemberCert(cert, poolTrust(r), now) } catch { return [] } // expired or revoked: not in the ring
+      return [certified(cert)]
+    })
+  }
+
+  verifyCertificate (bytes: Uint8Array, now: number): CertifiedPeer {
+    const cert = decodeMemberCert(bytes)
+    const record = this.records.find((r) => r.poolId === cert.poolId)
+    if (record === undefined) throw new UnknownPoolError(cert.poolId)
+    verifyMemberCert(cert, poolTrust(record), now)
+    return certified(cert)
+  }
+
+  revocationLists (): Uint8Array[] {
+    return this.records.flatMap((r) => { const l = recordRevocation(r); return l === undefined ? [] : [l.bytes] })
+  }
+
+  acceptRevocationList (bytes: Uint8Array): string | undefined {
+    const { poolId } = decodeRevocationList(bytes)
+    if (!this.records.some((r) => r.poolId === poolId)) return undefined
+    const { changed } = acceptRevocationList(this.home, poolId, bytes)
+    if (!changed) return undefined
+    this.reload()
+    return poolId
+  }
+}
+
+function certified (cert: ReturnType<typeof decodeMemberCert>): CertifiedPeer {
+  return { poolId: cert.poolId, nodeId: cert.nodeId, name: cert.name, serial: cert.serial, notAfter: cert.notAfter, bytes: cert.bytes }
+}

@@ -1,0 +1,124 @@
+import fs from 'node:fs'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { tcp } from '@libp2p/tcp'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import pino from 'pino'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { poolNetwork, type PoolNetwork } from '../../src/agent/net/pool-network.js'
+import { DiskPoolTrust } from '../../src/agent/net/pool-trust.js'
+import { libp2pPrivateKey, loadDevice, revokeNode } from '../../src/pool/index.js'
+import { loopbackTestConfig } from '../../src/ring/liveness-config.js'
+import { readTopology, topologyContent } from '../../src/ring/topology.js'
+import { tempRoot, testDevice, testPool, type TestDevice } from '../helpers/pools.js'
+
+const silent = pino({ level: 'silent' })
+const cleanups: Array<() => Promise<void> | void> = []
+afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c() })
+
+function root (): string {
+  const dir = tempRoot()
+  cleanups.push(() => fs.rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+async function startNet (dev: TestDevice): Promise<PoolNetwork> {
+  const net = poolNetwork({
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    liveness: loopbackTestConfig(),
+    admissionTimeoutMs: 1500,
+    redialIntervalMs: 500,
+    trustReloadMs: 200
+  })({
+    home: dev.home,
+    privateKey: libp2pPrivateKey(loadDevice(dev.home)),
+    trust: new DiskPoolTrust(dev.home),
+    capacity: { cores: 1, memoryMiB: 1024, matmulMflops: 0 },
+    model: 'stories260K',
+    log: silent
+  })
+  await net.start()
+  cleanups.push(async () => { await net.stop() })
+  return net
+}
+
+const ringOf = (net: PoolNetwork, poolId: string): string[] =>
+  net.ringStatus(poolId)?.topology.members.map((m) => m.nodeId) ?? []
+
+describe('pool network on 127.0.0.1', () => {
+  it('three members converge to the identical topology file; a graceful stop drops one at once', async () => {
+    const pool = testPool(root(), ['admin', 'm1', 'm2'])
+    const devs = [pool.admin, ...pool.members]
+    const nets = await Promise.all(devs.map(startNet))
+    const [a, b, c] = nets as [PoolNetwork, PoolNetwork, PoolNetwork]
+    await b.dial(a.listenAddresses()[0]!)
+    await c.dial(a.listenAddresses()[0]!)
+    await vi.waitFor(() => {
+      for (const n of nets) {
+        expect(ringOf(n, pool.poolId)).toHaveLength(3)
+        expect(n.ringStatus(pool.poolId)?.converged).toBe(true)
+      }
+      const files = devs.map((d) => readTopology(d.home, pool.poolId))
+      expect(new Set(files.map((f) => topologyContent(f!))).size).toBe(1)
+    }, { timeout: 10_000, interval: 100 })
+    const t = readTopology(pool.admin.home, pool.poolId)!
+    expect(t.members.map((m) => m.end - m.start)).toEqual([2731, 2731, 2730])
+    expect(t.members.map((m) => m.name).sort()).toEqual(['admin', 'm1', 'm2'])
+
+    // graceful stop: the others drop it on its goodbye, well before the offline timer
+    const stoppedAt = performance.now()
+    await c.stop()
+    await vi.waitFor(() => {
+      expect(ringOf(a, pool.poolId)).toHaveLength(2)
+      expect(ringOf(b, pool.poolId)).toHaveLength(2)
+    }, { timeout: 5000, interval: 20 })
+    expect(performance.now() - stoppedAt).toBeLessThan(loopbackTestConfig().offlineAfterMs)
+  })
+
+  it('refuses a node without a certificate, and one certified by another pool', async () => {
+    const dir = root()
+    const pool = testPool(dir, ['admin'])
+    const a = await startNet(pool.admin)
+    // a valid libp2p key, no certificate: connects, shows nothing, is disconnected
+    const bare: Libp2p = await createLibp2p({
+      privateKey: libp2pPrivateKey(loadDevice(testDevice(dir, 'bare').home)),
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() }
+    })
+    cleanups.push(async () => { await bare.stop() })
+    await bare.dial(multiaddr(a.listenAddresses()[0]!))
+    await vi.waitFor(() => { expect(bare.getConnections()).toHaveLength(0) }, { timeout: 5000, interval: 50 })
+    expect(a.drops.get('not-admitted')).toBe(1)
+
+    // a member of another pool: both sides see no shared pool and hang up
+    const other = testPool(dir, ['stranger'])
+    const s = await startNet(other.admin)
+    await s.dial(a.listenAddresses()[0]!)
+    await vi.waitFor(() => { expect(a.drops.get('no-shared-pool')).toBeGreaterThanOrEqual(1) }, { timeout: 5000, interval: 50 })
+    await vi.waitFor(() => { expect(ringOf(s, other.poolId)).toEqual([other.admin.nodeId]) })
+    expect(ringOf(a, pool.poolId)).toEqual([pool.admin.nodeId])
+  })
+
+  it('a revoked member is disconnected and leaves every ring', async () => {
+    const pool = testPool(root(), ['admin', 'm1', 'm2'])
+    const nets = await Promise.all([pool.admin, ...pool.members].map(startNet))
+    const [a, b, c] = nets as [PoolNetwork, PoolNetwork, PoolNetwork]
+    await b.dial(a.listenAddresses()[0]!)
+    await c.dial(b.listenAddresses()[0]!)
+    await vi.waitFor(() => { for (const n of nets) expect(ringOf(n, pool.poolId)).toHaveLength(3) }, { timeout: 10_000, interval: 100 })
+    const victim = pool.members[1]!
+    revokeNode(pool.admin.home, victim.nodeId, pool.poolId, Date.now())
+    await vi.waitFor(() => {
+      expect(ringOf(a, pool.poolId)).not.toContain(victim.nodeId)
+      expect(ringOf(b, pool.poolId)).not.toContain(victim.nodeId)
+      expect(a.isAdmitted(victim.nodeId, pool.poolId)).toBe(false)
+      expect(b.isAdmitted(victim.nodeId, pool.poolId)).toBe(false)
+    }, { timeout: 10_000, interval: 100 })
+    // the list reached b by gossip and is stored in its pool record
+    expect(readTopology(pool.members[0]!.home, pool.poolId)?.members).toHaveLength(2)
+    // refused everywhere, the revoked member is left alone in its own view
+    await vi.waitFor(() => { expect(ringOf(c, pool.poolId)).toEqual([victim.nodeId]) }, { timeout: 10_000, interval: 100 })
+  })
+})
