@@ -51,24 +51,23 @@ export function decodeCertBundle (bytes: Uint8Array): CertBundle {
     const at = off; off += n; return at
   }
   if (v.getUint8(need(1)) !== VERSION) throw new CertBundleError('unsupported version')
+  const items = (count: number, lengthBytes: 2 | 4, max: number, what: string): Uint8Array[] => {
+    const out: Uint8Array[] = []
+    for (let i = 0; i < count; i++) {
+      const at = need(lengthBytes)
+      const len = lengthBytes === 2 ? v.getUint16(at) : v.getUint32(at)
+      if (len > max) throw new CertBundleError(`${what} too long`)
+      const start = need(len)
+      out.push(bytes.slice(start, start + len))
+    }
+    return out
+  }
   const certCount = v.getUint16(need(2))
   if (certCount > MAX_BUNDLE_CERTS) throw new CertBundleError('too many certificates')
-  const certificates: Uint8Array[] = []
-  for (let i = 0; i < certCount; i++) {
-    const len = v.getUint16(need(2))
-    if (len > MAX_CERT_BYTES) throw new CertBundleError('certificate too long')
-    const at = need(len)
-    certificates.push(bytes.slice(at, at + len))
-  }
+  const certificates = items(certCount, 2, MAX_CERT_BYTES, 'certificate')
   const revCount = v.getUint8(need(1))
   if (revCount > MAX_BUNDLE_REVOCATIONS) throw new CertBundleError('too many revocation lists')
-  const revocations: Uint8Array[] = []
-  for (let i = 0; i < revCount; i++) {
-    const len = v.getUint32(need(4))
-    if (len > MAX_REVOCATION_BYTES) throw new CertBundleError('revocation list too long')
-    const at = need(len)
-    revocations.push(bytes.slice(at, at + len))
-  }
+  const revocations = items(revCount, 4, MAX_REVOCATION_BYTES, 'revocation list')
   if (off !== bytes.length) throw new CertBundleError('trailing bytes')
   return { certificates, revocations }
 }

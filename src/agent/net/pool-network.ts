@@ -291,7 +291,7 @@ export class PoolNetwork {
           model: this.c.model,
           addresses: this.listenAddresses(),
           mode: this.cfg.shardMode,
-          liveness: this.cfg.liveness,
+          config: this.cfg.liveness,
           privateKey: this.c.privateKey,
           log: this.c.log
         }, now)

@@ -1,22 +1,12 @@
 import type { PrivateKey } from '@libp2p/interface'
 import { CorruptFileError, StateWriteError } from '../../atomic-file.js'
-import type { Capacity, ShardMode } from '../../ring/assign.js'
 import { decodeHeartbeat, encodeHeartbeat, verifyHeartbeatSignature, type HeartbeatStatus } from '../../ring/heartbeat.js'
-import type { LivenessConfig } from '../../ring/liveness-config.js'
-import { RingMembership, type CertifiedMember } from '../../ring/membership.js'
+import { RingMembership, type RingMembershipInit } from '../../ring/membership.js'
 import { readTopology, topologyContent, writeTopology, type Topology } from '../../ring/topology.js'
 import type { Logger } from '../log.js'
 
-export interface PoolRingInit {
+export interface PoolRingInit extends RingMembershipInit {
   readonly home: string
-  readonly poolId: string
-  readonly self: CertifiedMember
-  readonly incarnation: number
-  readonly capacity: Capacity
-  readonly model: string
-  readonly addresses: readonly string[]
-  readonly mode: ShardMode
-  readonly liveness: LivenessConfig
   readonly privateKey: PrivateKey
   readonly log: Logger
 }
@@ -43,7 +33,7 @@ export class PoolRing {
   private updatedAt = new Date().toISOString()
 
   constructor (private readonly init: PoolRingInit, now: number) {
-    this.membership = new RingMembership({ ...init, config: init.liveness }, now)
+    this.membership = new RingMembership(init, now)
   }
 
   /**
