@@ -7,10 +7,7 @@
  */
 import type { FastifyRequest } from 'fastify'
 import type { z } from 'zod'
-import { verifyMemberCert, type MemberCert, type PoolTrust } from '../pool/cert.js'
-import { VerifyError } from '../pool/errors.js'
-import { fromHex } from '../pool/encoding.js'
-import { derivePoolId } from '../pool/pool-id.js'
+import { derivePoolId, fromHex, type MemberCert, type PoolTrust, VerifyError, verifyMemberCert } from '../pool/index.js'
 import { Refusal } from './refusals.js'
 import { TIMESTAMP_WINDOW_MS, verifySignedRequest } from './signing.js'
 import type { PoolStore } from './store/pools.js'

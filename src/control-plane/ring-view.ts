@@ -1,34 +1,22 @@
 /**
  * The ring the control plane reports for a pool: the ring module's pure assignment over the members
  * whose heartbeats are fresh, shaped like the topology file agents write, so an agent can compare it
- * with (or use it in place of) the ring it agrees by gossip.
+ * with the ring it agrees by gossip (same fields and hash, plus when each member was last heard).
  *
  * Exports: RingView, RingViewMember, ringView.
  */
 import { RING_COLUMNS, assignRing, type ShardMode } from '../ring/assign.js'
+import type { Topology, TopologyMember } from '../ring/topology.js'
 import type { RingEpoch, RingMemberRow } from './store/ring.js'
 
-export interface RingViewMember {
-  readonly nodeId: string
-  readonly name: string
-  readonly position: number
-  /** column range [start, end) */
-  readonly start: number
-  readonly end: number
-  readonly addresses: readonly string[]
+/** A topology member, plus when the control plane last heard from it. */
+export interface RingViewMember extends TopologyMember {
   readonly status: 'online'
   readonly lastHeartbeatAt: string
 }
 
-export interface RingView {
-  readonly version: 1
-  readonly poolId: string
-  readonly epoch: number
-  readonly hash: string
-  readonly shardMode: ShardMode
-  readonly columns: number
-  /** ISO time of the last ring change */
-  readonly updatedAt: string
+/** The topology file's shape (ring/topology.ts): equal hashes mean the same ring. */
+export interface RingView extends Topology {
   readonly members: readonly RingViewMember[]
 }
 

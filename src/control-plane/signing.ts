@@ -11,9 +11,7 @@
  * newNonce, AuthFailure, VerifiedRequest, verifySignedRequest.
  */
 import crypto from 'node:crypto'
-import { decodeMemberCert, MAX_CERT_BYTES, type MemberCert } from '../pool/cert.js'
-import { fromBase64Url, toBase64Url } from '../pool/encoding.js'
-import { SIGNATURE_BYTES, sign, verifySignature } from '../pool/keys.js'
+import { decodeMemberCert, fromBase64Url, MAX_CERT_BYTES, type MemberCert, sign, SIGNATURE_BYTES, toBase64Url, verifySignature } from '../pool/index.js'
 
 export const AUTH_HEADERS = {
   cert: 'x-mesh-cert',

@@ -6,10 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { signMemberCert, newSerial, type Role } from '../../src/pool/cert.js'
-import { nodeIdFromPublicKey } from '../../src/pool/identity.js'
-import { keyId, newSeed, publicKeyOf } from '../../src/pool/keys.js'
-import { derivePoolId } from '../../src/pool/pool-id.js'
+import { derivePoolId, keyId, newSeed, newSerial, nodeIdFromPublicKey, publicKeyOf, type Role, signMemberCert } from '../../src/pool/index.js'
 import { ControlPlaneClient, type ControlPlaneClientOptions } from '../../src/control-plane/client.js'
 
 export const MAIN = path.resolve('dist/control-plane/main.js')

@@ -6,7 +6,7 @@
  * Exports: PoolRow, DeviceRow, PoolStore.
  */
 import type { Database, Statement } from 'better-sqlite3'
-import type { MemberCert } from '../../pool/cert.js'
+import { type MemberCert } from '../../pool/index.js'
 
 export interface PoolRow {
   readonly poolId: string

@@ -1,0 +1,117 @@
+import fs from 'node:fs'
+import path from 'node:path'
+import Database from 'better-sqlite3'
+import pino from 'pino'
+import { afterEach, describe, expect, it } from 'vitest'
+import { ControlPlaneRequestError, type ControlPlaneClient } from '../../../src/control-plane/client.js'
+import { dbFile, openDatabase, schemaVersion } from '../../../src/control-plane/db.js'
+import { DatabaseError, DatabaseTooNewError } from '../../../src/control-plane/errors.js'
+import { candidatePorts } from '../../../src/control-plane/listen.js'
+import { MIGRATIONS } from '../../../src/control-plane/migrations.js'
+import { buildControlPlane, defaultConfig, type ControlPlane } from '../../../src/control-plane/server.js'
+import { clientFor, makeMember, makePool, tempHome, type TestPool } from '../../helpers/control-plane.js'
+
+/** The real app on 127.0.0.1 in this process, with a clock the test moves. */
+async function inProcess (): Promise<{ cp: ControlPlane, url: string, clock: { t: number }, client: (pool: TestPool, name: string) => ControlPlaneClient }> {
+  const clock = { t: Date.now() }
+  const db = openDatabase(tempHome())
+  const cp = buildControlPlane(db, pino({ level: 'silent' }), defaultConfig(), () => clock.t)
+  await cp.app.listen({ host: '127.0.0.1', port: 0 })
+  const url = `http://127.0.0.1:${(cp.app.server.address() as { port: number }).port}`
+  open.push(async () => { await cp.close(); db.close() })
+  return { cp, url, clock, client: (pool, name) => clientFor(url, makeMember(pool, name), { now: () => clock.t }) }
+}
+const open: Array<() => Promise<void>> = []
+afterEach(async () => { for (const close of open.splice(0)) await close() })
+
+async function statusOf (p: Promise<unknown>): Promise<number> {
+  const err = await p.then(() => undefined, (e: unknown) => e)
+  expect(err).toBeInstanceOf(ControlPlaneRequestError)
+  return (err as ControlPlaneRequestError).status
+}
+
+describe('control-plane HTTP ring liveness', () => {
+  it('drops a member whose heartbeats stop for the TTL, bumping the epoch; it must join again', async () => {
+    const { clock, client } = await inProcess()
+    const pool = makePool()
+    const a = client(pool, 'alice')
+    const b = client(pool, 'bob')
+    await a.register(pool.rootPublicKey); await b.register(pool.rootPublicKey)
+    await a.joinRing(); const two = await b.joinRing()
+    expect(two.members).toHaveLength(2)
+    const ttl = defaultConfig().memberTtlMs
+    clock.t += ttl - 1000
+    await a.heartbeat()
+    clock.t += 1001 // bob is now past the TTL, alice is not
+    const one = await a.ring()
+    expect(one.members.map((m) => [m.name, m.start, m.end])).toEqual([['alice', 0, 8192]])
+    expect(one.epoch).toBe(two.epoch + 1)
+    expect(await statusOf(b.heartbeat())).toBe(409)
+    expect((await b.joinRing()).members).toHaveLength(2)
+  })
+})
+
+describe('control-plane job leases', () => {
+  it('gives a job whose claimer went silent to the next claimer, which starts over', async () => {
+    const { clock, client } = await inProcess()
+    const pool = makePool()
+    const [sub, first, second] = [client(pool, 'sub'), client(pool, 'first'), client(pool, 'second')]
+    for (const c of [sub, first, second]) await c.register(pool.rootPublicKey)
+    const job = await sub.submitJob({ prompt: 'hi', maxTokens: 2 })
+    expect((await first.claimJob())?.jobId).toBe(job.jobId)
+    await first.postTokens(job.jobId, 0, ['a'])
+    expect(await second.claimJob()).toBeUndefined()
+    clock.t += defaultConfig().leaseMs + 1
+    const again = await second.claimJob()
+    expect(again?.jobId).toBe(job.jobId)
+    expect((await sub.job(job.jobId)).tokens).toEqual([])
+    expect(await statusOf(first.postTokens(job.jobId, 1, ['b']))).toBe(409)
+    await second.finishJob(job.jobId, { error: 'model not loaded' })
+    expect(await sub.job(job.jobId)).toMatchObject({ state: 'failed', error: 'model not loaded', claimedBy: again?.claimedBy })
+  })
+
+  it('refuses submissions past the queue bound with 429', async () => {
+    const clock = { t: Date.now() }
+    const db = openDatabase(tempHome())
+    const cp = buildControlPlane(db, pino({ level: 'silent' }), { ...defaultConfig(), maxQueuedJobs: 2 }, () => clock.t)
+    await cp.app.listen({ host: '127.0.0.1', port: 0 })
+    open.push(async () => { await cp.close(); db.close() })
+    const pool = makePool()
+    const c = clientFor(`http://127.0.0.1:${(cp.app.server.address() as { port: number }).port}`, makeMember(pool, 'busy'), { now: () => clock.t })
+    await c.register(pool.rootPublicKey)
+    await c.submitJob({ prompt: 'a', maxTokens: 1 }); await c.submitJob({ prompt: 'b', maxTokens: 1 })
+    expect(await statusOf(c.submitJob({ prompt: 'c', maxTokens: 1 }))).toBe(429)
+    expect(cp.refusals.snapshot()['queue-full']).toBe(1)
+  })
+})
+
+describe('control-plane store', () => {
+  it('applies the migrations once and reopens at the same version', () => {
+    const home = tempHome()
+    openDatabase(home).close()
+    const db = openDatabase(home)
+    expect(schemaVersion(db)).toBe(MIGRATIONS.length)
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
+    db.close()
+  })
+
+  it('refuses a store from a newer version and names a damaged file, leaving both untouched', () => {
+    const home = tempHome()
+    const newer = new Database(dbFile(home)); newer.pragma('user_version = 99'); newer.close()
+    expect(() => openDatabase(home)).toThrow(DatabaseTooNewError)
+    const other = tempHome()
+    fs.writeFileSync(path.join(other, 'control-plane.sqlite'), 'not a database, but someone\'s data'.repeat(200))
+    expect(() => openDatabase(other)).toThrow(DatabaseError)
+    expect(() => openDatabase(other)).toThrow(/control-plane\.sqlite: .*move the file aside/)
+    expect(fs.readFileSync(path.join(other, 'control-plane.sqlite'), 'utf8')).toMatch(/^not a database/)
+  })
+})
+
+describe('candidatePorts', () => {
+  it('is the fixed port alone, or 100 ports from the base, clipped at 65535', () => {
+    expect(candidatePorts({ host: 'h', port: 9000, base: 8080 })).toEqual([9000])
+    const range = candidatePorts({ host: 'h', base: 8080 })
+    expect([range.length, range[0], range[99]]).toEqual([100, 8080, 8179])
+    expect(candidatePorts({ host: 'h', base: 65500 })).toHaveLength(36)
+  })
+})
