@@ -133,7 +133,8 @@ export class PoolNetwork {
 
   /** Addresses peers can dial, for beacons and heartbeats: loopback only when there is nothing else. */
   listenAddresses (): string[] {
-    const all = this.libp2p.getMultiaddrs().map((a) => a.toString())
+    if (this.node === undefined) return [] // not started (or stopped): nothing to announce
+    const all = this.node.getMultiaddrs().map((a) => a.toString())
     const routable = all.filter((a) => !a.startsWith('/ip4/127.'))
     return (routable.length > 0 ? routable : all).slice(0, 8)
   }

@@ -1,0 +1,50 @@
+import type { Topology } from '../ring/topology.js'
+
+/** One pool's ring as `mesh ring-status` prints it: live from the agent, or the last file written. */
+export interface RingReport {
+  readonly poolId: string
+  readonly poolName: string
+  /** 'live': from the running agent; 'file': the agent is not running, this is the last topology written */
+  readonly source: 'live' | 'file'
+  readonly topology: Topology
+  /** every ring member reports the same ring and epoch; null when not known (agent not running) */
+  readonly converged: boolean | null
+  /** ms since the ring last changed */
+  readonly ageMs: number
+}
+
+function ago (ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000))
+  if (s < 120) return `${s}s ago`
+  if (s < 7200) return `${Math.round(s / 60)}m ago`
+  return `${Math.round(s / 3600)}h ago`
+}
+
+function table (rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? []
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n')
+}
+
+/** Human text: a header line per pool, then its members in ring order with their column ranges. */
+export function formatRingReports (reports: readonly RingReport[]): string {
+  if (reports.length === 0) return 'no rings: this device holds no pool certificate yet (see mesh pool-status)'
+  return reports.map((r) => {
+    const t = r.topology
+    const converged = r.converged === null ? 'unknown (agent not running)' : r.converged ? 'yes' : 'no'
+    const head = [
+      `pool ${r.poolId.slice(0, 16)} (${r.poolName})`,
+      `epoch ${t.epoch}`,
+      `hash ${t.hash.slice(0, 12)}`,
+      `${t.members.length} member${t.members.length === 1 ? '' : 's'}`,
+      `shards ${t.shardMode}`,
+      `converged: ${converged}`,
+      `changed ${ago(r.ageMs)}`
+    ].join('  ')
+    const rows = [['POS', 'NODE ID', 'NAME', 'COLUMNS', 'SHARE', 'STATUS', 'ADDRESS'],
+      ...t.members.map((m) => [
+        String(m.position), m.nodeId, m.name, `[${m.start}, ${m.end})`,
+        `${(((m.end - m.start) / t.columns) * 100).toFixed(1)}%`, m.status.toUpperCase(), m.addresses[0] ?? ''
+      ])]
+    return `${head}\n${table(rows)}`
+  }).join('\n\n')
+}

@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest'
+import { formatRingReports, type RingReport } from '../../src/cli/ring-format.js'
+
+const POOL = '602e587a5e549df0335ddddde1d7a73e163116015dfd047d071640f36e74e00a'
+const report: RingReport = {
+  poolId: POOL,
+  poolName: 'lab',
+  source: 'live',
+  converged: true,
+  ageMs: 12_300,
+  topology: {
+    version: 1, poolId: POOL, epoch: 7, hash: '12126be42e9b1d4623dd14a9f5757e5088241b531bcc3f6614fbae33d2237e28',
+    shardMode: 'even', columns: 8192, updatedAt: '2026-11-23T16:00:00.000Z',
+    members: [
+      { nodeId: '12D3KooWA', name: 'desk', position: 0, start: 0, end: 4096, addresses: ['/ip4/10.0.0.2/tcp/4001'], status: 'online' },
+      { nodeId: '12D3KooWBB', name: 'laptop', position: 1, start: 4096, end: 8192, addresses: [], status: 'suspect' }
+    ]
+  }
+}
+
+describe('formatRingReports', () => {
+  it('prints a header and the members in ring order with their ranges', () => {
+    expect(formatRingReports([report])).toBe([
+      'pool 602e587a5e549df0 (lab)  epoch 7  hash 12126be42e9b  2 members  shards even  converged: yes  changed 12s ago',
+      'POS  NODE ID     NAME    COLUMNS       SHARE  STATUS   ADDRESS',
+      '0    12D3KooWA   desk    [0, 4096)     50.0%  ONLINE   /ip4/10.0.0.2/tcp/4001',
+      '1    12D3KooWBB  laptop  [4096, 8192)  50.0%  SUSPECT'
+    ].join('\n'))
+  })
+
+  it('says when convergence is unknown, and when there is no ring', () => {
+    expect(formatRingReports([{ ...report, source: 'file', converged: null }])).toContain('converged: unknown (agent not running)')
+    expect(formatRingReports([])).toMatch(/^no rings/)
+  })
+})
