@@ -1,17 +1,19 @@
 import fs from 'node:fs'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { gossipsub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
-import { createLibp2p, type Libp2p } from 'libp2p'
+import { createLibp2p } from 'libp2p'
 import pino from 'pino'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { poolNetwork, type PoolNetwork } from '../../src/agent/net/pool-network.js'
 import { DiskPoolTrust } from '../../src/agent/net/pool-trust.js'
 import { libp2pPrivateKey, loadDevice, revokeNode } from '../../src/pool/index.js'
+import { encodeHeartbeat } from '../../src/ring/heartbeat.js'
 import { loopbackTestConfig } from '../../src/ring/liveness-config.js'
-import { readTopology, topologyContent } from '../../src/ring/topology.js'
+import { readTopology, topologyContent, topologyPath } from '../../src/ring/topology.js'
 import { tempRoot, testDevice, testPool, type TestDevice } from '../helpers/pools.js'
 
 const silent = pino({ level: 'silent' })
@@ -67,6 +69,12 @@ describe('pool network on 127.0.0.1', () => {
     expect(t.members.map((m) => m.end - m.start)).toEqual([2731, 2731, 2730])
     expect(t.members.map((m) => m.name).sort()).toEqual(['admin', 'm1', 'm2'])
 
+    // a hand-edited topology file is rewritten from the live view
+    const file = topologyPath(pool.admin.home, pool.poolId)
+    const live = fs.readFileSync(file, 'utf8')
+    fs.writeFileSync(file, live.replace('"epoch"', '"epoch_"'))
+    await vi.waitFor(() => { expect(fs.readFileSync(file, 'utf8')).toBe(live) }, { timeout: 5000, interval: 50 })
+
     // graceful stop: the others drop it on its goodbye, well before the offline timer
     const stoppedAt = performance.now()
     await c.stop()
@@ -81,16 +89,30 @@ describe('pool network on 127.0.0.1', () => {
     const dir = root()
     const pool = testPool(dir, ['admin'])
     const a = await startNet(pool.admin)
-    // a valid libp2p key, no certificate: connects, shows nothing, is disconnected
-    const bare: Libp2p = await createLibp2p({
-      privateKey: libp2pPrivateKey(loadDevice(testDevice(dir, 'bare').home)),
+    // a valid libp2p key, no certificate: connects, shows no certificate, gossips a well-formed
+    // heartbeat signed by its own key on the pool topic; its gossip is rejected and it is disconnected
+    const bareDevice = loadDevice(testDevice(dir, 'bare').home)
+    const bare = await createLibp2p({
+      privateKey: libp2pPrivateKey(bareDevice),
       addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
-      transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()], services: { identify: identify() }
+      transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()],
+      services: { identify: identify(), pubsub: gossipsub({ allowPublishToZeroTopicPeers: true }) }
     })
     cleanups.push(async () => { await bare.stop() })
+    const topic = `/mesh/pool/${pool.poolId}/ring/1`
+    bare.services.pubsub.subscribe(topic)
     await bare.dial(multiaddr(a.listenAddresses()[0]!))
-    await vi.waitFor(() => { expect(bare.getConnections()).toHaveLength(0) }, { timeout: 5000, interval: 50 })
+    const forged = await encodeHeartbeat({
+      poolId: pool.poolId, publicKey: bareDevice.publicKey, incarnation: 1, seq: 1, sentAtMs: Date.now(), status: 'alive',
+      epoch: 99, ringHash: '', capacity: { cores: 64, memoryMiB: 1, matmulMflops: 0 }, model: '', addresses: []
+    }, libp2pPrivateKey(bareDevice))
+    await vi.waitFor(async () => {
+      if (bare.getConnections().length > 0) await bare.services.pubsub.publish(topic, forged)
+      expect(bare.getConnections()).toHaveLength(0)
+    }, { timeout: 5000, interval: 100 })
     expect(a.drops.get('not-admitted')).toBe(1)
+    expect(a.drops.get('gossip-from-non-member')).toBeGreaterThanOrEqual(1)
+    expect(ringOf(a, pool.poolId)).toEqual([pool.admin.nodeId])
 
     // a member of another pool: both sides see no shared pool and hang up
     const other = testPool(dir, ['stranger'])

@@ -54,7 +54,8 @@ const defaults = {
 type Services = { identify: ReturnType<ReturnType<typeof identify>>, ping: ReturnType<ReturnType<typeof ping>>, pubsub: GossipSub }
 
 /** Counters of what peers sent that we refused. */
-export type NetDropReason = 'bad-bundle' | 'invalid-certificate' | 'invalid-revocation' | 'not-admitted' | 'no-shared-pool'
+export type NetDropReason =
+  | 'bad-bundle' | 'invalid-certificate' | 'invalid-revocation' | 'not-admitted' | 'no-shared-pool' | 'gossip-from-non-member'
 
 /**
  * The pool network: a libp2p node keyed by the device key; certificate-gated connections; one
@@ -68,6 +69,8 @@ export class PoolNetwork {
   private readonly timers: NodeJS.Timeout[] = []
   private readonly pinging = new Set<string>()
   private readonly dialing = new Set<string>()
+  /** connected peers whose certificates we have seen: those may be refused as soon as they lose admission */
+  private readonly shown = new Set<string>()
   /** addresses of members learned from beacons or bootstrap, by node id */
   private readonly hints = new Map<string, string[]>()
   readonly drops = new Map<NetDropReason, number>()
@@ -231,6 +234,7 @@ export class PoolNetwork {
     let bundle
     try { bundle = decodeCertBundle(bytes) } catch { this.count('bad-bundle'); return }
     const now = Date.now()
+    this.shown.add(nodeId)
     const wasAdmitted = this.directory.poolsOf(nodeId).length > 0
     let learned = false
     for (const rev of bundle.revocations) {
@@ -258,7 +262,8 @@ export class PoolNetwork {
     this.syncRings()
     for (const conn of this.libp2p.getConnections()) {
       const peer = conn.remotePeer
-      if (this.directory.poolsOf(peer.toString()).length === 0) {
+      // a peer still inside its admission window has not shown its certificate yet
+      if (this.shown.has(peer.toString()) && this.directory.poolsOf(peer.toString()).length === 0) {
         this.c.log.info({ peer: peer.toString() }, 'peer no longer holds a valid certificate; disconnecting')
         void this.libp2p.hangUp(peer).catch(() => {})
       }
@@ -315,7 +320,7 @@ export class PoolNetwork {
 
   /** Gossip's gate for a pool topic: only admitted peers may pass messages, only members' heartbeats count. */
   private async validate (poolId: string, ring: PoolRing, from: PeerId, data: Uint8Array): Promise<TopicValidatorResult> {
-    if (!this.isAdmitted(from.toString(), poolId)) { this.count('not-admitted'); return TopicValidatorResult.Reject }
+    if (!this.isAdmitted(from.toString(), poolId)) { this.count('gossip-from-non-member'); return TopicValidatorResult.Reject }
     const verdict = await ring.receive(data, () => performance.now())
     return verdict === 'accept' ? TopicValidatorResult.Accept : verdict === 'ignore' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
   }
@@ -358,6 +363,7 @@ export class PoolNetwork {
   }
 
   private onDisconnect (peer: PeerId): void {
+    this.shown.delete(peer.toString())
     const now = performance.now()
     for (const ring of this.rings.values()) { ring.membership.disconnected(peer.toString(), now); ring.save() }
   }

@@ -12,6 +12,8 @@ import type { CertifiedPeer, PoolTrustStore } from './trust.js'
  */
 export class DiskPoolTrust implements PoolTrustStore {
   private records: PoolRecord[] = []
+  /** our verified certificates, computed on reload: they are asked for on every bundle */
+  private own: CertifiedPeer[] = []
   private fingerprint = ''
   private readonly nodeId: string
 
@@ -26,17 +28,19 @@ export class DiskPoolTrust implements PoolTrustStore {
     this.records = records
     if (fingerprint === this.fingerprint) return false
     this.fingerprint = fingerprint
+    const now = Date.now()
+    this.own = records.flatMap((r) => {
+      const cert = recordCert(r)
+      if (cert === undefined || cert.nodeId !== this.nodeId) return []
+      try { verifyMemberCert(cert, poolTrust(r), now) } catch { return [] } // revoked or not valid: not in the ring
+      return [certified(cert)]
+    })
     return true
   }
 
   memberPools (): CertifiedPeer[] {
     const now = Date.now()
-    return this.records.flatMap((r) => {
-      const cert = recordCert(r)
-      if (cert === undefined || cert.nodeId !== this.nodeId) return []
-      try { verifyMemberCert(cert, poolTrust(r), now) } catch { return [] } // expired or revoked: not in the ring
-      return [certified(cert)]
-    })
+    return this.own.filter((c) => c.notAfter > now)
   }
 
   verifyCertificate (bytes: Uint8Array, now: number): CertifiedPeer {
