@@ -4,7 +4,9 @@ import type { Argv, CommandModule } from 'yargs'
 import { UsageError } from '../errors.js'
 import { InferenceSettingError } from '../inference/errors.js'
 import { generate } from '../inference/generate.js'
-import { loadModel, shardedModel } from '../inference/model.js'
+import { chooseEngine, ENGINES, loadModel, shardedModel, type Engine, type EngineName } from '../inference/model.js'
+import { parseHeader, V1_HEADER_BYTES } from '../inference/config.js'
+import { readHead, regularFileSize } from '../inference/files.js'
 import { createSampler } from '../inference/sampler.js'
 import type { MeshCommand } from './commands.js'
 import type { CliIO, GlobalArgs } from './io.js'
@@ -23,6 +25,7 @@ interface InferenceArgs extends GlobalArgs {
   'top-p': number
   seed?: string
   threads: number
+  engine: string
 }
 
 export const inferenceCommand: MeshCommand = (io): CommandModule<GlobalArgs, InferenceArgs> => ({
@@ -37,16 +40,19 @@ export const inferenceCommand: MeshCommand = (io): CommandModule<GlobalArgs, Inf
     .option('temperature', { type: 'number', default: 1.0, describe: '0 = greedy; 1.0 samples the model\'s own distribution (llama2.c default)' })
     .option('top-p', { type: 'number', default: 0.9, describe: 'nucleus sampling mass in (0, 1]; 1 = off (llama2.c default 0.9)' })
     .option('seed', { type: 'string', describe: 'random seed, an integer from 1 to 2^64-1, for reproducible sampling', defaultDescription: 'the current time' })
-    .option('threads', { type: 'number', default: os.availableParallelism(), defaultDescription: 'all cores', describe: 'threads for the matrix kernels' }),
+    .option('threads', { type: 'number', default: os.availableParallelism(), defaultDescription: 'all cores', describe: 'threads for the matrix kernels' })
+    .option('engine', { type: 'string', default: 'auto', choices: ['auto', ...ENGINES], describe: 'matrix kernels: auto picks by shape and threads (bench/README.md)' }),
   handler: async (args) => { await runInference(args, io) }
 })
 
 async function runInference (args: InferenceArgs, io: CliIO): Promise<void> {
   if (!args.local) throw new UsageError('inference on the pool needs the agent, which this version cannot reach yet; add --local to run on this device')
   const settings = parseSettings(args)
+  const engine = await pickEngine(args.model, args.engine, settings.threads)
   const progress = byteProgress(io, 'loading model')
-  const loaded = await loadModel({ checkpointPath: args.model, tokenizerPath: args.tokenizer, onProgress: progress.onProgress }).finally(progress.done)
-  const model = shardedModel(loaded)
+  const loaded = await loadModel({ checkpointPath: args.model, tokenizerPath: args.tokenizer, onProgress: progress.onProgress, forWasm: engine.name === 'wasm' })
+    .finally(progress.done)
+  const model = await shardedModel(loaded, engine)
   try {
     const stream = !args.json && io.write !== undefined
     const result = await generate(model, loaded.tokenizer, {
@@ -82,6 +88,14 @@ async function runInference (args: InferenceArgs, io: CliIO): Promise<void> {
   } finally {
     await model.matmuls.close()
   }
+}
+
+/** The engine asked for, or the one measured best for this checkpoint's shape (read from its header). */
+async function pickEngine (checkpoint: string, asked: string, threads: number): Promise<Engine> {
+  if (asked !== 'auto') return { name: asked as EngineName, threads: asked === 'onnx' ? threads : 1 }
+  await regularFileSize(checkpoint, 'checkpoint')
+  const { config } = parseHeader(await readHead(checkpoint, V1_HEADER_BYTES), `checkpoint ${checkpoint}`)
+  return chooseEngine(config, threads)
 }
 
 interface Settings { maxTokens: number, temperature: number, topP: number, seed: bigint, threads: number }

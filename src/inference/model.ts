@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto'
 import { loadCheckpoint, type Checkpoint } from './checkpoint.js'
+import type { ModelConfig } from './config.js'
 import type { LoadProgress } from './files.js'
 import type { ShardedModel } from './forward.js'
-import { tsMatmuls } from './matmuls.js'
+import { tsMatmuls, type Matmuls } from './matmuls.js'
+import { onnxMatmuls } from './onnx-matmuls.js'
 import { wholeModel, type Shard } from './shard.js'
 import { loadTokenizer, type Tokenizer } from './tokenizer.js'
+import { wasmHeap, wasmMatmuls, type WasmHeap } from './wasm-matmuls.js'
 
 /** A model is its files: members of a ring compare these to be sure they run the same model. */
 export interface ModelIdentity {
@@ -18,29 +21,64 @@ export function modelIdentity (checkpointSha256: string, tokenizerSha256: string
   return { checkpointSha256, tokenizerSha256, id }
 }
 
+/**
+ * Which kernels run the matrix work: plain TypeScript loops, WebAssembly SIMD (one thread), or
+ * onnxruntime with `threads` intra-op threads.
+ */
+export type EngineName = 'ts' | 'wasm' | 'onnx'
+export interface Engine { readonly name: EngineName, readonly threads: number }
+export const ENGINES: readonly EngineName[] = ['ts', 'wasm', 'onnx']
+
+/**
+ * The engine for a shape and thread count, from bench/README.md: wasm SIMD beats plain
+ * TypeScript by 5-25x on every shape and onnxruntime's ~11 µs call overhead on small ones; on one
+ * thread it is also on par with onnxruntime for the large shapes. Only onnxruntime can use a
+ * second core, which pays off once the weights no longer fit in cache (the 15M shape and up).
+ */
+export function chooseEngine (c: ModelConfig, threads: number): Engine {
+  const weightBytes = 4 * (c.nLayers * (2 * c.dim * c.dim + 2 * c.dim * (c.dim * c.nKvHeads / c.nHeads) + 3 * c.dim * c.hiddenDim) + c.vocabSize * c.dim)
+  if (threads > 1 && weightBytes > 32 << 20) return { name: 'onnx', threads }
+  return { name: 'wasm', threads: 1 }
+}
+
 export interface LoadedModel {
   readonly checkpoint: Checkpoint
   readonly tokenizer: Tokenizer
   readonly identity: ModelIdentity
   readonly loadMs: number
+  readonly heap: WasmHeap | null // where the weights live when the wasm engine will run them
 }
 
 export interface LoadModelOptions {
   readonly checkpointPath: string
   readonly tokenizerPath: string
   readonly onProgress?: LoadProgress
+  /** Load straight into WebAssembly memory, so the wasm engine reads the weights in place. */
+  readonly forWasm?: boolean
 }
 
 /** Load and cross-check a checkpoint and its tokenizer (the tokenizer must have the model's vocabulary). */
 export async function loadModel (opts: LoadModelOptions): Promise<LoadedModel> {
   const start = performance.now()
-  const checkpoint = await loadCheckpoint(opts.checkpointPath, { onProgress: opts.onProgress })
+  const heap = opts.forWasm === true ? wasmHeap() : null
+  const checkpoint = await loadCheckpoint(opts.checkpointPath, { onProgress: opts.onProgress, allocate: heap?.allocate })
   const tokenizer = await loadTokenizer(opts.tokenizerPath, checkpoint.config.vocabSize)
-  return { checkpoint, tokenizer, identity: modelIdentity(checkpoint.sha256, tokenizer.sha256), loadMs: performance.now() - start }
+  return { checkpoint, tokenizer, identity: modelIdentity(checkpoint.sha256, tokenizer.sha256), loadMs: performance.now() - start, heap }
 }
 
-/** The whole model (or one shard of it) with plain TypeScript kernels. */
-export function shardedModel (m: LoadedModel, shard: Shard = wholeModel(m.checkpoint.config)): ShardedModel {
+/** The whole model (or one shard of it) on an engine; ts by default. */
+export async function shardedModel (m: LoadedModel, engine: Engine = { name: 'ts', threads: 1 }, shard: Shard = wholeModel(m.checkpoint.config)): Promise<ShardedModel> {
   const { config, weights } = m.checkpoint
-  return { config, weights, shard, matmuls: tsMatmuls(config, weights, shard) }
+  return { config, weights, shard, matmuls: await createMatmuls(m, engine, shard) }
+}
+
+async function createMatmuls (m: LoadedModel, engine: Engine, shard: Shard): Promise<Matmuls> {
+  const { config, weights } = m.checkpoint
+  switch (engine.name) {
+    case 'ts': return tsMatmuls(config, weights, shard)
+    case 'onnx': return await onnxMatmuls(config, weights, shard, engine.threads)
+    case 'wasm':
+      if (m.heap === null) throw new Error('load the model with forWasm to run it on the wasm engine')
+      return wasmMatmuls(config, weights, shard, m.heap)
+  }
 }

@@ -19,12 +19,12 @@ const case64 = golden.generations.find((g) => g.prompt === 'Once upon a time' &&
 
 async function greedy (checkpointPath: string, prompt: string, maxTokens: number): Promise<number[]> {
   const loaded = await loadModel({ checkpointPath, tokenizerPath: TOKENIZER })
-  const run = await generate(shardedModel(loaded), loaded.tokenizer, { prompt, maxTokens, sampler: createSampler({ temperature: 0, topP: 1, seed: 1n }) })
+  const run = await generate(await shardedModel(loaded), loaded.tokenizer, { prompt, maxTokens, sampler: createSampler({ temperature: 0, topP: 1, seed: 1n }) })
   return run.tokenIds
 }
 
 async function firstLogits (checkpointPath: string): Promise<Float32Array> {
-  const m = shardedModel(await loadModel({ checkpointPath, tokenizerPath: TOKENIZER }))
+  const m = await shardedModel(await loadModel({ checkpointPath, tokenizerPath: TOKENIZER }))
   return Float32Array.from(await forward(m, createRunState(m.config, m.shard, 1), 1, 0))
 }
 

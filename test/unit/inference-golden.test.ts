@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { forward } from '../../src/inference/forward.js'
 import { generate } from '../../src/inference/generate.js'
-import { loadModel, shardedModel, type LoadedModel } from '../../src/inference/model.js'
+import { loadModel, shardedModel, type EngineName, type LoadedModel } from '../../src/inference/model.js'
 import { argmax, createSampler } from '../../src/inference/sampler.js'
 import { createRunState } from '../../src/inference/state.js'
 import { encode, loadTokenizer } from '../../src/inference/tokenizer.js'
@@ -28,43 +28,55 @@ const CHECKPOINT = 'models/stories260K/stories260K.bin'
 const TOKENIZER = 'models/stories260K/tok512.bin'
 
 let model: LoadedModel
-beforeAll(async () => { model = await loadModel({ checkpointPath: CHECKPOINT, tokenizerPath: TOKENIZER }) })
+let inWasmHeap: LoadedModel
+beforeAll(async () => {
+  model = await loadModel({ checkpointPath: CHECKPOINT, tokenizerPath: TOKENIZER })
+  inWasmHeap = await loadModel({ checkpointPath: CHECKPOINT, tokenizerPath: TOKENIZER, forWasm: true })
+})
+const loadedFor = (engine: EngineName): LoadedModel => engine === 'wasm' ? inWasmHeap : model
 
 describe('stories260K against llama2.c run.c', () => {
   it('loads the header llama2.c wrote', () => {
     expect(model.checkpoint.config).toEqual({ dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512, seqLen: 512, sharedClassifier: true })
     expect(model.identity.checkpointSha256).toBe('b0a507e7ad0f626624f17112325e66691f9076d622e1d3274d103d00299f2696')
     expect(model.identity.tokenizerSha256).toBe('037cb335abb25d1fa9e8ecae30ed2a3a8ace9302862ebcdc05d51a6bbb10c312')
+    expect(inWasmHeap.identity).toEqual(model.identity)
   })
 
-  it('matches the argmax trace and max logits at every position', async () => {
-    const t = golden.argmax_trace
-    const m = shardedModel(model)
-    const state = createRunState(m.config, m.shard, t.argmax_per_position_64.length)
-    let token = t.prompt_token_ids[0]
-    for (let pos = 0; pos < t.argmax_per_position_64.length; pos++) {
-      const logits = await forward(m, state, token, pos)
-      if (pos === 0) t.logits_pos0_first8.forEach((v, i) => expect(logits[i]).toBeCloseTo(v, 4))
-      const best = argmax(logits)
-      expect(best, `position ${pos}`).toBe(t.argmax_per_position_64[pos])
-      expect(logits[best]).toBeCloseTo(t.max_logit_per_position_64[pos], 3)
-      token = pos + 1 < t.prompt_token_ids.length ? t.prompt_token_ids[pos + 1] : best
-    }
-  })
-
-  for (const g of golden.generations) {
-    it(`generates run.c's greedy output for ${JSON.stringify(g.prompt)} with ${g.steps} steps`, async () => {
-      const result = await generate(shardedModel(model), model.tokenizer, {
-        prompt: g.prompt,
-        maxTokens: g.steps - g.prompt_token_ids.length + 1, // run.c's steps count prompt positions
-        sampler: createSampler({ temperature: 0, topP: 0.9, seed: 1n })
-      })
-      expect(result.promptTokenIds).toEqual(g.prompt_token_ids)
-      expect(result.tokenIds).toEqual(g.token_ids)
-      expect(result.stopReason).toBe(g.stopped_on_bos ? 'bos' : 'max-tokens')
-      expect(Buffer.from(result.printed).toString('utf8')).toBe(g.output_text)
-      expect(Buffer.from(result.printed).toString('utf8') + '\n').toBe(g.stdout_exact)
+  for (const engine of ['ts', 'wasm', 'onnx'] as const) {
+    it(`matches the argmax trace and max logits at every position (${engine} kernels)`, async () => {
+      const t = golden.argmax_trace
+      const m = await shardedModel(loadedFor(engine), { name: engine, threads: 1 })
+      const state = createRunState(m.config, m.shard, t.argmax_per_position_64.length)
+      let token = t.prompt_token_ids[0]
+      for (let pos = 0; pos < t.argmax_per_position_64.length; pos++) {
+        const logits = await forward(m, state, token, pos)
+        if (pos === 0) t.logits_pos0_first8.forEach((v, i) => expect(logits[i]).toBeCloseTo(v, 4))
+        const best = argmax(logits)
+        expect(best, `position ${pos}`).toBe(t.argmax_per_position_64[pos])
+        expect(logits[best]).toBeCloseTo(t.max_logit_per_position_64[pos], 3)
+        token = pos + 1 < t.prompt_token_ids.length ? t.prompt_token_ids[pos + 1] : best
+      }
+      await m.matmuls.close()
     })
+  }
+
+  // every case on the two single-thread engines; onnxruntime's per-call overhead makes it slow here
+  for (const engine of ['ts', 'wasm'] as const) {
+    for (const g of golden.generations) {
+      it(`generates run.c's greedy output for ${JSON.stringify(g.prompt)} with ${g.steps} steps (${engine} kernels)`, async () => {
+        const result = await generate(await shardedModel(loadedFor(engine), { name: engine, threads: 1 }), model.tokenizer, {
+          prompt: g.prompt,
+          maxTokens: g.steps - g.prompt_token_ids.length + 1, // run.c's steps count prompt positions
+          sampler: createSampler({ temperature: 0, topP: 0.9, seed: 1n })
+        })
+        expect(result.promptTokenIds).toEqual(g.prompt_token_ids)
+        expect(result.tokenIds).toEqual(g.token_ids)
+        expect(result.stopReason).toBe(g.stopped_on_bos ? 'bos' : 'max-tokens')
+        expect(Buffer.from(result.printed).toString('utf8')).toBe(g.output_text)
+        expect(Buffer.from(result.printed).toString('utf8') + '\n').toBe(g.stdout_exact)
+      })
+    }
   }
 })
 

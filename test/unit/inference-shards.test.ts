@@ -22,15 +22,15 @@ function inProcessAllReduce (members: number): AllReduce {
 }
 
 describe('tensor-parallel split of the forward pass', () => {
-  it('three uneven shards summed by an all-reduce reproduce the greedy run of one device', async () => {
+  it.each(['ts', 'wasm', 'onnx'] as const)('three uneven shards summed by an all-reduce reproduce the greedy run of one device (%s kernels)', async (engine) => {
     const golden = JSON.parse(readFileSync('test/fixtures/golden/stories260K-greedy.json', 'utf8')) as { argmax_trace: { prompt_token_ids: number[], argmax_per_position_64: number[] } }
     const trace = golden.argmax_trace
-    const loaded = await loadModel({ checkpointPath: 'models/stories260K/stories260K.bin', tokenizerPath: 'models/stories260K/tok512.bin' })
+    const loaded = await loadModel({ checkpointPath: 'models/stories260K/stories260K.bin', tokenizerPath: 'models/stories260K/tok512.bin', forWasm: engine === 'wasm' })
     const bounds = [0, 2000, 6500, 8192]
-    const members = bounds.slice(1).map((end, i) => {
-      const m = shardedModel(loaded, shardForColumns(loaded.checkpoint.config, bounds[i], end))
+    const members = await Promise.all(bounds.slice(1).map(async (end, i) => {
+      const m = await shardedModel(loaded, { name: engine, threads: 1 }, shardForColumns(loaded.checkpoint.config, bounds[i], end))
       return { m, state: createRunState(m.config, m.shard, 64) }
-    })
+    }))
     expect(members.map(({ m }) => m.shard.kvHeadEnd - m.shard.kvHeadStart)).toEqual([1, 2, 1])
     const allReduce = inProcessAllReduce(members.length)
     let token = trace.prompt_token_ids[0]
@@ -41,5 +41,6 @@ describe('tensor-parallel split of the forward pass', () => {
       expect(picks[0], `position ${pos}`).toBe(trace.argmax_per_position_64[pos])
       token = pos + 1 < trace.prompt_token_ids.length ? trace.prompt_token_ids[pos + 1] : picks[0]
     }
+    await Promise.all(members.map(async ({ m }) => { await m.matmuls.close() }))
   })
 })
