@@ -13,7 +13,9 @@ export interface PeerRecord {
   certSerial: string
   /** where its last beacon came from */
   address: string
-  beaconPort: number
+  port: number
+  /** heard by unicast (its packets come from a beacon port, not a multicast send socket): announce to it by unicast too */
+  unicast: boolean
   listenAddrs: string[]
   capabilities: string[]
   /** ms since the epoch; 0 for a peer only known from the cache */

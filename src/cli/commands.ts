@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs'
+import { poolPeersCommand, startCommand, stopCommand } from './agent.js'
 import { inferenceCommand } from './inference.js'
 import type { CliIO, GlobalArgs } from './io.js'
 import { modelCommand } from './model.js'
@@ -10,4 +11,4 @@ import { modelCommand } from './model.js'
 export type MeshCommand = (io: CliIO) => CommandModule<GlobalArgs, any>
 
 /** Every `mesh` command, in the order --help lists them. Each group lives in its own module. */
-export const commands: MeshCommand[] = [inferenceCommand, modelCommand]
+export const commands: MeshCommand[] = [startCommand, stopCommand, poolPeersCommand, inferenceCommand, modelCommand]

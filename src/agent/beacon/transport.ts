@@ -104,6 +104,8 @@ export class UdpBeaconTransport {
 
   private async openSender (addr: string): Promise<dgram.Socket> {
     const sock = dgram.createSocket({ type: 'udp4', reuseAddr: true })
+    // a unicast reply to the source of one of our multicasts (e.g. a cert-response) arrives here
+    sock.on('message', (msg, rinfo) => { this.c.onDatagram(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), { address: rinfo.address, port: rinfo.port }) })
     sock.on('error', (err) => { this.c.onError(`send socket ${addr}`, err) })
     await new Promise<void>((resolve, reject) => {
       sock.once('error', reject)

@@ -1,0 +1,221 @@
+import crypto from 'node:crypto'
+import { MeshError } from '../errors.js'
+import type { Device } from '../pool/index.js'
+import { Announcer } from './announcer.js'
+import { LocalApi } from './api/server.js'
+import { BeaconService, type AcceptedBeacon, type BeaconStats } from './beacon/service.js'
+import { ed25519Signer } from './beacon/signing.js'
+import type { Source, UnicastTarget } from './beacon/transport.js'
+import type { AgentConfig } from './config.js'
+import { CertJoin, type JoinStats } from './join.js'
+import { RateLimitedWarner, type Logger } from './log.js'
+import { loadPeerCache, savePeerCache } from './peer-cache.js'
+import { PeerTable, type PeerView } from './peers.js'
+import { claimPidFile, releasePidFile } from './pidfile.js'
+import { PoolDirectory } from './pools.js'
+
+/** Anything the agent runs that holds sockets, timers or files. start/stop are idempotent. */
+export interface Startable { start: () => void | Promise<void>, stop: () => void | Promise<void> }
+
+export interface AgentStatus {
+  pid: number
+  nodeId: string
+  name: string
+  home: string
+  startedAt: string
+  beacon: BeaconStats
+  join: JoinStats
+  pools: Array<{ poolId: string, name: string, role: string, state: string, certSerial: string | null, peers: Record<'ONLINE' | 'SUSPECT' | 'OFFLINE', number> }>
+}
+
+export interface Agent {
+  readonly status: () => AgentStatus
+  readonly peers: (poolId?: string) => PeerView[]
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  /** resolves once stop() has finished, however it was asked for (signal, `mesh stop`) */
+  readonly stopped: Promise<void>
+}
+
+export interface AgentDeps {
+  device: Device
+  log: Logger
+  clock?: () => number
+  random?: () => number
+}
+
+/** how often the pool store is re-read: picks up pool-join, pool-approve and revocations within a second */
+const POOL_POLL_MS = 1000
+/** the peer cache is written at most this often */
+const CACHE_SAVE_MS = 10_000
+/** after start, cached peers not yet heard are announced to by unicast for this long */
+const CACHE_PROBE_MS = 60_000
+
+/**
+ * Builds the agent's components in dependency order, starts them in order and stops them in reverse;
+ * if a start fails, what already started is stopped. The ring issue adds its libp2p node as one more
+ * component (src/agent/net) and fills `listenAddrs`.
+ */
+export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
+  const { device, log } = deps
+  const clock = deps.clock ?? Date.now
+  const random = deps.random ?? (() => crypto.randomInt(0, 2 ** 32) / 2 ** 32)
+  const startedAt = clock()
+  const warner = new RateLimitedWarner(log)
+  const pools = new PoolDirectory(config.home, (poolId, err) => {
+    warner.warn(`pool-file:${poolId}`, clock(), { pool: poolId, err: err.message }, 'cannot read a pool file; keeping its last good state')
+  })
+  const peers = new PeerTable()
+  let cacheDirty = false
+
+  const unicastTargets = (): UnicastTarget[] => {
+    const now = clock()
+    return peers.list(undefined, now, config.peers)
+      .filter((p) => p.unicast || (p.lastSeen === 0 && now - startedAt < CACHE_PROBE_MS))
+      .map((p) => ({ host: p.address, port: p.port }))
+  }
+
+  const onAccepted = (a: AcceptedBeacon, from: Source): void => {
+    if (a.type === 'announce') {
+      const c = a.cert
+      const fresh = peers.seen({
+        poolId: a.poolId,
+        nodeId: c.nodeId,
+        name: c.name,
+        publicKey: a.sender,
+        roles: [...c.roles],
+        certSerial: c.serial,
+        address: from.address,
+        port: from.port,
+        // multicast leaves from per-interface sockets on ephemeral ports; unicast from the beacon port
+        unicast: from.port === config.beacon.port,
+        listenAddrs: a.beacon.listenAddrs,
+        capabilities: a.beacon.capabilities,
+        lastSeen: clock()
+      }, clock(), config.peers)
+      if (fresh) {
+        log.info({ pool: a.poolId, node: c.nodeId, name: c.name, address: from.address }, 'peer online')
+        announcer.soon()
+        cacheDirty = true
+      }
+      return
+    }
+    join.onBeacon(a, from)
+  }
+
+  const signer = ed25519Signer(device.privateKey, device.publicKey)
+  const beacons = new BeaconService(config.beacon, {
+    signer, clock, log, pools: () => pools.views(), onAccepted, onInterfacesChanged: () => { announcer.burst() }
+  })
+  const announcer = new Announcer(config.beacon, {
+    beacons, pools, clock, unicastTargets, listenAddrs: () => config.listenAddrs, capabilities: () => config.capabilities
+  })
+  const join = new CertJoin(config.join, {
+    home: config.home, beacons, pools, clock, random, log,
+    onCertInstalled: () => { pools.refresh(); announcer.burst() }
+  })
+
+  const status = (): AgentStatus => {
+    const now = clock()
+    return {
+      pid: process.pid,
+      nodeId: device.nodeId,
+      name: device.name,
+      home: config.home,
+      startedAt: new Date(startedAt).toISOString(),
+      beacon: beacons.stats(),
+      join: join.snapshot(),
+      pools: pools.all().map((p) => {
+        const counts = { ONLINE: 0, SUSPECT: 0, OFFLINE: 0 }
+        for (const peer of peers.list(p.poolId, now, config.peers)) counts[peer.status]++
+        return { poolId: p.poolId, name: p.record.name, role: p.record.role, state: p.record.state, certSerial: p.cert?.serial ?? null, peers: counts }
+      })
+    }
+  }
+  const listPeers = (poolId?: string): PeerView[] => peers.list(poolId, clock(), config.peers)
+
+  let resolveStopped!: () => void
+  const stopped = new Promise<void>((resolve) => { resolveStopped = resolve })
+  const api = new LocalApi(config.home, { status, peers: listPeers, stop: () => { void agent.stop() } })
+
+  // background chores: re-read the pool store, save the peer cache
+  const chores: Startable = (() => {
+    let poll: NodeJS.Timeout | undefined
+    let save: NodeJS.Timeout | undefined
+    const saveCache = (): void => {
+      if (!cacheDirty) return
+      cacheDirty = false
+      try { savePeerCache(config.home, peers.records()) } catch (err) {
+        if (!(err instanceof MeshError)) throw err
+        warner.warn('peer-cache', clock(), { err: err.message }, 'cannot save the peer cache')
+      }
+    }
+    return {
+      start: () => {
+        poll ??= setInterval(() => {
+          if (pools.refresh() === 'changed') { log.info('pool store changed'); announcer.burst() }
+          join.poolsChanged()
+        }, POOL_POLL_MS)
+        save ??= setInterval(saveCache, CACHE_SAVE_MS)
+      },
+      stop: () => {
+        clearInterval(poll); clearInterval(save); poll = undefined; save = undefined
+        saveCache()
+      }
+    }
+  })()
+
+  // in start order; the API comes last, so an answering API means the agent is fully up
+  const components: Array<[string, Startable]> = [
+    ['beacons', beacons],
+    ['announcer', announcer],
+    ['join', join],
+    ['chores', chores],
+    ['api', api]
+  ]
+  const started: Array<[string, Startable]> = []
+  let state: 'new' | 'starting' | 'running' | 'stopping' | 'stopped' = 'new'
+
+  const agent: Agent = {
+    status,
+    peers: listPeers,
+    stopped,
+    async start () {
+      if (state !== 'new') return
+      state = 'starting'
+      const stale = claimPidFile(config.home)
+      if (stale !== undefined) log.warn({ stalePid: stale }, 'removed the pid file of an agent that is gone (crashed?)')
+      pools.refresh()
+      try {
+        for (const p of loadPeerCache(config.home, clock())) peers.remember(p)
+      } catch (err) {
+        if (!(err instanceof MeshError)) throw err
+        log.warn({ err: err.message }, 'ignoring the peer cache; it will be rewritten')
+      }
+      try {
+        for (const entry of components) {
+          await entry[1].start()
+          started.push(entry)
+        }
+      } catch (err) {
+        await agent.stop()
+        throw err
+      }
+      state = 'running'
+      log.info({ nodeId: device.nodeId, pools: pools.all().map((p) => p.poolId) }, 'agent started')
+    },
+    async stop () {
+      if (state === 'stopping' || state === 'stopped') return await stopped
+      state = 'stopping'
+      for (const [name, c] of started.reverse()) {
+        try { await c.stop() } catch (err) { log.error({ component: name, err }, 'error while stopping') }
+      }
+      started.length = 0
+      releasePidFile(config.home)
+      state = 'stopped'
+      log.info('agent stopped')
+      resolveStopped()
+    }
+  }
+  return agent
+}

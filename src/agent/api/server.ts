@@ -1,0 +1,70 @@
+import fs from 'node:fs'
+import http from 'node:http'
+import { AgentSocketError } from '../errors.js'
+import { apiSocket, runDir } from '../paths.js'
+
+/** What the local API serves. Each route returns plain JSON data. */
+export interface ApiRoutes {
+  status: () => unknown
+  peers: (poolId: string | undefined) => unknown
+  /** answer first, then stop: the caller waits for the process to exit */
+  stop: () => void
+}
+
+// Linux sun_path is 108 bytes including the terminating NUL
+const MAX_SOCKET_PATH = 107
+
+/**
+ * HTTP over a Unix socket in MESH_HOME/run (0700, socket 0600): only the owner of MESH_HOME can
+ * talk to the agent, and no TCP port is opened for it.
+ */
+export class LocalApi {
+  private server: http.Server | undefined
+  constructor (private readonly home: string, private readonly routes: ApiRoutes) {}
+
+  async start (): Promise<void> {
+    if (this.server !== undefined) return
+    const sock = apiSocket(this.home)
+    if (Buffer.byteLength(sock) > MAX_SOCKET_PATH) {
+      throw new AgentSocketError(`the API socket path ${sock} is longer than ${MAX_SOCKET_PATH} bytes; use a shorter MESH_HOME`)
+    }
+    fs.mkdirSync(runDir(this.home), { recursive: true, mode: 0o700 })
+    fs.chmodSync(runDir(this.home), 0o700)
+    fs.rmSync(sock, { force: true }) // left by a crashed agent; the pid file check ran before us
+    const server = http.createServer((req, res) => { this.handle(req, res) })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(sock, () => { server.off('error', reject); resolve() })
+    })
+    fs.chmodSync(sock, 0o600)
+    this.server = server
+  }
+
+  private handle (req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://agent')
+    const reply = (code: number, body: unknown): void => {
+      res.writeHead(code, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(body))
+    }
+    try {
+      if (req.method === 'GET' && url.pathname === '/v1/status') return reply(200, this.routes.status())
+      if (req.method === 'GET' && url.pathname === '/v1/peers') return reply(200, this.routes.peers(url.searchParams.get('pool') ?? undefined))
+      if (req.method === 'POST' && url.pathname === '/v1/stop') {
+        res.on('finish', () => { this.routes.stop() })
+        return reply(202, { stopping: true })
+      }
+      reply(404, { error: `no route ${req.method ?? ''} ${url.pathname}` })
+    } catch (err) {
+      reply(500, { error: err instanceof Error ? err.message : String(err) })
+    }
+  }
+
+  async stop (): Promise<void> {
+    const server = this.server
+    if (server === undefined) return
+    this.server = undefined
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+    fs.rmSync(apiSocket(this.home), { force: true })
+  }
+}

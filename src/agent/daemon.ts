@@ -1,0 +1,118 @@
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { loadDevice } from '../pool/index.js'
+import { createAgent, type AgentStatus } from './agent.js'
+import { callAgent } from './api/client.js'
+import { envOverrides, readAgentFile, resolveAgentConfig, type AgentConfig, type AgentOverrides } from './config.js'
+import { AgentAlreadyRunningError, AgentNotRunningError, AgentStartError } from './errors.js'
+import { agentLogFile, createAgentLogger } from './log.js'
+import { daemonOutFile } from './paths.js'
+import { isAlive, readPid } from './pidfile.js'
+
+/** The agent's configuration for `home`: defaults ← agent.json ← environment ← flags. */
+export function agentConfig (home: string, flags: AgentOverrides, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  return resolveAgentConfig(home, readAgentFile(home), envOverrides(env), flags)
+}
+
+/** The running agent's status, or undefined when none answers. */
+export async function runningAgent (home: string): Promise<AgentStatus | undefined> {
+  try {
+    return await callAgent<AgentStatus>(home, 'GET', '/v1/status', 2000)
+  } catch (err) {
+    if (err instanceof AgentNotRunningError) return undefined
+    throw err
+  }
+}
+
+/**
+ * `mesh start --foreground`: run the agent in this process until SIGINT/SIGTERM or `mesh stop`.
+ * `onReady` runs once the local API answers.
+ */
+export async function runForeground (home: string, flags: AgentOverrides, opts: { logToStderr: boolean, onReady?: (pid: number) => void }): Promise<void> {
+  const device = loadDevice(home) // NotInitializedError before `mesh init`
+  const config = agentConfig(home, flags)
+  const up = await runningAgent(home)
+  if (up !== undefined) throw new AgentAlreadyRunningError(home, up.pid)
+  const log = createAgentLogger(home, { level: process.env.MESH_LOG_LEVEL, stderr: opts.logToStderr })
+  const agent = createAgent(config, { device, log })
+  const onSignal = (sig: NodeJS.Signals): void => {
+    log.info({ signal: sig }, 'stopping on signal')
+    void agent.stop()
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    await agent.start()
+    opts.onReady?.(process.pid)
+    await agent.stopped
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+}
+
+/** dist/cli/mesh.js, beside this file's directory */
+const MESH_SCRIPT = fileURLToPath(new URL('../cli/mesh.js', import.meta.url))
+const READY_TIMEOUT_MS = 15_000
+
+/**
+ * `mesh start`: run `mesh start --foreground` detached (its own session, output to logs/agent.out)
+ * and return once its local API answers, or fail with what it printed if it exits first.
+ */
+export async function startDetached (home: string, flags: AgentOverrides, passArgs: string[]): Promise<AgentStatus> {
+  loadDevice(home) // say "run mesh init" here rather than from the background
+  agentConfig(home, flags) // and bad flags or agent.json too
+  const up = await runningAgent(home)
+  if (up !== undefined) throw new AgentAlreadyRunningError(home, up.pid)
+
+  const outFile = daemonOutFile(home)
+  fs.mkdirSync(path.dirname(outFile), { recursive: true, mode: 0o700 })
+  const startOffset = fs.existsSync(outFile) ? fs.statSync(outFile).size : 0
+  const out = fs.openSync(outFile, 'a', 0o600)
+  const child = spawn(process.execPath, [MESH_SCRIPT, 'start', '--foreground', '--quiet', '--home', home, ...passArgs], {
+    detached: true, stdio: ['ignore', out, out], env: process.env
+  })
+  fs.closeSync(out)
+  let exited: string | undefined
+  child.on('exit', (code, signal) => { exited = signal !== null ? `signal ${signal}` : `code ${code ?? '?'}` })
+  child.unref()
+
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  for (;;) {
+    const status = await runningAgent(home).catch(() => undefined)
+    if (status !== undefined && status.pid === child.pid) return status
+    if (exited !== undefined) {
+      const said = readFrom(outFile, startOffset).trim().split('\n').filter((l) => l.trim() !== '').pop()
+      throw new AgentStartError(`the agent exited at start-up (${exited})${said !== undefined ? `: ${said.replace(/^mesh: /, '')}` : ''}; see ${agentLogFile(home)}`)
+    }
+    if (Date.now() > deadline) {
+      throw new AgentStartError(`the agent (pid ${child.pid ?? '?'}) did not answer within ${READY_TIMEOUT_MS / 1000} s; see ${agentLogFile(home)}`)
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+function readFrom (file: string, offset: number): string {
+  try { return fs.readFileSync(file).subarray(offset).toString('utf8') } catch { return '' }
+}
+
+const STOP_TIMEOUT_MS = 10_000
+
+/** `mesh stop`: ask the agent to stop and wait for its process to exit. Returns its pid, or undefined if none ran. */
+export async function stopAgent (home: string): Promise<number | undefined> {
+  const up = await runningAgent(home)
+  if (up === undefined) {
+    const pid = readPid(home)
+    if (pid !== undefined && !isAlive(pid)) fs.rmSync(path.join(home, 'run', 'agent.pid'), { force: true })
+    return undefined
+  }
+  await callAgent(home, 'POST', '/v1/stop')
+  const deadline = Date.now() + STOP_TIMEOUT_MS
+  while (isAlive(up.pid)) {
+    if (Date.now() > deadline) throw new AgentStartError(`the agent (pid ${up.pid}) did not stop within ${STOP_TIMEOUT_MS / 1000} s; kill it with \`kill ${up.pid}\``)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  return up.pid
+}

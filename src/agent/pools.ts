@@ -1,0 +1,90 @@
+import { MeshError } from '../errors.js'
+import {
+  VerifyError, decodeCertRequest, listPoolIds, poolTrust, readPoolRecord, recordCert, verifyCertRequestSignature,
+  verifyMemberCertBytes, type CertRequest, type MemberCert, type PoolRecord
+} from '../pool/index.js'
+import type { Checked, PoolTrustView } from './beacon/receive.js'
+
+/** One pool this device belongs to or is joining, as read from the pool store (src/pool). */
+export interface AgentPool {
+  poolId: string
+  record: PoolRecord
+  /** our own certificate, when we hold one */
+  cert: MemberCert | undefined
+  isAdmin: boolean
+  view: PoolTrustView<MemberCert, CertRequest>
+}
+
+export type PoolsChange = 'none' | 'changed'
+
+/**
+ * The agent's view of MESH_HOME/pools: re-read on demand (the CLI writes it: pool-join,
+ * pool-approve…), with a trust view per pool for the beacon receive path. A pool file that turns
+ * unreadable keeps its last good state and is reported through `onBadFile`, so one hand-edited file
+ * does not take the agent or the other pools down.
+ */
+export class PoolDirectory {
+  private pools = new Map<string, AgentPool>()
+  private fingerprint = ''
+
+  constructor (private readonly home: string, private readonly onBadFile: (poolId: string, err: MeshError) => void) {}
+
+  refresh (): PoolsChange {
+    const next = new Map<string, AgentPool>()
+    for (const poolId of listPoolIds(this.home)) {
+      try {
+        next.set(poolId, agentPool(readPoolRecord(this.home, poolId)))
+      } catch (err) {
+        if (!(err instanceof MeshError)) throw err
+        this.onBadFile(poolId, err)
+        const old = this.pools.get(poolId)
+        if (old !== undefined) next.set(poolId, old)
+      }
+    }
+    this.pools = next
+    // what others can see of us: which pools, and which certificate we hold in each
+    const fp = [...next.values()].map((p) => `${p.poolId}:${p.record.state}:${p.cert?.serial ?? '-'}:${p.record.revocation ?? '-'}`).join(',')
+    const changed = fp !== this.fingerprint
+    this.fingerprint = fp
+    return changed ? 'changed' : 'none'
+  }
+
+  get (poolId: string): AgentPool | undefined { return this.pools.get(poolId) }
+  all (): AgentPool[] { return [...this.pools.values()] }
+  views (): Map<string, PoolTrustView<MemberCert, CertRequest>> {
+    return new Map([...this.pools].map(([id, p]) => [id, p.view]))
+  }
+}
+
+function agentPool (record: PoolRecord): AgentPool {
+  const trust = poolTrust(record)
+  return {
+    poolId: record.poolId,
+    record,
+    cert: recordCert(record),
+    isAdmin: record.role === 'admin',
+    view: {
+      isAdmin: record.role === 'admin',
+      checkCert: (bytes, now) => guard(() => {
+        const c = verifyMemberCertBytes(bytes, trust, now)
+        return { ok: true, value: c, publicKey: c.devicePublicKey }
+      }),
+      checkRequest: (bytes) => guard(() => {
+        const req = decodeCertRequest(bytes)
+        if (req.poolId !== record.poolId) return { ok: false, reason: 'wrong-pool' }
+        verifyCertRequestSignature(req)
+        return { ok: true, value: req, publicKey: req.devicePublicKey }
+      })
+    }
+  }
+}
+
+/** Bad bytes from the network are a verdict, not an exception. */
+function guard<T> (check: () => Checked<T>): Checked<T> {
+  try {
+    return check()
+  } catch (err) {
+    if (err instanceof VerifyError) return { ok: false, reason: err.reason }
+    throw err
+  }
+}

@@ -1,0 +1,113 @@
+import type { Argv } from 'yargs'
+import { callAgent } from '../agent/api/client.js'
+import type { AgentOverrides } from '../agent/config.js'
+import { runForeground, startDetached, stopAgent } from '../agent/daemon.js'
+import { agentLogFile } from '../agent/log.js'
+import type { PeerView } from '../agent/peers.js'
+import { resolvePoolId } from '../pool/index.js'
+import type { MeshCommand } from './commands.js'
+import type { GlobalArgs } from './io.js'
+
+interface StartArgs extends GlobalArgs {
+  foreground: boolean
+  quiet: boolean
+  'beacon-port'?: number
+  'beacon-group'?: string
+  'beacon-interval'?: number
+  interface?: string[]
+  bootstrap?: string[]
+  'multicast-loopback'?: boolean
+}
+
+function overrides (a: StartArgs): AgentOverrides {
+  return {
+    beaconPort: a['beacon-port'],
+    beaconGroup: a['beacon-group'],
+    beaconIntervalMs: a['beacon-interval'],
+    interfaces: a.interface,
+    bootstrap: a.bootstrap,
+    multicastLoopback: a['multicast-loopback']
+  }
+}
+
+/** The flags again, for the detached child: it resolves the same configuration. */
+function passArgs (a: StartArgs): string[] {
+  const out: string[] = []
+  if (a['beacon-port'] !== undefined) out.push('--beacon-port', String(a['beacon-port']))
+  if (a['beacon-group'] !== undefined) out.push('--beacon-group', a['beacon-group'])
+  if (a['beacon-interval'] !== undefined) out.push('--beacon-interval', String(a['beacon-interval']))
+  for (const i of a.interface ?? []) out.push('--interface', i)
+  for (const b of a.bootstrap ?? []) out.push('--bootstrap', b)
+  if (a['multicast-loopback'] !== undefined) out.push(a['multicast-loopback'] ? '--multicast-loopback' : '--no-multicast-loopback')
+  return out
+}
+
+export const startCommand: MeshCommand = (io) => ({
+  command: 'start',
+  describe: 'run the agent daemon (LAN beacons, certificate join, local API)',
+  builder: (y: Argv<GlobalArgs>) => y
+    .option('foreground', { type: 'boolean', default: false, describe: 'stay attached; Ctrl+C stops the agent' })
+    .option('quiet', { type: 'boolean', default: false, hidden: true, describe: 'log only to the log file' })
+    .option('beacon-port', { type: 'number', describe: 'UDP port of the LAN beacons (env MESH_BEACON_PORT)', defaultDescription: '42424' })
+    .option('beacon-group', { type: 'string', describe: 'IPv4 multicast group of the beacons (env MESH_BEACON_GROUP)', defaultDescription: '239.192.0.1' })
+    .option('beacon-interval', { type: 'number', describe: 'ms between announces (env MESH_BEACON_INTERVAL_MS)', defaultDescription: '5000' })
+    .option('interface', { type: 'string', array: true, describe: 'IPv4 address of an interface to use, repeatable (env MESH_BEACON_INTERFACES)', defaultDescription: 'every multicast-capable interface' })
+    .option('bootstrap', { type: 'string', array: true, describe: 'HOST[:PORT] to announce to by unicast, repeatable, for networks without multicast (env MESH_BOOTSTRAP)' })
+    .option('multicast-loopback', { type: 'boolean', describe: 'hear own multicast, for several agents on one host (env MESH_MULTICAST_LOOPBACK=1)' }),
+  handler: async (argv) => {
+    const a = argv as unknown as StartArgs
+    if (a.foreground) {
+      await runForeground(a.home, overrides(a), {
+        logToStderr: !a.quiet,
+        onReady: (pid) => { if (!a.quiet) io.err(`mesh agent running (pid ${pid}); Ctrl+C stops it`) }
+      })
+      return
+    }
+    const s = await startDetached(a.home, overrides(a), passArgs(a))
+    io.out(a.json
+      ? JSON.stringify({ pid: s.pid, nodeId: s.nodeId, home: s.home, log: agentLogFile(a.home) })
+      : `mesh agent started (pid ${s.pid}, node ${s.nodeId}); log: ${agentLogFile(a.home)}`)
+  }
+})
+
+export const stopCommand: MeshCommand = (io) => ({
+  command: 'stop',
+  describe: 'stop the agent daemon',
+  builder: (y: Argv<GlobalArgs>) => y,
+  handler: async (argv) => {
+    const a = argv as unknown as GlobalArgs
+    const pid = await stopAgent(a.home)
+    if (a.json) io.out(JSON.stringify({ stopped: pid !== undefined, pid: pid ?? null }))
+    else io.out(pid === undefined ? 'mesh agent is not running; nothing to stop' : `mesh agent stopped (pid ${pid})`)
+  }
+})
+
+interface PeersArgs extends GlobalArgs { 'pool-id'?: string }
+
+function ago (ms: number): string {
+  if (ms < 0) return 'never'
+  if (ms < 60_000) return `${Math.round(ms / 1000)}s ago`
+  if (ms < 3600_000) return `${Math.round(ms / 60_000)}m ago`
+  return `${Math.round(ms / 3600_000)}h ago`
+}
+
+export function formatPeers (peers: PeerView[], now: number): string {
+  if (peers.length === 0) return 'no peers seen yet'
+  const rows = [['NODE ID', 'NAME', 'ADDRESS', 'STATUS', 'LAST SEEN'],
+    ...peers.map((p) => [p.nodeId, p.name, p.address, p.status, p.lastSeen === 0 ? 'never (cached)' : ago(now - p.lastSeen)])]
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? []
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n')
+}
+
+export const poolPeersCommand: MeshCommand = (io) => ({
+  command: 'pool-peers',
+  describe: 'peers of a pool seen on the LAN: node id, name, address, ONLINE/SUSPECT/OFFLINE, last seen',
+  builder: (y: Argv<GlobalArgs>) => y
+    .option('pool-id', { type: 'string', describe: 'Pool ID or a unique prefix of at least 16 hex digits', demandOption: true }),
+  handler: async (argv) => {
+    const a = argv as unknown as PeersArgs
+    const poolId = resolvePoolId(a.home, a['pool-id'] ?? '')
+    const peers = await callAgent<PeerView[]>(a.home, 'GET', `/v1/peers?pool=${poolId}`)
+    io.out(a.json ? JSON.stringify(peers) : formatPeers(peers, Date.now()))
+  }
+})
