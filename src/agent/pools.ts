@@ -1,7 +1,7 @@
 import { MeshError } from '../errors.js'
 import {
-  VerifyError, decodeCertRequest, listPoolIds, poolTrust, readPoolRecord, recordCert, verifyCertRequestSignature,
-  verifyMemberCertBytes, type CertRequest, type MemberCert, type PoolRecord
+  VerifyError, decodeCertRequest, decodeMemberCert, listPoolIds, poolTrust, readPoolRecord, recordCert, verifyCertRequestSignature,
+  verifyMemberCert, type CertRequest, type MemberCert, type PoolRecord
 } from '../pool/index.js'
 import type { Checked, PoolTrustView } from './beacon/receive.js'
 
@@ -56,8 +56,13 @@ export class PoolDirectory {
   }
 }
 
+/** verified certificates remembered per pool view: a member announces the same one every few seconds */
+const CERT_CACHE = 256
+
 function agentPool (record: PoolRecord): AgentPool {
   const trust = poolTrust(record)
+  const verified = new Map<string, MemberCert>() // by base64 of the bytes; a new view (pool change) starts empty
+  const wrongKey = { ok: false, reason: 'bound to another device', wrongKey: true } as const
   return {
     poolId: record.poolId,
     record,
@@ -65,12 +70,24 @@ function agentPool (record: PoolRecord): AgentPool {
     isAdmin: record.role === 'admin',
     view: {
       isAdmin: record.role === 'admin',
-      checkCert: (bytes, now) => guard(() => {
-        const c = verifyMemberCertBytes(bytes, trust, now)
-        return { ok: true, value: c, publicKey: c.devicePublicKey }
+      checkCert: (bytes, key, now) => guard(() => {
+        const id = Buffer.from(bytes).toString('base64')
+        const known = verified.get(id)
+        if (known !== undefined) {
+          if (!equalBytes(known.devicePublicKey, key)) return wrongKey
+          if (now < known.notBefore || now >= known.notAfter) return { ok: false, reason: 'expired' }
+          return { ok: true, value: known, publicKey: known.devicePublicKey }
+        }
+        const cert = decodeMemberCert(bytes)
+        if (!equalBytes(cert.devicePublicKey, key)) return wrongKey // before the costly signature check
+        verifyMemberCert(cert, trust, now)
+        if (verified.size >= CERT_CACHE) verified.delete(verified.keys().next().value as string)
+        verified.set(id, cert)
+        return { ok: true, value: cert, publicKey: cert.devicePublicKey }
       }),
-      checkRequest: (bytes) => guard(() => {
+      checkRequest: (bytes, key) => guard(() => {
         const req = decodeCertRequest(bytes)
+        if (!equalBytes(req.devicePublicKey, key)) return wrongKey
         if (req.poolId !== record.poolId) return { ok: false, reason: 'wrong-pool' }
         verifyCertRequestSignature(req)
         return { ok: true, value: req, publicKey: req.devicePublicKey }
@@ -78,6 +95,8 @@ function agentPool (record: PoolRecord): AgentPool {
     }
   }
 }
+
+const equalBytes = (a: Uint8Array, b: Uint8Array): boolean => Buffer.from(a).equals(b)
 
 /** Bad bytes from the network are a verdict, not an exception. */
 function guard<T> (check: () => Checked<T>): Checked<T> {

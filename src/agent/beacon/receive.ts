@@ -29,17 +29,21 @@ export const DROP_REASONS: readonly DropReason[] = [
   'key-mismatch', 'bad-request', 'rate-limited'
 ]
 
-/** A certificate or request that passed the pool's checks, with the device key it is bound to. */
-export type Checked<T> = { ok: true, value: T, publicKey: Uint8Array } | { ok: false, reason: string }
+/**
+ * A certificate or request that passed the pool's checks, with the device key it is bound to; or
+ * why not. `wrongKey` says it is well-formed but bound to another device than expected, which a
+ * view checks before any signature (cheap first).
+ */
+export type Checked<T> = { ok: true, value: T, publicKey: Uint8Array } | { ok: false, reason: string, wrongKey?: boolean }
 
 /** What the pipeline needs to know about one pool this device belongs to (or is joining). */
 export interface PoolTrustView<Cert, Request> {
   /** this device holds the pool root key, so it answers certificate requests */
   isAdmin: boolean
-  /** decode a member certificate and verify it against the pool root, revocations and `now` */
-  checkCert: (bytes: Uint8Array, now: number) => Checked<Cert>
-  /** decode a certificate request and verify its device signature (the policy decision comes later) */
-  checkRequest: (bytes: Uint8Array) => Checked<Request>
+  /** decode a member certificate for device `key` and verify it against the pool root, revocations and `now` */
+  checkCert: (bytes: Uint8Array, key: Uint8Array, now: number) => Checked<Cert>
+  /** decode a certificate request by device `key` and verify its signature (the policy decision comes later) */
+  checkRequest: (bytes: Uint8Array, key: Uint8Array) => Checked<Request>
 }
 
 export interface ReceiveContext<Cert, Request> {
@@ -85,24 +89,21 @@ export function receiveBeacon<Cert, Request> (data: Uint8Array, ctx: ReceiveCont
   let accepted: Accepted<Cert, Request>
   switch (beacon.type) {
     case 'announce': {
-      const c = pool.checkCert(beacon.cert, ctx.now)
-      if (!c.ok) return drop('bad-certificate', c.reason)
-      if (!sameBytes(c.publicKey, beacon.sender)) return drop('key-mismatch', 'the certificate belongs to another device')
+      const c = pool.checkCert(beacon.cert, beacon.sender, ctx.now)
+      if (!c.ok) return c.wrongKey === true ? drop('key-mismatch', 'the certificate belongs to another device') : drop('bad-certificate', c.reason)
       accepted = { type: 'announce', beacon, poolId, sender, cert: c.value }
       break
     }
     case 'cert-request': {
-      const r = pool.checkRequest(beacon.request)
-      if (!r.ok) return drop('bad-request', r.reason)
-      if (!sameBytes(r.publicKey, beacon.sender)) return drop('key-mismatch', 'the request was made by another device')
+      const r = pool.checkRequest(beacon.request, beacon.sender)
+      if (!r.ok) return r.wrongKey === true ? drop('key-mismatch', 'the request was made by another device') : drop('bad-request', r.reason)
       accepted = { type: 'cert-request', beacon, poolId, sender, request: r.value }
       break
     }
     case 'cert-response': {
       // the beacon is signed by the admin's device key; what counts is that the pool root signed the certificate
-      const c = pool.checkCert(beacon.cert, ctx.now)
-      if (!c.ok) return drop('bad-certificate', c.reason)
-      if (!sameBytes(c.publicKey, ctx.self)) return drop('key-mismatch', 'the certificate is for another device')
+      const c = pool.checkCert(beacon.cert, ctx.self, ctx.now)
+      if (!c.ok) return c.wrongKey === true ? drop('key-mismatch', 'the certificate is for another device') : drop('bad-certificate', c.reason)
       accepted = { type: 'cert-response', beacon, poolId, sender, cert: c.value }
       break
     }

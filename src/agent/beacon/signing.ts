@@ -20,12 +20,26 @@ export function ed25519Signer (seed: Uint8Array, publicKey: Uint8Array): Signer 
   return { publicKey, sign: (message) => new Uint8Array(crypto.sign(null, message, key)) }
 }
 
+// Parsing a public key costs more than the verification itself; senders repeat, so keep the last few.
+const KEY_CACHE = 1024
+const keys = new Map<string, crypto.KeyObject>()
+
+function publicKeyObject (publicKey: Uint8Array): crypto.KeyObject {
+  const id = Buffer.from(publicKey).toString('base64')
+  let key = keys.get(id)
+  if (key === undefined) {
+    key = crypto.createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, publicKey]), format: 'der', type: 'spki' })
+    if (keys.size >= KEY_CACHE) keys.delete(keys.keys().next().value as string)
+    keys.set(id, key)
+  }
+  return key
+}
+
 /** Verifies an ed25519 signature; false (never a throw) for any malformed key or signature. */
 export function ed25519Verify (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
   if (signature.length !== 64 || publicKey.length !== 32) return false
   try {
-    const key = crypto.createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, publicKey]), format: 'der', type: 'spki' })
-    return crypto.verify(null, message, key, signature)
+    return crypto.verify(null, message, publicKeyObject(publicKey), signature)
   } catch {
     return false // not a point on the curve
   }

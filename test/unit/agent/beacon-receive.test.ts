@@ -1,6 +1,6 @@
 import crypto from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import { receiveBeacon, type PoolTrustView, type ReceiveContext } from '../../../src/agent/beacon/receive.js'
+import { receiveBeacon, type Checked, type PoolTrustView, type ReceiveContext } from '../../../src/agent/beacon/receive.js'
 import { ReplayGuard } from '../../../src/agent/beacon/replay.js'
 import { ed25519Signer, ed25519Verify, type Signer } from '../../../src/agent/beacon/signing.js'
 import { encodeBeacon, type Beacon } from '../../../src/agent/beacon/wire.js'
@@ -13,10 +13,15 @@ function newSigner (): Signer {
 
 // The pipeline is under test here; certificates are src/pool's job, so a stand-in "certificate"
 // is just the subject's public key prefixed with 0xCE (and anything else is refused).
+function check (b: Uint8Array, tag: number, key: Uint8Array): Checked<string> {
+  if (b[0] !== tag || b.length !== 33) return { ok: false, reason: 'malformed' }
+  if (!Buffer.from(b.subarray(1)).equals(key)) return { ok: false, reason: 'other key', wrongKey: true }
+  return { ok: true, value: 'checked', publicKey: b.subarray(1) }
+}
 const view = (isAdmin: boolean): PoolTrustView<string, string> => ({
   isAdmin,
-  checkCert: (b) => b[0] === 0xce && b.length === 33 ? { ok: true, value: 'cert', publicKey: b.subarray(1) } : { ok: false, reason: 'not a cert' },
-  checkRequest: (b) => b[0] === 0x5e && b.length === 33 ? { ok: true, value: 'req', publicKey: b.subarray(1) } : { ok: false, reason: 'not a request' }
+  checkCert: (b, key) => check(b, 0xce, key),
+  checkRequest: (b, key) => check(b, 0x5e, key)
 })
 const certOf = (s: Signer): Uint8Array => Uint8Array.from([0xce, ...s.publicKey])
 

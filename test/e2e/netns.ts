@@ -1,0 +1,149 @@
+/**
+ * A reusable lab of Linux network namespaces for end-to-end tests: N nodes on one bridge, which
+ * lives in a namespace of its own so the host's network is never touched (STACK.md recipe). Each
+ * node runs real `mesh` processes (`ip netns exec`) with its own MESH_HOME. `destroy()` kills every
+ * process in the lab's namespaces and deletes them; namespaces left by a crashed test run (their
+ * name carries the owner's pid) are removed when the next lab is created.
+ */
+import { execFile, execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+export const MESH_JS = fileURLToPath(new URL('../../dist/cli/mesh.js', import.meta.url))
+
+/** Why namespace tests cannot run here, or undefined when they can. */
+export function netnsUnavailable (): string | undefined {
+  if (process.platform !== 'linux') return 'network namespaces need Linux'
+  if (process.getuid?.() !== 0) return 'network namespaces need root (run the tests as root to include them)'
+  try { execFileSync('ip', ['netns', 'list'], { stdio: 'ignore' }) } catch { return 'the `ip` command (iproute2) is missing' }
+  return undefined
+}
+
+export interface LabNode {
+  name: string
+  ns: string
+  address: string
+  home: string
+}
+
+export interface RunResult { code: number, stdout: string, stderr: string }
+
+// every lab's namespaces start with this, then the owner's pid, so leftovers can be told apart
+const FAMILY = 'mshe2e'
+
+function ip (...args: string[]): void { execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] }) }
+
+function alive (pid: number): boolean {
+  try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
+}
+
+function listNamespaces (): string[] {
+  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n !== '')
+}
+
+function killNamespace (ns: string): void {
+  let pids: string[] = []
+  try { pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter((p) => p.trim() !== '') } catch { /* gone */ }
+  for (const pid of pids) { try { process.kill(Number(pid), 'SIGKILL') } catch { /* exited */ } }
+  try { ip('netns', 'del', ns) } catch { /* already gone */ }
+}
+
+/** Remove namespaces of labs whose test process is gone (a crash or a kill -9 of vitest). */
+export function cleanLeftovers (): void {
+  for (const ns of listNamespaces()) {
+    const m = new RegExp(`^${FAMILY}(\\d+)`).exec(ns)
+    if (m !== null && !alive(Number(m[1]))) killNamespace(ns)
+  }
+}
+
+let labCounter = 0
+
+export class NetnsLab {
+  readonly nodes: LabNode[] = []
+  private readonly namespaces: string[] = []
+  private constructor (readonly prefix: string, readonly dir: string) {}
+
+  /** N nodes 10.77.0.1..N/24 on one bridge, multicast routed to eth0. */
+  static create (n: number): NetnsLab {
+    cleanLeftovers()
+    const prefix = `${FAMILY}${process.pid}${String.fromCharCode(97 + (labCounter++ % 26))}`
+    const lab = new NetnsLab(prefix, fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`)))
+    try {
+      const sw = `${prefix}sw`
+      lab.addNs(sw)
+      ip('-n', sw, 'link', 'add', 'br0', 'type', 'bridge')
+      ip('-n', sw, 'link', 'set', 'br0', 'up')
+      for (let i = 0; i < n; i++) lab.addNode(sw, i)
+    } catch (err) {
+      lab.destroy()
+      throw err
+    }
+    return lab
+  }
+
+  private addNs (ns: string): void {
+    ip('netns', 'add', ns)
+    this.namespaces.push(ns)
+    ip('-n', ns, 'link', 'set', 'lo', 'up')
+  }
+
+  private addNode (sw: string, i: number): void {
+    const ns = `${this.prefix}n${i}`
+    const address = `10.77.0.${i + 1}`
+    this.addNs(ns)
+    ip('-n', ns, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', `v${i}`, 'netns', sw)
+    ip('-n', sw, 'link', 'set', `v${i}`, 'master', 'br0')
+    ip('-n', sw, 'link', 'set', `v${i}`, 'up')
+    ip('-n', ns, 'addr', 'add', `${address}/24`, 'dev', 'eth0')
+    ip('-n', ns, 'link', 'set', 'eth0', 'up')
+    ip('-n', ns, 'route', 'add', '224.0.0.0/4', 'dev', 'eth0')
+    const home = path.join(this.dir, `n${i}`)
+    fs.mkdirSync(home, { mode: 0o700 })
+    this.nodes.push({ name: `n${i}`, ns, address, home })
+  }
+
+  node (i: number): LabNode {
+    const n = this.nodes[i]
+    if (n === undefined) throw new RangeError(`no node ${i}`)
+    return n
+  }
+
+  /** Run `mesh ARGS` inside a node's namespace with its MESH_HOME; resolves with the exit code and output. */
+  async mesh (node: LabNode, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<RunResult> {
+    return await new Promise((resolve) => {
+      execFile('ip', ['netns', 'exec', node.ns, process.execPath, MESH_JS, ...args], {
+        env: { ...process.env, MESH_HOME: node.home, ...env }, timeout: timeoutMs
+      }, (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1
+        resolve({ code, stdout, stderr })
+      })
+    })
+  }
+
+  /** Like mesh() but throws with the output when the command fails. */
+  async meshOk (node: LabNode, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+    const r = await this.mesh(node, args, env)
+    if (r.code !== 0) throw new Error(`mesh ${args.join(' ')} on ${node.name} exited ${r.code}: ${r.stderr.trim()}`)
+    return r.stdout
+  }
+
+  /** Every node's agent log and daemon output, for a failed test's report. */
+  logs (): string {
+    const parts: string[] = []
+    for (const n of this.nodes) {
+      for (const f of ['logs/agent.log', 'logs/agent.out']) {
+        const file = path.join(n.home, f)
+        if (fs.existsSync(file)) parts.push(`===== ${n.name} ${f}\n${fs.readFileSync(file, 'utf8').slice(-20_000)}`)
+      }
+    }
+    return parts.join('\n')
+  }
+
+  /** Kill every process in the lab, delete its namespaces and files. Safe to call twice. */
+  destroy (): void {
+    for (const ns of this.namespaces.splice(0).reverse()) killNamespace(ns)
+    fs.rmSync(this.dir, { recursive: true, force: true })
+  }
+}

@@ -1,0 +1,122 @@
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { callAgent } from '../../src/agent/api/client.js'
+import { apiSocket, pidFile, runDir } from '../../src/agent/paths.js'
+import type { PeerView } from '../../src/agent/peers.js'
+import { isAlive } from '../../src/agent/pidfile.js'
+import { createPool, initDevice, joinPool, readPoolRecord } from '../../src/pool/index.js'
+import { MESH_JS, agentStatus, freeUdpPort, killAgents, logOf, mesh } from '../helpers/agent-procs.js'
+import { tempDirs } from '../helpers/pool-fixtures.js'
+
+const tmp = tempDirs('mesh-agent-')
+const homes: string[] = []
+afterEach(() => { killAgents(homes.splice(0)) })
+function home (): string { const h = tmp(); homes.push(h); return h }
+
+describe('agent daemon lifecycle (child processes)', () => {
+  it('says to run init first, and that the agent is not running', async () => {
+    const h = home()
+    const r = await mesh(h, ['start'])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/^mesh: .*mesh init/)
+    const peers = await mesh(h, ['pool-peers', '--pool-id', 'ab'.repeat(32)])
+    expect(peers.code).not.toBe(0)
+    const stop = await mesh(h, ['stop'])
+    expect(stop).toMatchObject({ code: 0, stdout: 'mesh agent is not running; nothing to stop\n' })
+  })
+
+  it('starts detached, refuses a second start, keeps its socket private, stops cleanly', async () => {
+    const h = home()
+    initDevice(h, { networkId: 'lan', name: 'box' })
+    const port = await freeUdpPort()
+    const started = await mesh(h, ['start', '--json', '--beacon-port', String(port)])
+    expect(started.code).toBe(0)
+    const { pid } = JSON.parse(started.stdout) as { pid: number }
+    expect(isAlive(pid)).toBe(true)
+    expect(fs.statSync(apiSocket(h)).mode & 0o777).toBe(0o600)
+    expect(fs.statSync(runDir(h)).mode & 0o777).toBe(0o700)
+    expect((await agentStatus(h)).beacon.port).toBe(port)
+
+    const again = await mesh(h, ['start', '--beacon-port', String(port)])
+    expect(again.code).toBe(1)
+    expect(again.stderr).toBe(`mesh: the mesh agent is already running for ${h} (pid ${pid}); stop it with \`mesh stop\` first\n`)
+
+    const stop = await mesh(h, ['stop'])
+    expect(stop).toMatchObject({ code: 0, stdout: `mesh agent stopped (pid ${pid})\n` })
+    expect(isAlive(pid)).toBe(false)
+    expect(fs.existsSync(pidFile(h))).toBe(false)
+    expect(fs.existsSync(apiSocket(h))).toBe(false)
+    const peers = await mesh(h, ['pool-peers', '--pool-id', 'ab'.repeat(32)])
+    expect(peers.code).toBe(1)
+  })
+
+  it('replaces a stale pid file left by a crash', async () => {
+    const h = home()
+    initDevice(h, { networkId: 'lan', name: 'box' })
+    const dead = spawn(process.execPath, ['-e', ''])
+    await new Promise((resolve) => dead.on('exit', resolve))
+    fs.mkdirSync(runDir(h), { recursive: true })
+    fs.writeFileSync(pidFile(h), `${dead.pid ?? 1}\n`)
+    fs.writeFileSync(apiSocket(h), '') // a dead socket file too
+    const r = await mesh(h, ['start', '--beacon-port', String(await freeUdpPort())])
+    expect(r.code).toBe(0)
+    expect(logOf(h)).toContain('removed the pid file of an agent that is gone')
+    expect((await mesh(h, ['stop'])).code).toBe(0)
+  })
+
+  it('runs in the foreground and stops cleanly on SIGTERM', async () => {
+    const h = home()
+    initDevice(h, { networkId: 'lan', name: 'box' })
+    const child = spawn(process.execPath, [MESH_JS, 'start', '--foreground', '--beacon-port', String(await freeUdpPort())], {
+      env: { ...process.env, MESH_HOME: h, MESH_BEACON_INTERFACES: '' }, stdio: ['ignore', 'ignore', 'pipe']
+    })
+    let stderr = ''
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve))
+    await vi.waitFor(() => { expect(stderr).toContain('Ctrl+C stops it') }, { timeout: 15_000, interval: 50 })
+    child.kill('SIGTERM')
+    expect(await exited).toBe(0)
+    expect(fs.existsSync(pidFile(h))).toBe(false)
+    expect(logOf(h)).toContain('agent stopped')
+  })
+
+  it('rejects bad flags before starting anything', async () => {
+    const h = home()
+    initDevice(h, { networkId: 'lan', name: 'box' })
+    const r = await mesh(h, ['start', '--beacon-group', '10.1.2.3'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toBe('mesh: beacon group 10.1.2.3 is not an IPv4 multicast address (224.0.0.0-239.255.255.255)\n')
+    expect(fs.existsSync(pidFile(h))).toBe(false)
+  })
+})
+
+describe('certificate join over unicast bootstrap on 127.0.0.1', () => {
+  it('member gets its certificate and both list each other ONLINE', async () => {
+    const admin = home(); const member = home()
+    initDevice(admin, { networkId: 'lan', name: 'admin-box' })
+    initDevice(member, { networkId: 'lan', name: 'member-box' })
+    const pool = createPool(admin, { name: 'p', policy: 'token', now: Date.now() })
+    joinPool(member, { poolId: pool.record.poolId, rootPublicKey: pool.rootPublicKey, name: 'p', token: pool.joinToken, now: Date.now() })
+    const [pa, pm] = [await freeUdpPort(), await freeUdpPort()]
+    expect((await mesh(admin, ['start', '--beacon-port', String(pa), '--bootstrap', `127.0.0.1:${pm}`])).code).toBe(0)
+    expect((await mesh(member, ['start', '--beacon-port', String(pm), '--bootstrap', `127.0.0.1:${pa}`])).code).toBe(0)
+    // poll the local API (cheap); the CLI output is checked once below
+    const peersOf = async (h: string): Promise<string[][]> =>
+      (await callAgent<PeerView[]>(h, 'GET', `/v1/peers?pool=${pool.record.poolId}`)).map((p) => [p.name, p.status])
+    await vi.waitFor(async () => {
+      expect(await peersOf(admin)).toEqual([['member-box', 'ONLINE']])
+      expect(await peersOf(member)).toEqual([['admin-box', 'ONLINE']])
+    }, { timeout: 20_000, interval: 100 })
+    expect(readPoolRecord(member, pool.record.poolId).state).toBe('member')
+    const json = JSON.parse((await mesh(admin, ['pool-peers', '--json', '--pool-id', pool.record.poolId.slice(0, 16)])).stdout) as PeerView[]
+    expect(json.map((p) => [p.name, p.status, p.address])).toEqual([['member-box', 'ONLINE', '127.0.0.1']])
+    const text = await mesh(member, ['pool-peers', '--pool-id', pool.record.poolId])
+    expect(text.stdout).toMatch(/^NODE ID +NAME +ADDRESS +STATUS +LAST SEEN\n12D3KooW\S+ +admin-box +127\.0\.0\.1 +ONLINE +\d+s ago\n$/)
+    // the peer cache is written when the agent stops
+    expect((await mesh(member, ['stop'])).code).toBe(0)
+    const cache = JSON.parse(fs.readFileSync(path.join(member, 'peers.json'), 'utf8')) as { peers: Array<{ name: string }> }
+    expect(cache.peers.map((p) => p.name)).toEqual(['admin-box'])
+  })
+})
