@@ -1,8 +1,11 @@
 import type { CommandModule } from 'yargs'
 import { poolPeersCommand, startCommand, stopCommand } from './agent.js'
 import { inferenceCommand } from './inference.js'
+import { initCommand } from './init.js'
 import type { CliIO, GlobalArgs } from './io.js'
 import { modelCommand } from './model.js'
+import { poolApproveCommand, poolPolicyCommand, poolRejectCommand, poolRevokeCommand } from './pool-admin.js'
+import { poolCreateCommand, poolJoinCommand, poolListCommand, poolStatusCommand } from './pool.js'
 
 /**
  * A mesh command: a yargs module whose handler gets the parsed args and the output streams.
@@ -11,4 +14,11 @@ import { modelCommand } from './model.js'
 export type MeshCommand = (io: CliIO) => CommandModule<GlobalArgs, any>
 
 /** Every `mesh` command, in the order --help lists them. Each group lives in its own module. */
-export const commands: MeshCommand[] = [startCommand, stopCommand, poolPeersCommand, inferenceCommand, modelCommand]
+export const commands: MeshCommand[] = [
+  initCommand,
+  poolCreateCommand, poolJoinCommand,
+  startCommand, stopCommand,
+  poolListCommand, poolStatusCommand, poolPeersCommand,
+  poolApproveCommand, poolRejectCommand, poolPolicyCommand, poolRevokeCommand,
+  inferenceCommand, modelCommand
+]

@@ -1,7 +1,7 @@
-import yargs from 'yargs'
+import yargs, { type CommandModule } from 'yargs'
 import { MeshError, UsageError } from '../errors.js'
 import { commands } from './commands.js'
-import { defaultHome, type CliIO } from './io.js'
+import { defaultHome, type CliIO, type GlobalArgs } from './io.js'
 
 /**
  * Parse argv, run one command, and turn its outcome into an exit code.
@@ -30,9 +30,10 @@ export async function runCli (argv: string[], io: CliIO, scriptName = 'mesh'): P
     .exitProcess(false)
     .fail((msg, err) => {
       if (err !== undefined && err !== null) throw err
-      throw new UsageError(msg)
+      throw new UsageError(usageMessage(msg, argv, modules.map(commandName)))
     })
-  for (const command of commands) parser = parser.command(command(io))
+  const modules = commands.map(command => command(io))
+  for (const module of modules) parser = parser.command(module)
 
   try {
     await parser.parseAsync()
@@ -50,4 +51,29 @@ export function reportError (err: unknown, io: CliIO, scriptName: string): numbe
   }
   io.err(`${scriptName}: internal error (please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
   return 70
+}
+
+function commandName (module: CommandModule<GlobalArgs, any>): string {
+  return String([module.command ?? ''].flat()[0] ?? '').split(' ')[0] ?? ''
+}
+
+/** The first word of argv that is not a global flag or its value: what the user meant as the command. */
+function typedCommand (argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string
+    if (a === '--home') { i++; continue }
+    if (!a.startsWith('-')) return a
+  }
+  return undefined
+}
+
+/** yargs' message as one line; an unknown command says so (with yargs' suggestion, if any). */
+function usageMessage (msg: string, argv: string[], known: string[]): string {
+  const typed = typedCommand(argv)
+  const oneLine = msg.replace(/\s*\n\s*/g, ' ').trim()
+  if (typed !== undefined && !known.includes(typed) && /^(Did you mean|Unknown argument)/.test(oneLine)) {
+    const hint = oneLine.startsWith('Did you mean') ? ` ${oneLine.replace(/^Did/, 'did')}` : ''
+    return `unknown command "${typed}";${hint} see mesh --help`
+  }
+  return oneLine
 }

@@ -143,6 +143,7 @@ function findPending (r: AdminPoolRecord, nodeId: string): boolean { return r.pe
 
 /** `mesh pool-approve NODE`: sign the pending request of NODE. */
 export function approvePending (home: string, nodeId: string, poolIdText: string | undefined, now: number): MemberCert {
+  loadDevice(home) // before init, say so rather than "no pool"
   const pool = pickAdminPool(home, poolIdText, r => findPending(r, nodeId), `no pending request from ${nodeId}`)
   const rootKey = readRootKey(home, pool)
   let cert: MemberCert | undefined
@@ -164,6 +165,7 @@ export function approvePending (home: string, nodeId: string, poolIdText: string
 
 /** `mesh pool-reject NODE`: drop the pending request; later requests from NODE are refused. */
 export function rejectPending (home: string, nodeId: string, poolIdText: string | undefined): AdminPoolRecord {
+  loadDevice(home)
   const pool = pickAdminPool(home, poolIdText, r => findPending(r, nodeId), `no pending request from ${nodeId}`)
   return updatePoolRecord(home, pool.poolId, current => {
     const r = asAdmin(current)
@@ -174,6 +176,7 @@ export function rejectPending (home: string, nodeId: string, poolIdText: string 
 
 /** `mesh pool-policy`: change how requests are decided. */
 export function setPoolPolicy (home: string, poolIdText: string, policy: PoolPolicy): AdminPoolRecord {
+  loadDevice(home)
   const poolId = resolvePoolId(home, poolIdText)
   return updatePoolRecord(home, poolId, current => {
     const r = asAdmin(current)

@@ -2,7 +2,9 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach } from 'vitest'
-import { nodeIdFromPublicKey, type Device } from '../../src/pool/identity.js'
+import { createPool, type CreatedPool } from '../../src/pool/admin.js'
+import { initDevice, nodeIdFromPublicKey, type Device } from '../../src/pool/identity.js'
+import type { PoolPolicy } from '../../src/pool/policy.js'
 import { keyId, publicKeyOf } from '../../src/pool/keys.js'
 import { derivePoolId } from '../../src/pool/pool-id.js'
 import type { UnsignedMemberCert } from '../../src/pool/cert.js'
@@ -62,4 +64,11 @@ export function snapshot (dir: string): Record<string, string> {
   }
   walk(dir)
   return out
+}
+
+/** A home with a device identity and (optionally) one pool it administers, set up through the library. */
+export function homeWithPool (tmp: () => string, name = 'box', policy?: PoolPolicy): { home: string, pool: CreatedPool | undefined } {
+  const home = tmp()
+  initDevice(home, { networkId: 'lan', name })
+  return { home, pool: policy === undefined ? undefined : createPool(home, { name: 'office', policy, now: Date.now() }) }
 }

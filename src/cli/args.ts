@@ -1,0 +1,34 @@
+import type { ArgumentsCamelCase } from 'yargs'
+import { UsageError } from '../errors.js'
+import type { GlobalArgs } from './io.js'
+
+/**
+ * One string flag as typed. yargs turns a repeated flag into an array and a bare flag into '';
+ * both are usage errors here rather than a silent pick.
+ * `env` names the environment variable that may supply it (its value was put in `default`).
+ */
+export function requiredString (value: unknown, flag: string, env?: string): string {
+  if (Array.isArray(value)) throw new UsageError(`--${flag} is given more than once; give it once`)
+  if (value === undefined || value === '') {
+    throw new UsageError(`missing --${flag}${env !== undefined ? ` (or set ${env})` : ''}; see --help`)
+  }
+  return String(value)
+}
+
+export function optionalString (value: unknown, flag: string): string | undefined {
+  return value === undefined ? undefined : requiredString(value, flag)
+}
+
+/** The default of a flag that an environment variable may supply; empty counts as unset. */
+export function fromEnv (name: string): string | undefined {
+  const v = process.env[name]
+  return v === undefined || v === '' ? undefined : v
+}
+
+/**
+ * A yargs handler over parsed args whose own flags are typed `unknown` (checked by the helpers above),
+ * so the one cast here promises no more than yargs delivers.
+ */
+export function handler<A extends Record<string, unknown>> (fn: (args: GlobalArgs & A) => void | Promise<void>): (argv: ArgumentsCamelCase) => void | Promise<void> {
+  return (argv) => fn(argv as unknown as GlobalArgs & A)
+}

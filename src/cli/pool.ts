@@ -1,0 +1,98 @@
+/** `mesh pool-create`, `pool-join`, `pool-list`, `pool-status`: pools from this device's side. */
+import type { Argv } from 'yargs'
+import { createPool } from '../pool/admin.js'
+import { loadDevice } from '../pool/identity.js'
+import { joinPool } from '../pool/member.js'
+import { parsePolicy, type PoolPolicy } from '../pool/policy.js'
+import { summarizePool } from '../pool/status.js'
+import { listPoolRecords, readPoolRecord, resolvePoolId } from '../pool/store.js'
+import { fromEnv, handler, optionalString, requiredString } from './args.js'
+import type { MeshCommand } from './commands.js'
+import type { CliIO, GlobalArgs } from './io.js'
+import { poolListText, poolStatusText } from './pool-format.js'
+
+/** The loud warning of the `open` policy, on stderr so --json output stays clean. */
+export function warnIfOpen (policy: PoolPolicy, io: CliIO): void {
+  if (policy === 'open') io.err('mesh: WARNING: policy "open" signs a certificate for ANY device on the LAN that asks; use it for demos only')
+}
+
+export const poolCreateCommand: MeshCommand = (io) => ({
+  command: 'pool-create',
+  describe: 'make a pool with this device as its admin; prints Pool ID, root public key and join token',
+  builder: (y: Argv<GlobalArgs>) => y
+    .option('name', { type: 'string', describe: 'the pool name (env POOL_NAME)', default: fromEnv('POOL_NAME') })
+    .option('policy', { type: 'string', default: 'token', describe: 'how join requests are signed: token (must know the join token), manual (mesh pool-approve), open (anyone; demos only)' }),
+  handler: handler<{ name?: unknown, policy: unknown }>((args) => {
+    const policy = parsePolicy(requiredString(args.policy, 'policy'))
+    const { record, rootPublicKey, joinToken } = createPool(args.home, { name: requiredString(args.name, 'name', 'POOL_NAME'), policy, now: Date.now() })
+    warnIfOpen(policy, io)
+    const joinCommand = `mesh pool-join --pool-id ${record.poolId} --pool-root-pubkey ${rootPublicKey} --name ${JSON.stringify(record.name)} --token ${joinToken}`
+    io.out(args.json
+      ? JSON.stringify({ poolId: record.poolId, name: record.name, rootPublicKey, joinToken, policy, joinCommand })
+      : [
+          `Created pool "${record.name}"; this device is its admin.`,
+          `Pool ID:              ${record.poolId}`,
+          `Pool Root Public Key: ${rootPublicKey}`,
+          `Join token:           ${joinToken}`,
+          `Policy:               ${policy}`,
+          '',
+          'On each device that should join, run:',
+          `  ${joinCommand}`
+        ].join('\n'))
+  })
+})
+
+export const poolJoinCommand: MeshCommand = (io) => ({
+  command: 'pool-join',
+  describe: "record a pool to join; this device's agent then asks the admin for a certificate",
+  builder: (y: Argv<GlobalArgs>) => y
+    .option('pool-id', { type: 'string', describe: 'Pool ID from the admin (or a prefix of at least 16 hex digits)' })
+    .option('pool-root-pubkey', { type: 'string', describe: 'Pool Root Public Key from the admin (64 hex digits)' })
+    .option('name', { type: 'string', describe: 'a local name for the pool (env POOL_NAME)', default: fromEnv('POOL_NAME') })
+    .option('token', { type: 'string', describe: 'the join token from the admin (needed under the token policy)' }),
+  handler: handler<{ poolId?: unknown, poolRootPubkey?: unknown, name?: unknown, token?: unknown }>((args) => {
+    const record = joinPool(args.home, {
+      poolId: requiredString(args.poolId, 'pool-id'),
+      rootPublicKey: requiredString(args.poolRootPubkey, 'pool-root-pubkey'),
+      name: requiredString(args.name, 'name', 'POOL_NAME'),
+      token: optionalString(args.token, 'token'),
+      now: Date.now()
+    })
+    io.out(args.json
+      ? JSON.stringify({ poolId: record.poolId, name: record.name, state: record.state, token: record.joinToken !== null })
+      : `Recorded pool ${record.poolId} "${record.name}"; waiting for a certificate from the admin (start the agent with \`mesh start\`).`)
+  })
+})
+
+export const poolListCommand: MeshCommand = (io) => ({
+  command: 'pool-list',
+  describe: 'the pools of this device: role, state, certificate expiry',
+  builder: (y: Argv<GlobalArgs>) => y,
+  handler: handler<{}>((args) => {
+    loadDevice(args.home)
+    const now = Date.now()
+    const pools = listPoolRecords(args.home).map(r => summarizePool(r, now))
+    io.out(args.json ? JSON.stringify(pools) : poolListText(pools))
+  })
+})
+
+export const poolStatusCommand: MeshCommand = (io) => ({
+  command: 'pool-status',
+  describe: 'details of one pool or all: certificate, policy, members, pending requests, revocations (from disk)',
+  builder: (y: Argv<GlobalArgs>) => y
+    .option('pool-id', { type: 'string', describe: 'only this pool (Pool ID or a prefix of at least 16 hex digits)' }),
+  handler: handler<{ poolId?: unknown }>((args) => {
+    const device = loadDevice(args.home)
+    const typed = optionalString(args.poolId, 'pool-id')
+    const records = typed === undefined ? listPoolRecords(args.home) : [readPoolRecord(args.home, resolvePoolId(args.home, typed))]
+    const now = Date.now()
+    const pools = records.map(r => ({ ...summarizePool(r, now), ...(r.role === 'admin' ? { joinToken: r.joinToken } : {}) }))
+    if (args.json) {
+      io.out(JSON.stringify({ nodeId: device.nodeId, name: device.name, networkId: device.networkId, pools }))
+      return
+    }
+    const head = `This device: ${device.nodeId} "${device.name}" on network ${device.networkId}`
+    const body = pools.length === 0 ? 'No pools yet.' : pools.map(p => poolStatusText(p, p.joinToken)).join('\n\n')
+    io.out(`${head}\n\n${body}`)
+  })
+})
