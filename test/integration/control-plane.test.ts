@@ -7,9 +7,8 @@ import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ControlPlaneRequestError } from '../../src/control-plane/client.js'
 import { newNonce, signRequest } from '../../src/control-plane/signing.js'
-import {
-  MAIN, clientFor, exited, makeMember, makePool, startControlPlane, tempHome, type RunningControlPlane, type TestMember
-} from '../helpers/control-plane.js'
+import { MAIN, clientFor, startControlPlane, type RunningControlPlane } from '../helpers/control-plane.js'
+import { exited, makeMember, makePool, tempHome, type TestMember } from '../helpers/members.js'
 
 const run = promisify(execFile)
 const running: RunningControlPlane[] = []

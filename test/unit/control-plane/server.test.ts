@@ -9,7 +9,8 @@ import { DatabaseError, DatabaseTooNewError } from '../../../src/control-plane/e
 import { candidatePorts } from '../../../src/control-plane/listen.js'
 import { MIGRATIONS } from '../../../src/control-plane/migrations.js'
 import { buildControlPlane, defaultConfig, type ControlPlane } from '../../../src/control-plane/server.js'
-import { clientFor, makeMember, makePool, tempHome, type TestPool } from '../../helpers/control-plane.js'
+import { clientFor } from '../../helpers/control-plane.js'
+import { makeMember, makePool, tempHome, type TestPool } from '../../helpers/members.js'
 
 /** The real app on 127.0.0.1 in this process, with a clock the test moves. */
 async function inProcess (): Promise<{ cp: ControlPlane, url: string, clock: { t: number }, client: (pool: TestPool, name: string) => ControlPlaneClient }> {

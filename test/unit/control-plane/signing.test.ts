@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { TIMESTAMP_WINDOW_MS, canonicalRequest, signRequest, verifySignedRequest } from '../../../src/control-plane/signing.js'
-import { makeMember, makePool } from '../../helpers/control-plane.js'
+import { makeMember, makePool } from '../../helpers/members.js'
 
 const NOW = 1_800_000_000_000
 const NONCE = '0123456789abcdef0123456789abcdef'

@@ -1,0 +1,131 @@
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { identify } from '@libp2p/identify'
+import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { tcp } from '@libp2p/tcp'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr } from '@multiformats/multiaddr'
+import { spawn, type ChildProcess } from 'node:child_process'
+import path from 'node:path'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { afterEach, describe, expect, it } from 'vitest'
+import { CERT_PROTOCOL, encodeCertBundle } from '../../src/agent/net/cert-bundle.js'
+import { exited, makeMember, makePool, tempHome, type TestMember } from '../helpers/members.js'
+
+const RELAY = path.resolve('dist/relay/main.js')
+const ECHO = '/mesh-test/echo/1.0.0'
+
+interface RunningRelay { proc: ChildProcess, peerId: string, addr: string }
+const procs: ChildProcess[] = []
+const nodes: Libp2p[] = []
+
+afterEach(async () => {
+  await Promise.all(nodes.splice(0).map(async (n) => { await n.stop() }))
+  await Promise.all(procs.splice(0).map(async (p) => { if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM'); await exited(p) }))
+})
+
+async function startRelay (home: string, args: string[]): Promise<RunningRelay> {
+  const proc = spawn(process.execPath, [RELAY, '--home', home, '--host', '127.0.0.1', '--port', '0', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  procs.push(proc)
+  let out = ''
+  let err = ''
+  proc.stderr?.on('data', (d: Buffer) => { err += d.toString() })
+  const info = await new Promise<{ peerId: string, addresses: string[] }>((resolve, reject) => {
+    proc.stdout?.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0] as string)) })
+    proc.once('exit', (code) => reject(new Error(`relay exited with ${code}: ${err}`)))
+  })
+  return { proc, peerId: info.peerId, addr: info.addresses[0] as string }
+}
+
+/** A pool member's libp2p node, keyed by its device key, that shows its certificate to the relay as agents do. */
+async function memberNode (m: TestMember, relay: RunningRelay, reserve: boolean): Promise<Libp2p> {
+  const node = await createLibp2p({
+    start: false,
+    privateKey: await generateKeyPairFromSeed('Ed25519', m.seed),
+    addresses: { listen: reserve ? [`${relay.addr}/p2p-circuit`] : [] },
+    transports: [tcp(), circuitRelayTransport()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify() }
+  })
+  nodes.push(node)
+  const relayPeer = peerIdFromString(relay.peerId)
+  node.addEventListener('connection:open', (e) => {
+    if (e.detail.remotePeer.equals(relayPeer)) void showCertificate(node, relayPeer, m.certBytes)
+  })
+  await node.handle(ECHO, async (stream) => {
+    for await (const chunk of stream) if (!stream.send(chunk)) await stream.onDrain()
+    await stream.close()
+  }, { runOnLimitedConnection: true })
+  await node.start()
+  return node
+}
+
+async function showCertificate (node: Libp2p, relay: PeerId, cert: Uint8Array): Promise<void> {
+  const stream = await node.dialProtocol(relay, CERT_PROTOCOL)
+  await lpStream(stream).write(encodeCertBundle({ certificates: [cert], revocations: [] }))
+  await stream.close()
+}
+
+function circuitAddress (node: Libp2p): string | undefined {
+  return node.getMultiaddrs().map((a) => a.toString()).find((a) => a.includes('/p2p-circuit'))
+}
+
+/** Send `bytes` through the echo protocol and count what comes back. */
+async function echo (from: Libp2p, to: string, bytes: number): Promise<{ back: number, limited: boolean }> {
+  const stream = await from.dialProtocol(multiaddr(to), ECHO, { runOnLimitedConnection: true })
+  const chunk = new Uint8Array(64 * 1024).fill(7)
+  const writing = (async () => {
+    for (let sent = 0; sent < bytes; sent += chunk.length) if (!stream.send(chunk)) await stream.onDrain()
+    await stream.close()
+  })()
+  let back = 0
+  for await (const c of stream) back += c.byteLength
+  await writing
+  const conn = from.getConnections().find((c) => c.remoteAddr.toString().includes('/p2p-circuit'))
+  return { back, limited: conn?.limits !== undefined }
+}
+
+describe('mesh-relay on 127.0.0.1', () => {
+  it('relays between certified members, more than libp2p\'s 128 KiB per connection', async () => {
+    const pool = makePool()
+    const relay = await startRelay(tempHome(), ['--pool-root-pubkey', Buffer.from(pool.rootPublicKey).toString('hex')])
+    const a = await memberNode(makeMember(pool, 'alice'), relay, true)
+    await expect.poll(() => circuitAddress(a), { timeout: 15_000 }).toBeDefined()
+    const b = await memberNode(makeMember(pool, 'bob'), relay, false)
+    await b.dial(multiaddr(relay.addr))
+    const r = await echo(b, circuitAddress(a) as string, 1024 * 1024)
+    expect(r).toEqual({ back: 1024 * 1024, limited: true })
+  })
+
+  it('refuses reservations and relayed connections to peers without a valid certificate of their own', async () => {
+    const pool = makePool()
+    const relay = await startRelay(tempHome(), ['--pool-root-pubkey', Buffer.from(pool.rootPublicKey).toString('hex')])
+    const alice = makeMember(pool, 'alice')
+    const a = await memberNode(alice, relay, true)
+    await expect.poll(() => circuitAddress(a), { timeout: 15_000 }).toBeDefined()
+
+    const outsider = makeMember(makePool(), 'outsider') // a valid certificate, of a pool not served
+    const thief = { ...makeMember(pool, 'thief'), certBytes: alice.certBytes } // alice's certificate, its own key
+    const expired = makeMember(pool, 'old', { notBefore: Date.now() - 7_200_000, notAfter: Date.now() - 3_600_000 })
+    const refused = await Promise.all([outsider, thief, expired].map(async (m) => await memberNode(m, relay, true).then(() => 'reserved', (e: Error) => e.message)))
+    for (const r of refused) expect(r).toMatch(/reservation failed with status PERMISSION_DENIED/)
+
+    // without a reservation of its own, an outsider still cannot reach a member through the relay
+    const c = await memberNode(outsider, relay, false)
+    await c.dial(multiaddr(relay.addr))
+    await expect(c.dialProtocol(multiaddr(circuitAddress(a) as string), ECHO, { runOnLimitedConnection: true })).rejects.toThrow(/PERMISSION_DENIED/)
+  })
+
+  it('keeps its identity across restarts', async () => {
+    const home = tempHome()
+    const first = await startRelay(home, [])
+    first.proc.kill('SIGTERM')
+    await exited(first.proc)
+    const second = await startRelay(home, [])
+    expect(second.peerId).toBe(first.peerId)
+  })
+})

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest'
+import { encodeCertBundle } from '../../../src/agent/net/cert-bundle.js'
+import { RelayAdmission } from '../../../src/relay/admission.js'
+import { makeMember, makePool, type TestPool } from '../../helpers/members.js'
+
+const NOW = Date.now()
+const bundle = (...certs: Uint8Array[]): Uint8Array => encodeCertBundle({ certificates: certs, revocations: [] })
+const trustOf = (p: TestPool) => ({ poolId: p.poolId, rootPublicKey: p.rootPublicKey })
+
+describe('RelayAdmission', () => {
+  const served = makePool()
+  const other = makePool()
+  const alice = makeMember(served, 'alice')
+  const bob = makeMember(served, 'bob')
+
+  it('admits a peer for the served pools its own valid certificates name, and counts every refusal', () => {
+    const adm = new RelayAdmission(() => [trustOf(served)])
+    expect(adm.present(alice.nodeId, bundle(alice.certBytes), NOW)).toEqual([served.poolId])
+    expect(adm.present(bob.nodeId, bundle(alice.certBytes), NOW)).toEqual([]) // someone else's
+    expect(adm.present(bob.nodeId, bundle(makeMember(other, 'x').certBytes), NOW)).toEqual([])
+    const late = makeMember(served, 'late', { notBefore: NOW - 7_200_000, notAfter: NOW - 1 })
+    expect(adm.present(late.nodeId, bundle(late.certBytes), NOW)).toEqual([])
+    expect(adm.present(bob.nodeId, Uint8Array.of(9, 9, 9), NOW)).toEqual([])
+    expect(Object.fromEntries(adm.drops)).toEqual({ 'wrong-node': 1, 'not-served': 1, 'invalid-certificate': 1, 'bad-bundle': 1 })
+  })
+
+  it('relays only between peers admitted in a common pool, and forgets expiry and unserved pools', () => {
+    const pools = [trustOf(served)]
+    const adm = new RelayAdmission(() => pools)
+    adm.present(alice.nodeId, bundle(alice.certBytes), NOW)
+    expect(adm.mayConnect(alice.nodeId, bob.nodeId, NOW)).toBe(false)
+    adm.present(bob.nodeId, bundle(bob.certBytes), NOW)
+    expect(adm.mayConnect(alice.nodeId, bob.nodeId, NOW)).toBe(true)
+    expect(adm.mayConnect(alice.nodeId, bob.nodeId, NOW + 2 * 86_400_000)).toBe(false) // certificates expired
+    pools.length = 0 // the relay stopped serving the pool
+    expect(adm.poolsOf(alice.nodeId, NOW)).toEqual([])
+    expect(adm.drops.get('connect-refused')).toBe(2)
+  })
+
+  it('lets a reservation wait for the certificate that is still on its way', async () => {
+    const adm = new RelayAdmission(() => [trustOf(served)])
+    const asking = adm.mayReserve(alice.nodeId, 5000)
+    adm.present(alice.nodeId, bundle(alice.certBytes), Date.now())
+    expect(await asking).toBe(true)
+    expect(await adm.mayReserve(bob.nodeId, 0)).toBe(false)
+    expect(adm.drops.get('reservation-refused')).toBe(1)
+  })
+})
