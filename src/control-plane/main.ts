@@ -7,10 +7,10 @@
 import '../polyfill.js'
 import path from 'node:path'
 import pino from 'pino'
-import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import { UsageError } from '../errors.js'
-import { defaultHome, processIO, type CliIO } from '../cli/io.js'
+import { daemonArgs } from '../cli/daemon-args.js'
+import { processIO, type CliIO } from '../cli/io.js'
 import { reportError } from '../cli/run.js'
 import { derivePoolId, parseRootPublicKey } from '../pool/index.js'
 import { dbFile, openDatabase } from './db.js'
@@ -31,22 +31,13 @@ function portFlag (value: number | undefined, flag: string): number | undefined 
 }
 
 async function main (argv: string[], io: CliIO): Promise<void> {
-  const args = await yargs(argv)
-    .scriptName(NAME)
-    .usage(`$0 [options]\n\nHTTP fallback for mesh pools: ring join for members that cannot use gossip, and a job queue.\nDevices sign every request with their key and pool certificate; no pool root private key is needed.`)
-    .option('port', { type: 'number', describe: `listen on this port only (default: first free of ${DEFAULT_PORT}-${DEFAULT_PORT + PORT_SPAN - 1})` })
+  const args = await daemonArgs(argv, NAME,
+    'HTTP fallback for mesh pools: ring join for members that cannot use gossip, and a job queue.\nDevices sign every request with their key and pool certificate; no pool root private key is needed.',
+    'database and logs', 'the bound address')
+    .option('port', { type: 'number', describe: `listen on this port only, 0 for any free one (default: first free of ${DEFAULT_PORT}-${DEFAULT_PORT + PORT_SPAN - 1})` })
     .option('port-base', { type: 'number', default: DEFAULT_PORT, describe: `first port tried when --port is not given (tries ${PORT_SPAN})` })
     .option('host', { type: 'string', default: '0.0.0.0', describe: 'address to listen on' })
     .option('pool-root-pubkey', { type: 'string', array: true, default: [] as string[], describe: 'serve only this pool (repeatable); default: any pool whose members register it' })
-    .option('home', { type: 'string', default: defaultHome(), defaultDescription: '$MESH_HOME or ~/.meshnet', describe: 'state directory: database and logs' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the bound address as JSON' })
-    .option('log-level', { type: 'string', choices: ['debug', 'info', 'warn', 'error'], default: process.env.MESH_LOG_LEVEL ?? 'info', describe: 'log level (env MESH_LOG_LEVEL)' })
-    .strict()
-    .help()
-    .alias('h', 'help')
-    .version(false)
-    .exitProcess(false)
-    .fail((msg, err) => { throw err ?? new UsageError(msg) })
     .parseAsync()
   if (args.help === true) return
   const port = portFlag(args.port, '--port')

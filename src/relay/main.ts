@@ -8,10 +8,10 @@
 import '../polyfill.js'
 import path from 'node:path'
 import pino from 'pino'
-import yargs from 'yargs'
 import { hideBin } from 'yargs/helpers'
 import { MeshError, UsageError } from '../errors.js'
-import { defaultHome, processIO, type CliIO } from '../cli/io.js'
+import { daemonArgs } from '../cli/daemon-args.js'
+import { processIO, type CliIO } from '../cli/io.js'
 import { reportError } from '../cli/run.js'
 import { derivePoolId, listPoolRecords, parseRootPublicKey, poolTrust, type PoolTrust } from '../pool/index.js'
 import { loadOrCreateRelayKey } from './identity.js'
@@ -30,24 +30,15 @@ function positiveOrZero (value: number, flag: string): number {
 
 async function main (argv: string[], io: CliIO): Promise<void> {
   const limits = defaultRelayLimits()
-  const args = await yargs(argv)
-    .scriptName(NAME)
-    .usage('$0 [options]\n\nCircuit relay (libp2p v2) for mesh pool members that cannot reach each other directly.\nOnly peers that show a valid certificate of a served pool may reserve a slot or be reached.')
+  const args = await daemonArgs(argv, NAME,
+    'Circuit relay (libp2p v2) for mesh pool members that cannot reach each other directly.\nOnly peers that show a valid certificate of a served pool may reserve a slot or be reached.',
+    'relay key, pools, logs', 'the PeerId and addresses')
     .option('port', { type: 'number', default: 4001, describe: 'TCP port to listen on' })
     .option('host', { type: 'string', default: '0.0.0.0', describe: 'address to listen on' })
     .option('pool-root-pubkey', { type: 'string', array: true, default: [] as string[], describe: 'serve this pool (repeatable); pools recorded in --home are served too' })
     .option('max-duration', { type: 'number', default: limits.durationMs / 1000, describe: 'seconds one relayed connection may last (0: no cap)' })
     .option('max-data', { type: 'number', default: limits.dataBytes / (1024 * 1024), describe: 'MiB one relayed connection may carry (0: no cap)' })
     .option('max-reservations', { type: 'number', default: limits.maxReservations, describe: 'peers holding a reservation at once' })
-    .option('home', { type: 'string', default: defaultHome(), defaultDescription: '$MESH_HOME or ~/.meshnet', describe: 'state directory: relay key, pools, logs' })
-    .option('json', { type: 'boolean', default: false, describe: 'print the PeerId and addresses as JSON' })
-    .option('log-level', { type: 'string', choices: ['debug', 'info', 'warn', 'error'], default: process.env.MESH_LOG_LEVEL ?? 'info', describe: 'log level (env MESH_LOG_LEVEL)' })
-    .strict()
-    .help()
-    .alias('h', 'help')
-    .version(false)
-    .exitProcess(false)
-    .fail((msg, err) => { throw err ?? new UsageError(msg) })
     .parseAsync()
   if (args.help === true) return
   if (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535) throw new UsageError(`--port must be a port number 0-65535 (got ${args.port})`)
