@@ -1,10 +1,10 @@
 /** `mesh pool-approve`, `pool-reject`, `pool-policy`, `pool-revoke`: what the admin device decides. */
 import type { Argv } from 'yargs'
+import { UsageError } from '../errors.js'
 import { approvePending, rejectPending, revokeNode, setPoolPolicy } from '../pool/admin.js'
 import { publicKeyFromNodeId } from '../pool/identity.js'
 import { parsePolicy } from '../pool/policy.js'
 import { shortPoolId } from '../pool/pool-id.js'
-import { UsageError } from '../errors.js'
 import { handler, optionalString, requiredString } from './args.js'
 import type { MeshCommand } from './commands.js'
 import type { GlobalArgs } from './io.js'
@@ -12,56 +12,53 @@ import { warnIfOpen } from './pool.js'
 
 type NodeArgs = { node?: unknown, poolId?: unknown }
 
-const nodeBuilder = (y: Argv<GlobalArgs>): Argv<GlobalArgs> => y
-  .positional('node', { type: 'string', describe: 'node id (12D3KooW…), as shown by mesh pool-status' })
-  .option('pool-id', { type: 'string', describe: 'the pool (needed only if NODE is in several of your pools)' })
+/** What a NODE command prints: its --json object and its line of text. */
+interface NodeOutcome { json: Record<string, unknown>, text: string }
 
-/** NODE and --pool-id, checked for form before anything is read. */
-function nodeArgs (args: NodeArgs): { node: string, poolId: string | undefined } {
-  if (args.node === undefined || args.node === '') throw new UsageError('missing NODE, the node id (12D3KooW…) shown by `mesh pool-status`; see --help')
-  const node = String(args.node)
-  publicKeyFromNodeId(node)
-  return { node, poolId: optionalString(args.poolId, 'pool-id') }
+/**
+ * A command on one node of a pool this device administers: `mesh <name> NODE [--pool-id ID]`.
+ * NODE and --pool-id are checked for form before anything is read.
+ */
+function nodeCommand (name: string, describe: string, run: (home: string, node: string, poolId: string | undefined) => NodeOutcome): MeshCommand {
+  return (io) => ({
+    command: `${name} [node]`,
+    describe,
+    builder: (y: Argv<GlobalArgs>) => y
+      .positional('node', { type: 'string', describe: 'node id (12D3KooW…), as shown by mesh pool-status' })
+      .option('pool-id', { type: 'string', describe: 'the pool (needed only if NODE is in several of your pools)' }),
+    handler: handler<NodeArgs>((args) => {
+      if (args.node === undefined || args.node === '') throw new UsageError('missing NODE, the node id (12D3KooW…) shown by `mesh pool-status`; see --help')
+      const node = String(args.node)
+      publicKeyFromNodeId(node)
+      const outcome = run(args.home, node, optionalString(args.poolId, 'pool-id'))
+      io.out(args.json ? JSON.stringify(outcome.json) : outcome.text)
+    })
+  })
 }
 
-export const poolApproveCommand: MeshCommand = (io) => ({
-  command: 'pool-approve [node]',
-  describe: "sign a pending join request (pools with the manual policy)",
-  builder: nodeBuilder,
-  handler: handler<NodeArgs>((args) => {
-    const { node, poolId } = nodeArgs(args)
-    const cert = approvePending(args.home, node, poolId, Date.now())
-    const notAfter = new Date(cert.notAfter).toISOString()
-    io.out(args.json
-      ? JSON.stringify({ poolId: cert.poolId, nodeId: cert.nodeId, name: cert.name, serial: cert.serial, notAfter })
-      : `Approved ${cert.nodeId} "${cert.name}" in pool ${shortPoolId(cert.poolId)}: certificate ${cert.serial}, valid until ${notAfter}. The agent hands it over when the device asks again.`)
-  })
+export const poolApproveCommand = nodeCommand('pool-approve', 'sign a pending join request (pools with the manual policy)', (home, node, poolId) => {
+  const cert = approvePending(home, node, poolId, Date.now())
+  const notAfter = new Date(cert.notAfter).toISOString()
+  return {
+    json: { poolId: cert.poolId, nodeId: cert.nodeId, name: cert.name, serial: cert.serial, notAfter },
+    text: `Approved ${cert.nodeId} "${cert.name}" in pool ${shortPoolId(cert.poolId)}: certificate ${cert.serial}, valid until ${notAfter}. The agent hands it over when the device asks again.`
+  }
 })
 
-export const poolRejectCommand: MeshCommand = (io) => ({
-  command: 'pool-reject [node]',
-  describe: 'drop a pending join request; later requests from that node are refused',
-  builder: nodeBuilder,
-  handler: handler<NodeArgs>((args) => {
-    const { node, poolId } = nodeArgs(args)
-    const record = rejectPending(args.home, node, poolId)
-    io.out(args.json
-      ? JSON.stringify({ poolId: record.poolId, nodeId: node, rejected: true })
-      : `Rejected ${node} in pool ${shortPoolId(record.poolId)}; its requests will be refused.`)
-  })
+export const poolRejectCommand = nodeCommand('pool-reject', 'drop a pending join request; later requests from that node are refused', (home, node, poolId) => {
+  const record = rejectPending(home, node, poolId)
+  return {
+    json: { poolId: record.poolId, nodeId: node, rejected: true },
+    text: `Rejected ${node} in pool ${shortPoolId(record.poolId)}; its requests will be refused.`
+  }
 })
 
-export const poolRevokeCommand: MeshCommand = (io) => ({
-  command: 'pool-revoke [node]',
-  describe: "revoke a member: issue a new root-signed revocation list naming it",
-  builder: nodeBuilder,
-  handler: handler<NodeArgs>((args) => {
-    const { node, poolId } = nodeArgs(args)
-    const list = revokeNode(args.home, node, poolId, Date.now())
-    io.out(args.json
-      ? JSON.stringify({ poolId: list.poolId, nodeId: node, sequence: list.sequence, revokedSerials: list.serials, revokedNodeIds: list.nodeIds })
-      : `Revoked ${node} in pool ${shortPoolId(list.poolId)}: revocation list sequence ${list.sequence}. The agent spreads it to the members.`)
-  })
+export const poolRevokeCommand = nodeCommand('pool-revoke', 'revoke a member: issue a new root-signed revocation list naming it', (home, node, poolId) => {
+  const list = revokeNode(home, node, poolId, Date.now())
+  return {
+    json: { poolId: list.poolId, nodeId: node, sequence: list.sequence, revokedSerials: list.serials, revokedNodeIds: list.nodeIds },
+    text: `Revoked ${node} in pool ${shortPoolId(list.poolId)}: revocation list sequence ${list.sequence}. The agent spreads it to the members.`
+  }
 })
 
 export const poolPolicyCommand: MeshCommand = (io) => ({

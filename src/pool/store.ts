@@ -154,8 +154,11 @@ export function resolvePoolId (home: string, typed: string): string {
 export function writeNewPoolRecord (home: string, record: PoolRecord): void {
   const file = poolFile(home, record.poolId)
   if (fs.existsSync(file)) throw new PoolExistsError(`pool ${record.poolId.slice(0, 16)} is already on this device; see \`mesh pool-status\``)
-  writeJsonAtomic(file, PoolRecordSchema.parse(record))
+  writeJsonAtomic(file, PoolRecordSchema.parse(record), RECORD_MODE)
 }
+
+/** records hold join tokens: readable by this user only */
+const RECORD_MODE = 0o600
 
 const LOCK_WAIT_MS = 5000
 /** a lock older than this was left by a crashed process */
@@ -191,7 +194,7 @@ export function updatePoolRecord<R extends PoolRecord> (home: string, poolId: st
   return withLock(file, () => {
     const before = readPoolRecord(home, poolId)
     const after = change(before)
-    if (after !== before) writeJsonAtomic(file, PoolRecordSchema.parse(after))
+    if (after !== before) writeJsonAtomic(file, PoolRecordSchema.parse(after), RECORD_MODE)
     return after
   })
 }

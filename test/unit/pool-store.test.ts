@@ -4,19 +4,22 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
 import { CorruptFileError, StateWriteError } from '../../src/atomic-file.js'
 import { approvePending, createPool, handleCertRequest, rejectPending, revokeNode, setPoolPolicy } from '../../src/pool/admin.js'
-import { decodeMemberCert } from '../../src/pool/cert.js'
+import { decodeMemberCert, signMemberCert } from '../../src/pool/cert.js'
+import { certForRequest } from '../../src/pool/cert-request.js'
+import { fromHex } from '../../src/pool/encoding.js'
 import {
-  AlreadyInitializedError, AmbiguousPoolIdError, NotInitializedError, NotPoolAdminError, PoolExistsError,
+  AlreadyInitializedError, AmbiguousPoolIdError, BadSignatureError, ExpiredError, MalformedError, NotYetValidError, UnknownIssuerError, WrongPoolError, NotInitializedError, NotPoolAdminError, PoolExistsError,
   PoolIdMismatchError, RevokedError, StaleRevocationError, UnknownNodeError, UnknownPoolError, WrongNodeError
 } from '../../src/pool/errors.js'
 import { initDevice, libp2pPrivateKey, loadDevice } from '../../src/pool/identity.js'
 import { acceptCertificate, acceptRevocationList, certRequestFor, joinPool } from '../../src/pool/member.js'
 import { configFile, deviceKeyFile, poolFile, rootKeyFile } from '../../src/pool/paths.js'
 import { summarizePool } from '../../src/pool/status.js'
-import { listPoolRecords, readPoolRecord, recordRevocation, resolvePoolId, updatePoolRecord } from '../../src/pool/store.js'
+import { listPoolRecords, readPoolRecord, readRootKey, recordRevocation, resolvePoolId, updatePoolRecord } from '../../src/pool/store.js'
 import { DAY, T0, snapshot, tempDirs } from '../helpers/pool-fixtures.js'
 
 const tmp = tempDirs('mesh-pool-')
+const ROOT_PUB_OF = (home: string, poolId: string): Uint8Array => fromHex(readPoolRecord(home, poolId).rootPublicKey, 32) as Uint8Array
 
 function twoDevices (): { admin: string, member: string } {
   const admin = tmp(); const member = tmp()
@@ -203,6 +206,35 @@ describe('join flow between an admin and a member home', () => {
     expect(() => acceptRevocationList(member, record.poolId, list.bytes)).toThrow(StaleRevocationError)
     expect(snapshot(member)).toEqual(before)
     expect(decodeMemberCert(cert.bytes).serial).toBe(cert.serial)
+  })
+  it('a member refuses certificates signed by another key, for another pool, out of date or tampered, and keeps its record', () => {
+    const { admin, member } = twoDevices()
+    const { record, rootPublicKey, joinToken } = createPool(admin, { name: 'office', policy: 'token', now: T0 })
+    const other = createPool(admin, { name: 'other', policy: 'open', now: T0 })
+    joinPool(member, { poolId: record.poolId, rootPublicKey, name: 'office', token: joinToken, now: T0 })
+    joinPool(member, { poolId: other.record.poolId, rootPublicKey: other.rootPublicKey, name: 'other', now: T0 })
+    const device = loadDevice(member)
+    const good = certForRequest(certRequestFor(member, record.poolId, T0), { poolId: record.poolId, rootPublicKey: ROOT_PUB_OF(admin, record.poolId), rootPrivateKey: readRootKey(admin, record) }, T0)
+    const fromOtherRoot = certForRequest(certRequestFor(member, other.record.poolId, T0), { poolId: other.record.poolId, rootPublicKey: ROOT_PUB_OF(admin, other.record.poolId), rootPrivateKey: readRootKey(admin, other.record) }, T0)
+    // the other pool's root signing a certificate that claims this pool
+    const forged = signMemberCert({ ...good, issuerKeyId: fromOtherRoot.issuerKeyId }, readRootKey(admin, other.record))
+    const tampered = Uint8Array.from(good.bytes); tampered[75] = (tampered[75] as number) ^ 1
+    const before = snapshot(member)
+    const cases: Array<[Uint8Array, number, new (...a: never[]) => Error]> = [
+      [fromOtherRoot.bytes, T0, WrongPoolError],
+      [forged.bytes, T0, UnknownIssuerError],
+      [Uint8Array.of(...good.signedBytes, ...fromOtherRoot.signature), T0, BadSignatureError],
+      [tampered, T0, BadSignatureError],
+      [good.bytes, good.notAfter, ExpiredError],
+      [good.bytes, good.notBefore - 1, NotYetValidError],
+      [good.bytes.subarray(0, 100), T0, MalformedError]
+    ]
+    for (const [bytes, now, cls] of cases) {
+      expect(() => acceptCertificate(member, record.poolId, bytes, now)).toThrow(cls)
+      expect(snapshot(member)).toEqual(before)
+    }
+    expect(acceptCertificate(member, record.poolId, good.bytes, T0).nodeId).toBe(device.nodeId)
+    expect(fs.statSync(poolFile(member, record.poolId)).mode & 0o777).toBe(0o600)
   })
   it('approve/reject need --pool-id when the node is pending in two pools', () => {
     const { admin, member } = twoDevices()
