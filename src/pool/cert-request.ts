@@ -8,7 +8,7 @@
  *   | requestedAt u64 ms | nonce 16 | proof flag u8 (0 none, 1 token HMAC) | [proof 32]
  *   | signature 64 (ed25519 by the device key over everything before it)
  *
- * Exports: CertRequest, MAX_CERT_REQUEST_BYTES, createCertRequest, decodeCertRequest,
+ * Exports: CertRequest, CERT_REQUEST_VERSION, MAX_CERT_REQUEST_BYTES, createCertRequest, decodeCertRequest,
  * verifyCertRequestSignature, hasValidTokenProof, RefuseReason, CertRequestContext, CertDecision,
  * decideCertRequest, certForRequest.
  */

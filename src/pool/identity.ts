@@ -3,7 +3,7 @@
  * libp2p PeerId of the same key, so certificates, beacons and libp2p connections name a device alike.
  *
  * Exports: Device, DeviceConfig, InitOptions, initDevice, loadDevice, libp2pPrivateKey,
- * nodeIdFromPublicKey, publicKeyFromNodeId, parseNetworkId, parseName.
+ * nodeIdFromPublicKey, publicKeyFromNodeId, parseNetworkId, parseName, describeZod.
  */
 import fs from 'node:fs'
 import { privateKeyFromRaw, publicKeyFromRaw } from '@libp2p/crypto/keys'

@@ -8,7 +8,7 @@
  *   | node count u16 | device public keys 32 each, strictly ascending
  *   | signature 64 (ed25519 by the root key over everything before it)
  *
- * Exports: UnsignedRevocationList, RevocationList, RevocationTrust, MAX_REVOCATION_ENTRIES,
+ * Exports: REVOCATION_VERSION, UnsignedRevocationList, RevocationList, RevocationTrust, MAX_REVOCATION_ENTRIES,
  * MAX_REVOCATION_BYTES, encodeUnsignedRevocationList, signRevocationList, decodeRevocationList,
  * verifyRevocationList, verifyRevocationListBytes, isNewerRevocationList, isRevoked.
  */
