@@ -1,13 +1,13 @@
 /**
  * Authenticate one device request: the device signature (signing.ts), then the certificate against
- * the pool's root public key, then the nonce (a replay is refused even after a restart, as nonces
+ * the pool's root public key and newest revocation list, then the nonce (a replay is refused even after a restart, as nonces
  * live in the store). Every failure is a Refusal with its reason; nothing here needs a root private key.
  *
  * Exports: Member, AuthMode, AuthContext, authenticate, parseJson.
  */
 import type { FastifyRequest } from 'fastify'
 import type { z } from 'zod'
-import { derivePoolId, fromHex, type MemberCert, type PoolTrust, VerifyError, verifyMemberCert } from '../pool/index.js'
+import { decodeRevocationList, derivePoolId, fromHex, type MemberCert, type PoolTrust, VerifyError, verifyMemberCert } from '../pool/index.js'
 import { Refusal } from './refusals.js'
 import { TIMESTAMP_WINDOW_MS, verifySignedRequest } from './signing.js'
 import type { PoolStore } from './store/pools.js'
@@ -72,15 +72,18 @@ function trustFor (ctx: AuthContext, request: FastifyRequest, poolId: string, mo
     throw new Refusal('pool-not-served', `this control plane does not serve pool ${poolId.slice(0, 16)}…`)
   }
   const known = ctx.pools.pool(poolId)
+  // stored only after verification, so decoding cannot fail on our own data
+  const revocation = known?.revocation === undefined ? undefined : decodeRevocationList(known.revocation)
   if (mode === 'member') {
     if (known === undefined) throw new Refusal('unknown-pool', `pool ${poolId.slice(0, 16)}… is not registered here; register a device of it first`)
-    return { poolId, rootPublicKey: known.rootPublicKey }
+    return { poolId, rootPublicKey: known.rootPublicKey, revocation }
   }
   const rootPublicKey = rootKeyFromBody(request)
   if (derivePoolId(rootPublicKey) !== poolId) {
     throw new Refusal('malformed', `rootPublicKey does not belong to pool ${poolId.slice(0, 16)}…; copy both from the admin's \`mesh pool-create\` output`)
   }
-  return { poolId, rootPublicKey }
+  // a revoked device must not come back by registering again
+  return { poolId, rootPublicKey, revocation }
 }
 
 export function authenticate (ctx: AuthContext, request: FastifyRequest, poolId: string, mode: AuthMode): Member {

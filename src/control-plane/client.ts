@@ -90,7 +90,7 @@ export class ControlPlaneClient {
   }
 
   /** One signed request; the answer's JSON (undefined for 204). */
-  async request (method: 'GET' | 'POST', path: string, body?: unknown, waitMs = 0): Promise<unknown> {
+  async request (method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown, waitMs = 0): Promise<unknown> {
     const bytes = body === undefined ? new Uint8Array(0) : new TextEncoder().encode(JSON.stringify(body))
     const headers: Record<string, string> = signRequest({ method, path, body: bytes, timestamp: this.now(), nonce: newNonce() }, this.identity.certBytes, this.identity.privateKey)
     if (body !== undefined) headers['content-type'] = 'application/json'
@@ -128,6 +128,12 @@ export class ControlPlaneClient {
   async register (rootPublicKey: Uint8Array): Promise<Registration> {
     const value = await this.request('POST', this.pool('/devices'), { rootPublicKey: Buffer.from(rootPublicKey).toString('hex') })
     return this.parse(RegistrationSchema, value, 'registration')
+  }
+
+  /** Hand over the pool's newest root-signed revocation list; `changed` is false if it was held already. */
+  async uploadRevocation (listBytes: Uint8Array): Promise<{ sequence: number, changed: boolean }> {
+    const value = await this.request('PUT', this.pool('/revocation'), { list: Buffer.from(listBytes).toString('base64url') })
+    return this.parse(z.object({ poolId: z.string(), sequence: z.number().int(), changed: z.boolean() }), value, 'revocation answer')
   }
 
   async joinRing (opts: { weight?: number, addresses?: readonly string[] } = {}): Promise<RingView> {

@@ -84,5 +84,13 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (job_id, seq)
       ) STRICT, WITHOUT ROWID;
     `
+  },
+  {
+    version: 2,
+    name: 'revocation list per pool',
+    sql: `
+      -- the newest root-signed revocation list a member uploaded (verified before it is stored)
+      ALTER TABLE pools ADD COLUMN revocation BLOB;
+    `
   }
 ]

@@ -12,6 +12,7 @@ import type { Database } from './db.js'
 import { REFUSAL_STATUS, Refusal, RefusalCounters, reasonForStatus, type RefusalReason } from './refusals.js'
 import { deviceRoutes } from './routes/devices.js'
 import { jobRoutes } from './routes/jobs.js'
+import { revocationRoutes } from './routes/revocation.js'
 import { ringRoutes } from './routes/ring.js'
 import { JobStore } from './store/jobs.js'
 import { PoolStore } from './store/pools.js'
@@ -97,8 +98,10 @@ export function buildControlPlane (db: Database, log: FastifyBaseLogger, config:
     pools: (db.prepare('SELECT count(*) AS n FROM pools').get() as { n: number }).n,
     refused: refusals.snapshot()
   }))
+  const ring = new RingStore(db)
   deviceRoutes(app, auth, pools)
-  ringRoutes(app, auth, new RingStore(db), config)
+  revocationRoutes(app, auth, pools, ring)
+  ringRoutes(app, auth, ring, config)
   jobRoutes(app, auth, new JobStore(db), waiters, config)
 
   const sweeper = setInterval(() => { pools.forgetNoncesBefore(now()) }, NONCE_SWEEP_MS)

@@ -12,6 +12,8 @@ export interface PoolRow {
   readonly poolId: string
   readonly rootPublicKey: Uint8Array
   readonly registeredAt: number
+  /** the newest verified revocation list, as received */
+  readonly revocation: Uint8Array | undefined
 }
 
 export interface DeviceRow {
@@ -24,7 +26,7 @@ export interface DeviceRow {
   readonly lastSeenAt: number
 }
 
-interface RawPool { pool_id: string, root_public_key: Buffer, registered_at: number }
+interface RawPool { pool_id: string, root_public_key: Buffer, registered_at: number, revocation: Buffer | null }
 interface RawDevice {
   pool_id: string, node_id: string, name: string, cert_serial: string, cert_not_after: number,
   registered_at: number, last_seen_at: number
@@ -43,6 +45,7 @@ const toDevice = (r: RawDevice): DeviceRow => ({
 export class PoolStore {
   private readonly selectPool: Statement<[string], RawPool>
   private readonly insertPool: Statement<[string, Buffer, number]>
+  private readonly updateRevocation: Statement<[Buffer, string]>
   private readonly selectDevice: Statement<[string, string], RawDevice>
   private readonly selectDevices: Statement<[string], RawDevice>
   private readonly upsertDeviceStmt: Statement<[string, string, string, Buffer, string, number, number, number]>
@@ -51,7 +54,8 @@ export class PoolStore {
   private readonly pruneNonces: Statement<[number]>
 
   constructor (private readonly db: Database) {
-    this.selectPool = db.prepare('SELECT pool_id, root_public_key, registered_at FROM pools WHERE pool_id = ?')
+    this.selectPool = db.prepare('SELECT pool_id, root_public_key, registered_at, revocation FROM pools WHERE pool_id = ?')
+    this.updateRevocation = db.prepare('UPDATE pools SET revocation = ? WHERE pool_id = ?')
     this.insertPool = db.prepare('INSERT OR IGNORE INTO pools (pool_id, root_public_key, registered_at) VALUES (?, ?, ?)')
     const deviceColumns = 'pool_id, node_id, name, cert_serial, cert_not_after, registered_at, last_seen_at'
     this.selectDevice = db.prepare(`SELECT ${deviceColumns} FROM devices WHERE pool_id = ? AND node_id = ?`)
@@ -70,8 +74,17 @@ export class PoolStore {
 
   pool (poolId: string): PoolRow | undefined {
     const r = this.selectPool.get(poolId)
-    return r === undefined ? undefined : { poolId: r.pool_id, rootPublicKey: new Uint8Array(r.root_public_key), registeredAt: r.registered_at }
+    if (r === undefined) return undefined
+    return {
+      poolId: r.pool_id,
+      rootPublicKey: new Uint8Array(r.root_public_key),
+      registeredAt: r.registered_at,
+      revocation: r.revocation === null ? undefined : new Uint8Array(r.revocation)
+    }
   }
+
+  /** Store a revocation list the caller verified and found newer than the held one. */
+  setRevocation (poolId: string, bytes: Uint8Array): void { this.updateRevocation.run(Buffer.from(bytes), poolId) }
 
   /** Record the pool if it is new; an existing pool keeps its row (its Pool ID fixes the key). */
   addPool (poolId: string, rootPublicKey: Uint8Array, now: number): void {

@@ -59,6 +59,11 @@ export class RingStore {
   /** false if the node was not a member */
   leave (poolId: string, nodeId: string): boolean { return this.remove.run(poolId, nodeId).changes === 1 }
 
+  /** Drop members at once (revoked ones), rather than when their heartbeats stop. */
+  removeMembers (poolId: string, nodeIds: readonly string[]): void {
+    for (const nodeId of nodeIds) this.remove.run(poolId, nodeId)
+  }
+
   /** members heard from at or after `since` */
   liveMembers (poolId: string, since: number): RingMemberRow[] {
     return this.live.all(poolId, since).map((r) => ({

@@ -10,6 +10,7 @@ import { candidatePorts } from '../../../src/control-plane/listen.js'
 import { MIGRATIONS } from '../../../src/control-plane/migrations.js'
 import { buildControlPlane, defaultConfig, type ControlPlane } from '../../../src/control-plane/server.js'
 import { clientFor } from '../../helpers/control-plane.js'
+import { keyId, publicKeyOf, signRevocationList } from '../../../src/pool/index.js'
 import { makeMember, makePool, tempHome, type TestPool } from '../../helpers/members.js'
 
 /** The real app on 127.0.0.1 in this process, with a clock the test moves. */
@@ -49,6 +50,31 @@ describe('control-plane HTTP ring liveness', () => {
     expect(one.epoch).toBe(two.epoch + 1)
     expect(await statusOf(b.heartbeat())).toBe(409)
     expect((await b.joinRing()).members).toHaveLength(2)
+  })
+})
+
+describe('control-plane revocation', () => {
+  it('takes a newer root-signed list from any member, drops the revoked from the ring and refuses them', async () => {
+    const { url, clock } = await inProcess()
+    const pool = makePool()
+    const bob = makeMember(pool, 'bob')
+    const a = clientFor(url, makeMember(pool, 'alice'), { now: () => clock.t })
+    const b = clientFor(url, bob, { now: () => clock.t })
+    await a.register(pool.rootPublicKey); await b.register(pool.rootPublicKey)
+    await a.joinRing(); expect((await b.joinRing()).members).toHaveLength(2)
+    const list = (sequence: number, nodeIds: string[], root = pool.rootSeed) => signRevocationList({
+      version: 1, poolId: pool.poolId, issuerKeyId: keyId(publicKeyOf(root)), sequence, issuedAt: clock.t, serials: [], nodeIds
+    }, root).bytes
+
+    expect(await a.uploadRevocation(list(2, [bob.nodeId]))).toMatchObject({ sequence: 2, changed: true })
+    expect((await a.ring()).members.map((m) => m.name)).toEqual(['alice'])
+    const refused = await b.heartbeat().then(() => undefined, (e: unknown) => e)
+    expect(refused).toMatchObject({ status: 403, reason: 'not-member' })
+    expect(await b.register(pool.rootPublicKey).then(() => 'registered', (e: ControlPlaneRequestError) => e.status)).toBe(403)
+
+    expect(await a.uploadRevocation(list(2, [bob.nodeId]))).toMatchObject({ sequence: 2, changed: false })
+    expect(await statusOf(a.uploadRevocation(list(1, [])))).toBe(409) // older: would un-revoke bob
+    expect(await statusOf(a.uploadRevocation(list(3, [], makePool().rootSeed)))).toBe(400) // not this pool's root
   })
 })
 
@@ -93,6 +119,17 @@ describe('control-plane store', () => {
     const db = openDatabase(home)
     expect(schemaVersion(db)).toBe(MIGRATIONS.length)
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal')
+    db.close()
+  })
+
+  it('upgrades a store of an older version in place, keeping its rows', () => {
+    const home = tempHome()
+    const old = openDatabase(home, MIGRATIONS.slice(0, 1))
+    old.prepare('INSERT INTO pools (pool_id, root_public_key, registered_at) VALUES (?, ?, ?)').run('p'.repeat(64), Buffer.alloc(32), 1)
+    old.close()
+    const db = openDatabase(home)
+    expect(schemaVersion(db)).toBe(MIGRATIONS.length)
+    expect(db.prepare('SELECT pool_id, revocation FROM pools').all()).toEqual([{ pool_id: 'p'.repeat(64), revocation: null }])
     db.close()
   })
 
