@@ -3,7 +3,7 @@
  * the pool's root public key and newest revocation list, then the nonce (a replay is refused even after a restart, as nonces
  * live in the store). Every failure is a Refusal with its reason; nothing here needs a root private key.
  *
- * Exports: Member, AuthMode, AuthContext, authenticate, parseJson.
+ * Exports: Member, AuthMode, VerifiedCerts, AuthContext, authenticate, parseJson, rawBody.
  */
 import type { FastifyRequest } from 'fastify'
 import type { z } from 'zod'
@@ -26,7 +26,29 @@ export interface Member {
  */
 export type AuthMode = 'register' | 'member'
 
+/** Bound of the verified-certificate cache; far above the devices of the pools one server sees. */
+const VERIFIED_CACHE = 4096
+
+/**
+ * Certificates that passed verifyMemberCert, by pool, revocation sequence and exact bytes: a device
+ * shows the same certificate on every request, and its root signature costs more than the rest of
+ * the request. A hit outside the certificate's validity is verified again, so it fails as it should.
+ */
+export class VerifiedCerts {
+  private readonly certs = new Map<string, MemberCert>()
+
+  verify (cert: MemberCert, trust: PoolTrust, now: number): void {
+    const key = `${trust.poolId}/${trust.revocation?.sequence ?? 0}/${Buffer.from(cert.bytes).toString('base64')}`
+    const hit = this.certs.get(key)
+    if (hit !== undefined && now >= hit.notBefore && now < hit.notAfter) return
+    verifyMemberCert(cert, trust, now)
+    if (this.certs.size >= VERIFIED_CACHE) this.certs.delete(this.certs.keys().next().value as string)
+    this.certs.set(key, cert)
+  }
+}
+
 export interface AuthContext {
+  readonly verified: VerifiedCerts
   readonly pools: PoolStore
   /** when set, only these pools (Pool ID → root public key) are served */
   readonly servedPools: ReadonlyMap<string, Uint8Array> | undefined
@@ -93,7 +115,7 @@ export function authenticate (ctx: AuthContext, request: FastifyRequest, poolId:
   if (!POOL_ID_RE.test(poolId)) throw new Refusal('malformed', 'the path must name a Pool ID of 64 lower-case hex digits')
   const trust = trustFor(ctx, request, poolId, mode)
   try {
-    verifyMemberCert(v.cert, trust, now)
+    ctx.verified.verify(v.cert, trust, now)
   } catch (err) {
     if (err instanceof VerifyError) throw new Refusal('not-member', err.message)
     throw err

@@ -7,7 +7,7 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
 import type { ShardMode } from '../ring/assign.js'
-import type { AuthContext } from './auth.js'
+import { VerifiedCerts, type AuthContext } from './auth.js'
 import type { Database } from './db.js'
 import { REFUSAL_STATUS, Refusal, RefusalCounters, reasonForStatus, type RefusalReason } from './refusals.js'
 import { deviceRoutes } from './routes/devices.js'
@@ -63,7 +63,7 @@ export function buildControlPlane (db: Database, log: FastifyBaseLogger, config:
   const refusals = new RefusalCounters()
   const waiters = new Waiters()
   const pools = new PoolStore(db)
-  const auth: AuthContext = { pools, servedPools: config.servedPools, now }
+  const auth: AuthContext = { verified: new VerifiedCerts(), pools, servedPools: config.servedPools, now }
   const startedAt = now()
 
   app.removeAllContentTypeParsers()

@@ -78,6 +78,19 @@ describe('control-plane revocation', () => {
   })
 })
 
+describe('control-plane certificate checks', () => {
+  it('refuses a certificate once it expires, though it was verified (and cached) before', async () => {
+    const { url, clock } = await inProcess()
+    const pool = makePool()
+    const m = makeMember(pool, 'brief', { notBefore: clock.t - 1000, notAfter: clock.t + 10_000 })
+    const c = clientFor(url, m, { now: () => clock.t })
+    await c.register(pool.rootPublicKey)
+    await c.ring()
+    clock.t += 10_000
+    expect(await c.ring().then(() => 'accepted', (e: ControlPlaneRequestError) => `${e.status} ${e.reason}`)).toBe('403 not-member')
+  })
+})
+
 describe('control-plane job leases', () => {
   it('gives a job whose claimer went silent to the next claimer, which starts over', async () => {
     const { clock, client } = await inProcess()
