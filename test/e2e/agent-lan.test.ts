@@ -1,0 +1,58 @@
+import { afterEach, describe, expect, it, onTestFailed } from 'vitest'
+import { callAgent } from '../../src/agent/api/client.js'
+import type { AgentStatus } from '../../src/agent/agent.js'
+import { createAdmin, joined, joinMember, until } from './lan-join.js'
+import { NetnsLab, netnsUnavailable } from './netns.js'
+
+const unavailable = netnsUnavailable()
+const labs: NetnsLab[] = []
+afterEach(() => { for (const l of labs.splice(0)) l.destroy() })
+function lab (n: number): NetnsLab {
+  const l = NetnsLab.create(n); labs.push(l)
+  onTestFailed(() => { console.error(l.logs()) })
+  return l
+}
+
+describe.skipIf(unavailable !== undefined)(`LAN join in network namespaces${unavailable !== undefined ? ` (SKIPPED: ${unavailable})` : ''}`, () => {
+  it('a member with the token gets its certificate by multicast and both list each other ONLINE', async () => {
+    const l = lab(2); const [admin, member] = [l.node(0), l.node(1)]
+    const pool = await createAdmin(l, admin)
+    await joinMember(l, member, pool, pool.joinToken)
+    const t0 = performance.now()
+    await l.meshOk(member, ['start'])
+    await until(async () => await joined(admin, member, pool.poolId), 20_000, 'certificate and ONLINE on both sides')
+    console.log(`e2e: member start → certificate + both ONLINE in ${Math.round(performance.now() - t0)} ms`)
+
+    const peers = JSON.parse(await l.meshOk(member, ['pool-peers', '--pool-id', pool.poolId, '--json'])) as Array<{ name: string, address: string, status: string }>
+    expect(peers.map((p) => [p.name, p.address, p.status])).toEqual([['admin-n0', '10.77.0.1', 'ONLINE']])
+    const status = await callAgent<AgentStatus>(member.home, 'GET', '/v1/status')
+    expect(status.beacon.interfaces).toEqual(['10.77.0.2'])
+    expect(status.beacon.drops['bad-signature']).toBe(0)
+  })
+
+  it('wrong token and manual policy: no certificate until pool-approve on the admin', async () => {
+    const l = lab(3); const [admin, wrong, manual] = [l.node(0), l.node(1), l.node(2)]
+    const tokenPool = await createAdmin(l, admin)
+    const manualPool = JSON.parse(await l.meshOk(admin, ['pool-create', '--name', 'manual-pool', '--policy', 'manual', '--json'])) as typeof tokenPool
+    await joinMember(l, wrong, tokenPool, 'A'.repeat(43))
+    await joinMember(l, manual, manualPool, undefined)
+    await l.meshOk(wrong, ['start'])
+    await l.meshOk(manual, ['start'])
+
+    const adminStatus = async (): Promise<AgentStatus> => await callAgent<AgentStatus>(admin.home, 'GET', '/v1/status')
+    const state = async (home: string, poolId: string): Promise<string | undefined> =>
+      (await callAgent<AgentStatus>(home, 'GET', '/v1/status')).pools.find((p) => p.poolId === poolId)?.state
+    // the admin has heard both requests (refused / held): that is when absence of a certificate means something
+    await until(async () => { const s = await adminStatus(); return (s.join.refused['bad-token'] ?? 0) > 0 && s.join.pending > 0 }, 20_000, 'both requests at the admin')
+    expect(await state(wrong.home, tokenPool.poolId)).toBe('pending-certificate')
+    expect(await state(manual.home, manualPool.poolId)).toBe('pending-certificate')
+    const log = l.logs()
+    expect(log.match(/refused a certificate request/g)?.length).toBe(1) // logged once, though retried
+
+    for (const [node, pool] of [[wrong, tokenPool], [manual, manualPool]] as const) {
+      const nodeId = (await callAgent<AgentStatus>(node.home, 'GET', '/v1/status')).nodeId
+      await l.meshOk(admin, ['pool-approve', nodeId, '--pool-id', pool.poolId])
+      await until(async () => await state(node.home, pool.poolId) === 'member', 20_000, `certificate for ${node.name} after approval`)
+    }
+  })
+})
