@@ -1,14 +1,18 @@
+/**
+ * Starting, finding and stopping the agent process. Kept apart from foreground.ts so that commands
+ * which only talk to a running agent do not load the agent itself (and the libp2p stack under it).
+ */
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadDevice } from '../pool/index.js'
-import { createAgent, type AgentStatus } from './agent.js'
+import type { AgentStatus } from './agent.js'
 import { callAgent } from './api/client.js'
 import { envOverrides, readAgentFile, resolveAgentConfig, type AgentConfig, type AgentOverrides } from './config.js'
-import { AgentAlreadyRunningError, AgentNotRunningError, AgentStartError } from './errors.js'
-import { agentLogFile, createAgentLogger } from './log.js'
-import { daemonOutFile } from './paths.js'
+import { AgentAlreadyRunningError, AgentNotRunningError, AgentStartError, AgentStopError } from './errors.js'
+import { agentLogFile } from './log.js'
+import { daemonOutFile, pidFile } from './paths.js'
 import { isAlive, readPid } from './pidfile.js'
 
 /** The agent's configuration for `home`: defaults ← agent.json ← environment ← flags. */
@@ -23,33 +27,6 @@ export async function runningAgent (home: string): Promise<AgentStatus | undefin
   } catch (err) {
     if (err instanceof AgentNotRunningError) return undefined
     throw err
-  }
-}
-
-/**
- * `mesh start --foreground`: run the agent in this process until SIGINT/SIGTERM or `mesh stop`.
- * `onReady` runs once the local API answers.
- */
-export async function runForeground (home: string, flags: AgentOverrides, opts: { logToStderr: boolean, onReady?: (pid: number) => void }): Promise<void> {
-  const device = loadDevice(home) // NotInitializedError before `mesh init`
-  const config = agentConfig(home, flags)
-  const up = await runningAgent(home)
-  if (up !== undefined) throw new AgentAlreadyRunningError(home, up.pid)
-  const log = createAgentLogger(home, { level: process.env.MESH_LOG_LEVEL, stderr: opts.logToStderr })
-  const agent = createAgent(config, { device, log })
-  const onSignal = (sig: NodeJS.Signals): void => {
-    log.info({ signal: sig }, 'stopping on signal')
-    void agent.stop()
-  }
-  process.on('SIGINT', onSignal)
-  process.on('SIGTERM', onSignal)
-  try {
-    await agent.start()
-    opts.onReady?.(process.pid)
-    await agent.stopped
-  } finally {
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
   }
 }
 
@@ -105,13 +82,13 @@ export async function stopAgent (home: string): Promise<number | undefined> {
   const up = await runningAgent(home)
   if (up === undefined) {
     const pid = readPid(home)
-    if (pid !== undefined && !isAlive(pid)) fs.rmSync(path.join(home, 'run', 'agent.pid'), { force: true })
+    if (pid !== undefined && !isAlive(pid)) fs.rmSync(pidFile(home), { force: true })
     return undefined
   }
   await callAgent(home, 'POST', '/v1/stop')
   const deadline = Date.now() + STOP_TIMEOUT_MS
   while (isAlive(up.pid)) {
-    if (Date.now() > deadline) throw new AgentStartError(`the agent (pid ${up.pid}) did not stop within ${STOP_TIMEOUT_MS / 1000} s; kill it with \`kill ${up.pid}\``)
+    if (Date.now() > deadline) throw new AgentStopError(`the agent (pid ${up.pid}) did not stop within ${STOP_TIMEOUT_MS / 1000} s; kill it with \`kill ${up.pid}\``)
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
   return up.pid

@@ -17,6 +17,9 @@ export class AgentAlreadyRunningError extends MeshError {
 /** The agent process did not come up (it exited, or did not answer in time). */
 export class AgentStartError extends MeshError {}
 
+/** `mesh stop`: the agent did not exit in time. */
+export class AgentStopError extends MeshError {}
+
 /** The agent answered with an error, or not in time. */
 export class AgentApiError extends MeshError {}
 

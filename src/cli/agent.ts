@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs'
 import { callAgent } from '../agent/api/client.js'
 import type { AgentOverrides } from '../agent/config.js'
-import { runForeground, startDetached, stopAgent } from '../agent/daemon.js'
+import { startDetached, stopAgent } from '../agent/daemon.js'
 import { agentLogFile } from '../agent/log.js'
 import type { PeerView } from '../agent/peers.js'
 import { resolvePoolId } from '../pool/index.js'
@@ -57,6 +57,8 @@ export const startCommand: MeshCommand = (io) => ({
   handler: async (argv) => {
     const a = argv as unknown as StartArgs
     if (a.foreground) {
+      // loaded only here: the agent and everything it runs are not needed by the other commands
+      const { runForeground } = await import('../agent/foreground.js')
       await runForeground(a.home, overrides(a), {
         logToStderr: !a.quiet,
         onReady: (pid) => { if (!a.quiet) io.err(`mesh agent running (pid ${pid}); Ctrl+C stops it`) }

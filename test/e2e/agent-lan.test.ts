@@ -20,15 +20,16 @@ describe.skipIf(unavailable !== undefined)(`LAN join in network namespaces${unav
     await joinMember(l, member, pool, pool.joinToken)
     const t0 = performance.now()
     await l.meshOk(member, ['start'])
+    const up = performance.now() - t0
     await until(async () => await joined(admin, member, pool.poolId), 20_000, 'certificate and ONLINE on both sides')
-    console.log(`e2e: member start → certificate + both ONLINE in ${Math.round(performance.now() - t0)} ms`)
+    console.log(`e2e: member start → certificate + both ONLINE in ${Math.round(performance.now() - t0)} ms (\`mesh start\` returned after ${Math.round(up)} ms)`)
 
     const peers = JSON.parse(await l.meshOk(member, ['pool-peers', '--pool-id', pool.poolId, '--json'])) as Array<{ name: string, address: string, status: string }>
     expect(peers.map((p) => [p.name, p.address, p.status])).toEqual([['admin-n0', '10.77.0.1', 'ONLINE']])
     const status = await callAgent<AgentStatus>(member.home, 'GET', '/v1/status')
     expect(status.beacon.interfaces).toEqual(['10.77.0.2'])
     expect(status.beacon.drops['bad-signature']).toBe(0)
-  })
+  }, 120_000)
 
   it('wrong token and manual policy: no certificate until pool-approve on the admin', async () => {
     const l = lab(3); const [admin, wrong, manual] = [l.node(0), l.node(1), l.node(2)]
@@ -54,5 +55,5 @@ describe.skipIf(unavailable !== undefined)(`LAN join in network namespaces${unav
       await l.meshOk(admin, ['pool-approve', nodeId, '--pool-id', pool.poolId])
       await until(async () => await state(node.home, pool.poolId) === 'member', 20_000, `certificate for ${node.name} after approval`)
     }
-  })
+  }, 180_000)
 })
