@@ -30,7 +30,7 @@ export interface JoinStats {
 
 export interface CertJoinComponents {
   home: string
-  beacons: BeaconService
+  beacons: Pick<BeaconService, 'send' | 'countDrop'>
   pools: PoolDirectory
   clock: () => number
   random: () => number
