@@ -20,6 +20,19 @@ export function isAlive (pid: number): boolean {
 }
 
 /**
+ * Whether `pid` may still be an agent. After a crash and a reboot the number can belong to any
+ * process: where /proc tells (Linux), it must be running mesh.
+ */
+function isAgentProcess (pid: number): boolean {
+  if (!isAlive(pid)) return false
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('mesh')
+  } catch {
+    return true // no /proc (macOS) or not ours to read: trust the liveness check
+  }
+}
+
+/**
  * Take the pid file for this process. Another live agent's pid means it is already running; a pid
  * file whose process is gone was left by a crash and is replaced (the caller logs that).
  * Returns the stale pid it replaced, if any.
@@ -27,7 +40,7 @@ export function isAlive (pid: number): boolean {
 export function claimPidFile (home: string): number | undefined {
   fs.mkdirSync(runDir(home), { recursive: true, mode: 0o700 })
   const old = readPid(home)
-  if (old !== undefined && old !== process.pid && isAlive(old)) throw new AgentAlreadyRunningError(home, old)
+  if (old !== undefined && old !== process.pid && isAgentProcess(old)) throw new AgentAlreadyRunningError(home, old)
   writeFileAtomic(pidFile(home), `${process.pid}\n`, 0o600)
   return old !== undefined && old !== process.pid ? old : undefined
 }

@@ -1,10 +1,15 @@
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { ReplayGuard } from '../../../src/agent/beacon/replay.js'
 import { multicastAddresses } from '../../../src/agent/beacon/transport.js'
 import { lanDefaults } from '../../../src/agent/config.js'
 import { needsRenewal, retryDelayMs } from '../../../src/agent/join.js'
 import { RateLimitedWarner, type Logger } from '../../../src/agent/log.js'
+import { pidFile, runDir } from '../../../src/agent/paths.js'
 import { PeerTable, peerStatus, type PeerRecord } from '../../../src/agent/peers.js'
+import { claimPidFile, readPid, releasePidFile } from '../../../src/agent/pidfile.js'
+import { tempDirs } from '../../helpers/pool-fixtures.js'
 
 const cfg = lanDefaults('/h')
 
@@ -73,5 +78,23 @@ describe('multicast interfaces', () => {
     const flags: Record<string, number> = { lo: 0x9, eth0: 0x1003, wg0: 0x91, eth1: 0x1003 }
     expect(multicastAddresses(ifaces, (n) => flags[n])).toEqual(['10.0.0.2', '192.168.1.5'])
     expect(multicastAddresses(ifaces, () => undefined)).toEqual(['10.0.0.2', '10.9.0.1', '192.168.1.5'])
+  })
+})
+
+describe('pid file', () => {
+  const tmp = tempDirs('mesh-pid-')
+  it('treats a pid file naming a live process that is not mesh as stale', async () => {
+    const home = tmp()
+    const sleeper = spawn('sleep', ['30'])
+    try {
+      fs.mkdirSync(runDir(home), { recursive: true })
+      fs.writeFileSync(pidFile(home), `${sleeper.pid ?? 0}\n`)
+      expect(claimPidFile(home)).toBe(sleeper.pid)
+      expect(readPid(home)).toBe(process.pid)
+      releasePidFile(home)
+      expect(fs.existsSync(pidFile(home))).toBe(false)
+    } finally {
+      sleeper.kill()
+    }
   })
 })
