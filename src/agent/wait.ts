@@ -1,6 +1,5 @@
 import { MeshError } from '../errors.js'
 import { readPoolRecord, shortPoolId } from '../pool/index.js'
-import { runningAgent } from './daemon.js'
 
 /** `pool-join --wait`: no certificate arrived in time (the agent keeps asking). */
 export class CertificateWaitTimeoutError extends MeshError {
@@ -11,22 +10,13 @@ export class CertificateWaitTimeoutError extends MeshError {
   }
 }
 
-/** `pool-join --wait` without a running agent: nothing would ask for the certificate. */
-export class NoAgentToWaitError extends MeshError {
-  constructor (poolId: string) {
-    super(`pool ${shortPoolId(poolId)} is recorded, but no agent is running to ask for its certificate; ` +
-      'run `mesh start` (it asks at once), then check with `mesh pool-status`')
-  }
-}
-
 const POLL_MS = 100
 
 /**
  * Wait until this device holds a certificate for `poolId` (the running agent installs it in the pool
- * store). Throws NoAgentToWaitError when no agent runs, CertificateWaitTimeoutError after `seconds`.
+ * store); CertificateWaitTimeoutError after `seconds`. The caller checks first that an agent runs.
  */
 export async function waitForCertificate (home: string, poolId: string, seconds: number): Promise<void> {
-  if (await runningAgent(home) === undefined) throw new NoAgentToWaitError(poolId)
   const deadline = Date.now() + seconds * 1000
   for (;;) {
     if (readPoolRecord(home, poolId).state === 'member') return

@@ -1,6 +1,7 @@
 import type { Argv } from 'yargs'
 import { callAgent } from '../agent/api/client.js'
 import type { AgentOverrides } from '../agent/config.js'
+import type { AgentStatus } from '../agent/agent.js'
 import { startDetached, stopAgent } from '../agent/daemon.js'
 import { agentLogFile } from '../agent/log.js'
 import type { PeerView } from '../agent/peers.js'
@@ -113,3 +114,26 @@ export const poolPeersCommand: MeshCommand = (io) => ({
     io.out(a.json ? JSON.stringify(peers) : formatPeers(peers, Date.now()))
   }
 })
+
+/** What `pool-status --json` shows of the running agent (null when none runs). */
+export function liveAgentJson (s: AgentStatus | undefined): Omit<AgentStatus, 'pools'> | null {
+  if (s === undefined) return null
+  const { pools: _pools, ...rest } = s
+  return rest
+}
+
+export function agentStatusText (s: AgentStatus | undefined): string {
+  if (s === undefined) return 'Agent: not running (start it with `mesh start`)'
+  const b = s.beacon
+  const dropped = Object.entries(b.drops).filter(([, n]) => n > 0)
+  const total = dropped.reduce((sum, [, n]) => sum + n, 0)
+  return `Agent: running (pid ${s.pid}) on ${b.group}:${b.port} via ${b.interfaces.join(', ') || 'no multicast interface'}` +
+    `; beacons sent ${b.sent}, received ${b.received}, accepted ${b.accepted}, dropped ${total}` +
+    (dropped.length > 0 ? ` (${dropped.map(([r, n]) => `${r} ${n}`).join(', ')})` : '')
+}
+
+export function peersLine (peers: Record<string, number> | null | undefined): string {
+  if (peers === undefined) return ''
+  if (peers === null) return '\n  Peers: none seen yet'
+  return `\n  Peers: ${peers.ONLINE ?? 0} online, ${peers.SUSPECT ?? 0} suspect, ${peers.OFFLINE ?? 0} offline (mesh pool-peers)`
+}

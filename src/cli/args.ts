@@ -19,6 +19,15 @@ export function optionalString (value: unknown, flag: string): string | undefine
   return value === undefined ? undefined : requiredString(value, flag)
 }
 
+/** A positive number of seconds, or undefined when the flag is absent. */
+export function optionalSeconds (value: unknown, flag: string): number | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new UsageError(`--${flag} must be a positive number of seconds (e.g. --${flag} 60)`)
+  }
+  return value
+}
+
 /** The default of a flag that an environment variable may supply; empty counts as unset. */
 export function fromEnv (name: string): string | undefined {
   const v = process.env[name]

@@ -6,7 +6,11 @@ import { joinPool } from '../pool/member.js'
 import { parsePolicy, type PoolPolicy } from '../pool/policy.js'
 import { summarizePool } from '../pool/status.js'
 import { listPoolRecords, readPoolRecord, resolvePoolId } from '../pool/store.js'
-import { fromEnv, handler, optionalString, requiredString } from './args.js'
+import { runningAgent } from '../agent/daemon.js'
+import { AgentNotRunningError } from '../agent/errors.js'
+import { waitForCertificate } from '../agent/wait.js'
+import { agentStatusText, liveAgentJson, peersLine } from './agent.js'
+import { fromEnv, handler, optionalSeconds, optionalString, requiredString } from './args.js'
 import type { MeshCommand } from './commands.js'
 import type { CliIO, GlobalArgs } from './io.js'
 import { poolListText, poolStatusText } from './pool-format.js'
@@ -49,8 +53,12 @@ export const poolJoinCommand: MeshCommand = (io) => ({
     .option('pool-id', { type: 'string', describe: 'Pool ID from the admin (or a prefix of at least 16 hex digits)' })
     .option('pool-root-pubkey', { type: 'string', describe: 'Pool Root Public Key from the admin (64 hex digits)' })
     .option('name', { type: 'string', describe: 'a local name for the pool (env POOL_NAME)', default: fromEnv('POOL_NAME') })
-    .option('token', { type: 'string', describe: 'the join token from the admin (needed under the token policy)' }),
-  handler: handler<{ poolId?: unknown, poolRootPubkey?: unknown, name?: unknown, token?: unknown }>((args) => {
+    .option('token', { type: 'string', describe: 'the join token from the admin (needed under the token policy)' })
+    .option('wait', { type: 'number', describe: 'then wait up to N seconds for the certificate (the agent must be running: mesh start)' }),
+  handler: handler<{ poolId?: unknown, poolRootPubkey?: unknown, name?: unknown, token?: unknown, wait?: unknown }>(async (args) => {
+    const wait = optionalSeconds(args.wait, 'wait')
+    // with --wait, a missing agent is reported before anything is written
+    if (wait !== undefined && await runningAgent(args.home) === undefined) throw new AgentNotRunningError(args.home)
     const record = joinPool(args.home, {
       poolId: requiredString(args.poolId, 'pool-id'),
       rootPublicKey: requiredString(args.poolRootPubkey, 'pool-root-pubkey'),
@@ -58,9 +66,18 @@ export const poolJoinCommand: MeshCommand = (io) => ({
       token: optionalString(args.token, 'token'),
       now: Date.now()
     })
+    if (wait === undefined) {
+      io.out(args.json
+        ? JSON.stringify({ poolId: record.poolId, name: record.name, state: record.state, token: record.joinToken !== null })
+        : `Recorded pool ${record.poolId} "${record.name}"; waiting for a certificate from the admin (start the agent with \`mesh start\`).`)
+      return
+    }
+    if (!args.json) io.out(`Recorded pool ${record.poolId} "${record.name}"; waiting up to ${wait} s for a certificate from the admin…`)
+    await waitForCertificate(args.home, record.poolId, wait)
+    const joined = summarizePool(readPoolRecord(args.home, record.poolId), Date.now())
     io.out(args.json
-      ? JSON.stringify({ poolId: record.poolId, name: record.name, state: record.state, token: record.joinToken !== null })
-      : `Recorded pool ${record.poolId} "${record.name}"; waiting for a certificate from the admin (start the agent with \`mesh start\`).`)
+      ? JSON.stringify({ poolId: joined.poolId, name: joined.name, state: joined.state, token: record.joinToken !== null, certificate: joined.certificate })
+      : `Certificate received: this device is a member of pool ${joined.shortId} (valid until ${joined.certificate?.notAfter ?? '?'}).`)
   })
 })
 
@@ -78,21 +95,26 @@ export const poolListCommand: MeshCommand = (io) => ({
 
 export const poolStatusCommand: MeshCommand = (io) => ({
   command: 'pool-status',
-  describe: 'details of one pool or all: certificate, policy, members, pending requests, revocations (from disk)',
+  describe: 'details of one pool or all: certificate, policy, members, pending requests, revocations; peers and beacon counters from the running agent',
   builder: (y: Argv<GlobalArgs>) => y
     .option('pool-id', { type: 'string', describe: 'only this pool (Pool ID or a prefix of at least 16 hex digits)' }),
-  handler: handler<{ poolId?: unknown }>((args) => {
+  handler: handler<{ poolId?: unknown }>(async (args) => {
     const device = loadDevice(args.home)
     const typed = optionalString(args.poolId, 'pool-id')
     const records = typed === undefined ? listPoolRecords(args.home) : [readPoolRecord(args.home, resolvePoolId(args.home, typed))]
     const now = Date.now()
-    const pools = records.map(r => ({ ...summarizePool(r, now), ...(r.role === 'admin' ? { joinToken: r.joinToken } : {}) }))
+    const live = await runningAgent(args.home)
+    const pools = records.map(r => ({
+      ...summarizePool(r, now),
+      ...(r.role === 'admin' ? { joinToken: r.joinToken } : {}),
+      ...(live !== undefined ? { peers: live.pools.find(p => p.poolId === r.poolId)?.peers ?? null } : {})
+    }))
     if (args.json) {
-      io.out(JSON.stringify({ nodeId: device.nodeId, name: device.name, networkId: device.networkId, pools }))
+      io.out(JSON.stringify({ nodeId: device.nodeId, name: device.name, networkId: device.networkId, pools, agent: liveAgentJson(live) }))
       return
     }
-    const head = `This device: ${device.nodeId} "${device.name}" on network ${device.networkId}`
-    const body = pools.length === 0 ? 'No pools yet.' : pools.map(p => poolStatusText(p, p.joinToken)).join('\n\n')
+    const head = `This device: ${device.nodeId} "${device.name}" on network ${device.networkId}\n${agentStatusText(live)}`
+    const body = pools.length === 0 ? 'No pools yet.' : pools.map(p => poolStatusText(p, p.joinToken) + peersLine(p.peers)).join('\n\n')
     io.out(`${head}\n\n${body}`)
   })
 })

@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs'
 import { newSerial, signMemberCert, type MemberCert } from './cert.js'
-import { certForRequest, decideCertRequest, decodeCertRequest, type CertDecision, type CertRequestContext } from './cert-request.js'
+import { certForRequest, decideCertRequest, decodeCertRequest, type CertDecision, type CertRequestContext, type RefuseReason } from './cert-request.js'
 import { toBase64Url, toHex } from './encoding.js'
 import { AmbiguousPoolIdError, InvalidInputError, NotPoolAdminError, UnknownNodeError } from './errors.js'
 import { loadDevice, parseName, publicKeyFromNodeId } from './identity.js'
@@ -99,6 +99,9 @@ export function requestContext (r: AdminPoolRecord, rootPrivateKey: Uint8Array):
   }
 }
 
+/** refusals that still leave the request in the pending list for `mesh pool-approve` */
+const APPROVABLE_REFUSALS: ReadonlySet<RefuseReason> = new Set(['missing-token', 'bad-token'])
+
 export interface RequestOutcome { poolId: string, decision: CertDecision }
 
 /**
@@ -114,10 +117,11 @@ export function handleCertRequest (home: string, requestBytes: Uint8Array, now: 
     const r = asAdmin(current)
     const d = decideCertRequest(req, requestContext(r, rootKey), now)
     decision = d
-    if (d.kind === 'refuse') return r
     if (d.kind === 'issue') {
       return { ...r, members: upsertMember(r.members, d.cert), pending: r.pending.filter(p => p.nodeId !== req.nodeId) }
     }
+    // a missing or wrong token is refused, but the admin may still vouch for the device with pool-approve
+    if (d.kind === 'refuse' && !APPROVABLE_REFUSALS.has(d.reason)) return r
     const entry = { nodeId: req.nodeId, name: req.name, request: toBase64Url(req.bytes), receivedAt: now }
     return { ...r, pending: [...r.pending.filter(p => p.nodeId !== req.nodeId), entry].slice(-MAX_PENDING) }
   })

@@ -26,9 +26,13 @@ describe.skipIf(unavailable !== undefined)(`LAN join in network namespaces${unav
 
     const peers = JSON.parse(await l.meshOk(member, ['pool-peers', '--pool-id', pool.poolId, '--json'])) as Array<{ name: string, address: string, status: string }>
     expect(peers.map((p) => [p.name, p.address, p.status])).toEqual([['admin-n0', '10.77.0.1', 'ONLINE']])
-    const status = await callAgent<AgentStatus>(member.home, 'GET', '/v1/status')
-    expect(status.beacon.interfaces).toEqual(['10.77.0.2'])
-    expect(status.beacon.drops['bad-signature']).toBe(0)
+    const status = JSON.parse(await l.meshOk(member, ['pool-status', '--json'])) as {
+      pools: Array<{ state: string, peers: Record<string, number> }>, agent: { beacon: { interfaces: string[], accepted: number, drops: Record<string, number> } }
+    }
+    expect(status.pools.map((p) => [p.state, p.peers.ONLINE])).toEqual([['member', 1]])
+    expect(status.agent.beacon.interfaces).toEqual(['10.77.0.2'])
+    expect(status.agent.beacon.accepted).toBeGreaterThan(0)
+    expect(status.agent.beacon.drops['bad-signature']).toBe(0)
   }, 120_000)
 
   it('wrong token and manual policy: no certificate until pool-approve on the admin', async () => {
@@ -36,9 +40,11 @@ describe.skipIf(unavailable !== undefined)(`LAN join in network namespaces${unav
     const tokenPool = await createAdmin(l, admin)
     const manualPool = JSON.parse(await l.meshOk(admin, ['pool-create', '--name', 'manual-pool', '--policy', 'manual', '--json'])) as typeof tokenPool
     await joinMember(l, wrong, tokenPool, 'A'.repeat(43))
-    await joinMember(l, manual, manualPool, undefined)
     await l.meshOk(wrong, ['start'])
+    await l.meshOk(manual, ['init', '--network-id', 'lab', '--name', 'member-n2'])
     await l.meshOk(manual, ['start'])
+    // as device2.sh does: join on a running agent and wait (here until the admin approves)
+    const waiting = l.mesh(manual, ['pool-join', '--pool-id', manualPool.poolId, '--pool-root-pubkey', manualPool.rootPublicKey, '--name', 'manual-pool', '--wait', '60'])
 
     const adminStatus = async (): Promise<AgentStatus> => await callAgent<AgentStatus>(admin.home, 'GET', '/v1/status')
     const state = async (home: string, poolId: string): Promise<string | undefined> =>
@@ -55,5 +61,8 @@ describe.skipIf(unavailable !== undefined)(`LAN join in network namespaces${unav
       await l.meshOk(admin, ['pool-approve', nodeId, '--pool-id', pool.poolId])
       await until(async () => await state(node.home, pool.poolId) === 'member', 20_000, `certificate for ${node.name} after approval`)
     }
+    const waited = await waiting
+    expect(waited.code).toBe(0)
+    expect(waited.stdout).toMatch(/Certificate received: this device is a member of pool [0-9a-f]{16}/)
   }, 180_000)
 })

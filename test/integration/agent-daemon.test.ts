@@ -8,14 +8,15 @@ import type { PeerView } from '../../src/agent/peers.js'
 import { isAlive } from '../../src/agent/pidfile.js'
 import { createPool, initDevice, joinPool, readPoolRecord } from '../../src/pool/index.js'
 import { MESH_JS, agentStatus, freeUdpPort, killAgents, logOf, mesh } from '../helpers/agent-procs.js'
-import { tempDirs } from '../helpers/pool-fixtures.js'
+import { snapshot, tempDirs } from '../helpers/pool-fixtures.js'
 
 const tmp = tempDirs('mesh-agent-')
 const homes: string[] = []
 afterEach(() => { killAgents(homes.splice(0)) })
 function home (): string { const h = tmp(); homes.push(h); return h }
 
-describe('agent daemon lifecycle (child processes)', () => {
+// every step is a real `mesh` process; on a busy 2-core machine each takes seconds
+describe('agent daemon lifecycle (child processes)', { timeout: 120_000 }, () => {
   it('says to run init first, and that the agent is not running', async () => {
     const h = home()
     const r = await mesh(h, ['start'])
@@ -25,6 +26,14 @@ describe('agent daemon lifecycle (child processes)', () => {
     expect(peers.code).not.toBe(0)
     const stop = await mesh(h, ['stop'])
     expect(stop).toMatchObject({ code: 0, stdout: 'mesh agent is not running; nothing to stop\n' })
+    // pool-join --wait needs an agent to ask for the certificate: said before anything is written
+    initDevice(h, { networkId: 'lan', name: 'box' })
+    const adminHome = tmp(); initDevice(adminHome, { networkId: 'lan', name: 'admin' })
+    const pool = createPool(adminHome, { name: 'p', policy: 'token', now: Date.now() })
+    const before = snapshot(h)
+    const waited = await mesh(h, ['pool-join', '--pool-id', pool.record.poolId, '--pool-root-pubkey', pool.rootPublicKey, '--name', 'p', '--wait', '30'])
+    expect(waited).toMatchObject({ code: 1, stdout: '', stderr: `mesh: the mesh agent is not running for ${h}; start it with \`mesh start\`\n` })
+    expect(snapshot(h)).toEqual(before)
   })
 
   it('starts detached, refuses a second start, keeps its socket private, stops cleanly', async () => {
@@ -42,6 +51,15 @@ describe('agent daemon lifecycle (child processes)', () => {
     const again = await mesh(h, ['start', '--beacon-port', String(port)])
     expect(again.code).toBe(1)
     expect(again.stderr).toBe(`mesh: the mesh agent is already running for ${h} (pid ${pid}); stop it with \`mesh stop\` first\n`)
+
+    // pool-join --wait with nobody to answer: a clear timeout; the pool stays recorded and pending
+    const other = tmp(); initDevice(other, { networkId: 'lan', name: 'admin' })
+    const pool = createPool(other, { name: 'p', policy: 'token', now: Date.now() })
+    const join = ['pool-join', '--pool-id', pool.record.poolId, '--pool-root-pubkey', pool.rootPublicKey, '--name', 'p', '--token', pool.joinToken]
+    const waited = await mesh(h, [...join, '--wait', '1'])
+    expect(waited.code).toBe(1)
+    expect(waited.stderr).toMatch(/^mesh: no certificate for pool [0-9a-f]{16} within 1 s; check that the admin's agent runs on this LAN/)
+    expect(readPoolRecord(h, pool.record.poolId).state).toBe('pending-certificate')
 
     const stop = await mesh(h, ['stop'])
     expect(stop).toMatchObject({ code: 0, stdout: `mesh agent stopped (pid ${pid})\n` })
@@ -92,7 +110,7 @@ describe('agent daemon lifecycle (child processes)', () => {
   })
 })
 
-describe('certificate join over unicast bootstrap on 127.0.0.1', () => {
+describe('certificate join over unicast bootstrap on 127.0.0.1', { timeout: 120_000 }, () => {
   it('member gets its certificate and both list each other ONLINE', async () => {
     const admin = home(); const member = home()
     initDevice(admin, { networkId: 'lan', name: 'admin-box' })

@@ -159,13 +159,16 @@ describe('join flow between an admin and a member home', () => {
     // a certificate for another device is refused
     expect(() => acceptCertificate(admin, record.poolId, out.decision.kind === 'issue' ? out.decision.cert.bytes : new Uint8Array(), T0)).toThrow(WrongNodeError)
   })
-  it('without the token: refused, nothing recorded', () => {
+  it('without the token: refused, no member added, kept pending for pool-approve', () => {
     const { admin, member } = twoDevices()
     const { record, rootPublicKey } = createPool(admin, { name: 'office', policy: 'token', now: T0 })
     joinPool(member, { poolId: record.poolId, rootPublicKey, name: 'office', now: T0 })
-    const before = snapshot(admin)
     expect(handleCertRequest(admin, certRequestFor(member, record.poolId, T0).bytes, T0).decision).toEqual({ kind: 'refuse', reason: 'missing-token' })
-    expect(snapshot(admin)).toEqual(before)
+    const after = readPoolRecord(admin, record.poolId)
+    if (after.role !== 'admin') throw new Error('admin record expected')
+    expect(after.members.map(m => m.name)).toEqual(['admin-box'])
+    expect(after.pending.map(p => p.nodeId)).toEqual([loadDevice(member).nodeId])
+    expect(approvePending(admin, loadDevice(member).nodeId, record.poolId, T0).nodeId).toBe(loadDevice(member).nodeId)
     expect(() => handleCertRequest(member, certRequestFor(member, record.poolId, T0).bytes, T0)).toThrow(NotPoolAdminError)
   })
   it('manual policy: pending → approve, or reject; then revoke and spread the list', () => {
