@@ -29,6 +29,8 @@ export interface ControlPlaneConfig {
   readonly leaseMs: number
   readonly maxQueuedJobs: number
   readonly maxWaitMs: number
+  /** finished jobs are deleted this long after they finished */
+  readonly jobRetentionMs: number
 }
 
 export function defaultConfig (): ControlPlaneConfig {
@@ -41,19 +43,23 @@ export function defaultConfig (): ControlPlaneConfig {
     // a whole generation on a slow box streams tokens far more often than this
     leaseMs: 60_000,
     maxQueuedJobs: 1000,
-    maxWaitMs: 30_000
+    maxWaitMs: 30_000,
+    // a day for the submitter to fetch a result; the store stays small on a box that runs for months
+    jobRetentionMs: 24 * 3600_000
   }
 }
 
 export interface ControlPlane {
   readonly app: FastifyInstance
   readonly refusals: RefusalCounters
-  /** stops long polls, the nonce sweeper and the HTTP server (the caller closes the database) */
+  /** forget nonces the timestamp window refuses anyway and finished jobs past retention (a timer calls it) */
+  sweep: () => { nonces: number, jobs: number }
+  /** stops long polls, the sweeper and the HTTP server (the caller closes the database) */
   close: () => Promise<void>
 }
 
 const VERSION = '1'
-const NONCE_SWEEP_MS = 30_000
+const SWEEP_MS = 30_000
 
 export function buildControlPlane (db: Database, log: FastifyBaseLogger, config: ControlPlaneConfig, now: () => number = Date.now): ControlPlane {
   const app: FastifyInstance = Fastify({ loggerInstance: log, bodyLimit: config.bodyLimitBytes,
@@ -102,14 +108,22 @@ export function buildControlPlane (db: Database, log: FastifyBaseLogger, config:
   deviceRoutes(app, auth, pools)
   revocationRoutes(app, auth, pools, ring)
   ringRoutes(app, auth, ring, config)
-  jobRoutes(app, auth, new JobStore(db), waiters, config)
+  const jobs = new JobStore(db)
+  jobRoutes(app, auth, jobs, waiters, config)
 
-  const sweeper = setInterval(() => { pools.forgetNoncesBefore(now()) }, NONCE_SWEEP_MS)
+  const sweep = (): { nonces: number, jobs: number } => ({
+    nonces: pools.forgetNoncesBefore(now()),
+    jobs: jobs.forgetFinishedBefore(now() - config.jobRetentionMs)
+  })
+  const sweeper = setInterval(() => {
+    try { sweep() } catch (err) { log.error({ err }, 'sweep failed') }
+  }, SWEEP_MS)
   sweeper.unref()
 
   return {
     app,
     refusals,
+    sweep,
     close: async () => {
       clearInterval(sweeper)
       waiters.close()

@@ -71,6 +71,7 @@ export class JobStore {
   private readonly finishStmt: Statement<[JobState, string | null, string | null, number, string]>
   private readonly tokensAfter: Statement<[string, number], { text: string }>
   private readonly countTokens: Statement<[string], { n: number }>
+  private readonly deleteFinished: Statement<[number]>
 
   constructor (private readonly db: Database) {
     this.insert = db.prepare(`INSERT INTO jobs (job_id, pool_id, submitter, request, state, created_at, updated_at)
@@ -91,6 +92,7 @@ export class JobStore {
     this.finishStmt = db.prepare('UPDATE jobs SET state = ?, result = ?, error = ?, lease_until = NULL, updated_at = ? WHERE job_id = ?')
     this.tokensAfter = db.prepare('SELECT text FROM job_tokens WHERE job_id = ? AND seq >= ? ORDER BY seq')
     this.countTokens = db.prepare('SELECT count(*) AS n FROM job_tokens WHERE job_id = ?')
+    this.deleteFinished = db.prepare("DELETE FROM jobs WHERE state IN ('done', 'failed') AND updated_at < ?")
   }
 
   submit (poolId: string, submitter: string, request: JobRequest, now: number): Job {
@@ -148,6 +150,9 @@ export class JobStore {
       return update
     }).immediate()
   }
+
+  /** Delete jobs that finished before `before`, with their tokens; returns how many. */
+  forgetFinishedBefore (before: number): number { return this.deleteFinished.run(before).changes }
 
   tokenCount (jobId: string): number { return (this.countTokens.get(jobId) as { n: number }).n }
 

@@ -8,16 +8,16 @@ import { dbFile, openDatabase, schemaVersion } from '../../../src/control-plane/
 import { DatabaseError, DatabaseTooNewError } from '../../../src/control-plane/errors.js'
 import { candidatePorts } from '../../../src/control-plane/listen.js'
 import { MIGRATIONS } from '../../../src/control-plane/migrations.js'
-import { buildControlPlane, defaultConfig, type ControlPlane } from '../../../src/control-plane/server.js'
+import { buildControlPlane, defaultConfig, type ControlPlane, type ControlPlaneConfig } from '../../../src/control-plane/server.js'
 import { clientFor } from '../../helpers/control-plane.js'
 import { keyId, publicKeyOf, signRevocationList } from '../../../src/pool/index.js'
 import { makeMember, makePool, tempHome, type TestPool } from '../../helpers/members.js'
 
 /** The real app on 127.0.0.1 in this process, with a clock the test moves. */
-async function inProcess (): Promise<{ cp: ControlPlane, url: string, clock: { t: number }, client: (pool: TestPool, name: string) => ControlPlaneClient }> {
+async function inProcess (config: Partial<ControlPlaneConfig> = {}): Promise<{ cp: ControlPlane, url: string, clock: { t: number }, client: (pool: TestPool, name: string) => ControlPlaneClient }> {
   const clock = { t: Date.now() }
   const db = openDatabase(tempHome())
-  const cp = buildControlPlane(db, pino({ level: 'silent' }), defaultConfig(), () => clock.t)
+  const cp = buildControlPlane(db, pino({ level: 'silent' }), { ...defaultConfig(), ...config }, () => clock.t)
   await cp.app.listen({ host: '127.0.0.1', port: 0 })
   const url = `http://127.0.0.1:${(cp.app.server.address() as { port: number }).port}`
   open.push(async () => { await cp.close(); db.close() })
@@ -110,14 +110,29 @@ describe('control-plane job leases', () => {
     expect(await sub.job(job.jobId)).toMatchObject({ state: 'failed', error: 'model not loaded', claimedBy: again?.claimedBy })
   })
 
-  it('refuses submissions past the queue bound with 429', async () => {
-    const clock = { t: Date.now() }
-    const db = openDatabase(tempHome())
-    const cp = buildControlPlane(db, pino({ level: 'silent' }), { ...defaultConfig(), maxQueuedJobs: 2 }, () => clock.t)
-    await cp.app.listen({ host: '127.0.0.1', port: 0 })
-    open.push(async () => { await cp.close(); db.close() })
+  it('deletes finished jobs after the retention, with their tokens, and keeps the rest', async () => {
+    const jobRetentionMs = 60_000
+    const { cp, clock, client } = await inProcess({ jobRetentionMs })
     const pool = makePool()
-    const c = clientFor(`http://127.0.0.1:${(cp.app.server.address() as { port: number }).port}`, makeMember(pool, 'busy'), { now: () => clock.t })
+    const [sub, agent] = [client(pool, 'sub'), client(pool, 'agent')]
+    await sub.register(pool.rootPublicKey); await agent.register(pool.rootPublicKey)
+    const done = await sub.submitJob({ prompt: 'a', maxTokens: 1 })
+    const waiting = await sub.submitJob({ prompt: 'b', maxTokens: 1 })
+    await agent.claimJob()
+    await agent.postTokens(done.jobId, 0, ['x'])
+    await agent.finishJob(done.jobId, { result: { text: 'x', tokens: 1 } })
+    clock.t += jobRetentionMs - 1
+    expect(cp.sweep().jobs).toBe(0)
+    clock.t += 2
+    expect(cp.sweep().jobs).toBe(1)
+    expect(await statusOf(sub.job(done.jobId))).toBe(404)
+    expect((await sub.job(waiting.jobId)).state).toBe('queued')
+  })
+
+  it('refuses submissions past the queue bound with 429', async () => {
+    const { cp, client } = await inProcess({ maxQueuedJobs: 2 })
+    const pool = makePool()
+    const c = client(pool, 'busy')
     await c.register(pool.rootPublicKey)
     await c.submitJob({ prompt: 'a', maxTokens: 1 }); await c.submitJob({ prompt: 'b', maxTokens: 1 })
     expect(await statusOf(c.submitJob({ prompt: 'c', maxTokens: 1 }))).toBe(429)
