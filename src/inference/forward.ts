@@ -80,8 +80,9 @@ function attendOwnHeads (s: RunState, d: ShardDims, c: ModelConfig, l: number, p
   const hs = headSize(c)
   const group = kvMul(c)
   const layerAt = l * s.positions * d.kvDim
-  s.keyCache.set(s.k, layerAt + pos * d.kvDim)
-  s.valueCache.set(s.v, layerAt + pos * d.kvDim)
+  const { q, att, scores, keyCache, valueCache } = s // locals: V8 keeps them in registers in the hot loops
+  keyCache.set(s.k, layerAt + pos * d.kvDim)
+  valueCache.set(s.v, layerAt + pos * d.kvDim)
   const scale = Math.sqrt(hs)
   for (let h = 0; h < d.nHeads; h++) {
     const qAt = h * hs
@@ -90,15 +91,15 @@ function attendOwnHeads (s: RunState, d: ShardDims, c: ModelConfig, l: number, p
     for (let t = 0; t <= pos; t++) {
       const kAt = layerAt + t * d.kvDim + kvAt
       let score = 0
-      for (let i = 0; i < hs; i++) score += s.q[qAt + i] * s.keyCache[kAt + i]
-      s.scores[row + t] = score / scale
+      for (let i = 0; i < hs; i++) score += q[qAt + i] * keyCache[kAt + i]
+      scores[row + t] = score / scale
     }
-    softmax(s.scores, row, pos + 1)
-    for (let i = 0; i < hs; i++) s.att[qAt + i] = 0
+    softmax(scores, row, pos + 1)
+    att.fill(0, qAt, qAt + hs)
     for (let t = 0; t <= pos; t++) {
-      const a = s.scores[row + t]
+      const a = scores[row + t]
       const vAt = layerAt + t * d.kvDim + kvAt
-      for (let i = 0; i < hs; i++) s.att[qAt + i] += a * s.valueCache[vAt + i]
+      for (let i = 0; i < hs; i++) att[qAt + i] += a * valueCache[vAt + i]
     }
   }
 }

@@ -60,6 +60,10 @@ describe('checkpoint formats', () => {
     const std = Math.sqrt(wq.reduce((s, v) => s + v * v, 0) / wq.length)
     expect(std).toBeGreaterThan(0.018)
     expect(std).toBeLessThan(0.022)
+    const tiny = await loadModel({ checkpointPath: v0.path, tokenizerPath: TOKENIZER })
+    const full = await generate(await shardedModel(tiny), tiny.tokenizer, { prompt: 'Hello', maxTokens: 500, sampler: createSampler({ temperature: 0, topP: 1, seed: 1n }) })
+    expect(full.stopReason).toBe('context-full') // 64 positions, then the last sampled token
+    expect(full.tokenIds).toHaveLength(65)
     const a = await firstLogits(v0.path)
     expect(await firstLogits(v1.path)).toEqual(a)
     expect(await firstLogits(other.path)).not.toEqual(a)
