@@ -19,6 +19,26 @@ export function needsRenewal (cert: Pick<MemberCert, 'notBefore' | 'notAfter'>, 
   return now >= cert.notAfter - (cert.notAfter - cert.notBefore) / 3
 }
 
+/** senders and held requests remembered at most; the oldest go first */
+const MAX_TRACKED = 1024
+/** certificate-request decisions: a LAN of joining devices needs a handful a second */
+const DECISIONS_BURST = 20
+const DECISIONS_PER_SECOND = 10
+
+/** A token bucket over an explicit clock. */
+export class TokenBucket {
+  private tokens: number
+  private at: number | undefined
+  constructor (private readonly capacity: number, private readonly perSecond: number) { this.tokens = capacity }
+  take (now: number): boolean {
+    if (this.at !== undefined) this.tokens = Math.min(this.capacity, this.tokens + (now - this.at) * this.perSecond / 1000)
+    this.at = now
+    if (this.tokens < 1) return false
+    this.tokens -= 1
+    return true
+  }
+}
+
 export interface JoinStats {
   requestsSent: number
   installed: number
@@ -56,6 +76,7 @@ export class CertJoin {
   /** requests held for manual approval: where to send the certificate once approved */
   private readonly waiting = new Map<string, { poolId: string, nodeId: string, to: Source }>()
   private readonly lastAnswerAt = new Map<string, number>()
+  private readonly decisions = new TokenBucket(DECISIONS_BURST, DECISIONS_PER_SECOND)
   private readonly warner: RateLimitedWarner
   private readonly stats: JoinStats = { requestsSent: 0, installed: 0, issued: 0, answeredFromCache: 0, pending: 0, refused: {} }
   private timer: NodeJS.Timeout | undefined
@@ -130,6 +151,8 @@ export class CertJoin {
     const key = `${poolId}/${req.nodeId}`
     const last = this.lastAnswerAt.get(key)
     if (last !== undefined && now - last < this.cfg.answerMinIntervalMs) { this.c.beacons.countDrop('rate-limited'); return }
+    if (this.lastAnswerAt.size >= MAX_TRACKED) this.lastAnswerAt.delete(this.lastAnswerAt.keys().next().value as string)
+    this.lastAnswerAt.delete(key)
     this.lastAnswerAt.set(key, now)
 
     const cached = this.answers.get(key)?.cert ?? this.issuedOnDisk(poolId, req.nodeId, now)
@@ -138,6 +161,8 @@ export class CertJoin {
       this.respond(poolId, { cert: cached, to: from })
       return
     }
+    // many fresh device keys could each ask once: decisions (a pool-store write and a signature) share one budget
+    if (!this.decisions.take(now)) { this.c.beacons.countDrop('rate-limited'); return }
     let outcome
     try {
       outcome = handleCertRequest(this.c.home, req.bytes, now)
@@ -153,6 +178,7 @@ export class CertJoin {
       this.c.log.info({ pool: poolId, node: req.nodeId, name: req.name, serial: d.cert.serial }, 'issued a member certificate')
       this.respond(poolId, { cert: d.cert, to: from })
     } else if (d.kind === 'pending') {
+      if (this.waiting.size >= MAX_TRACKED) this.waiting.delete(this.waiting.keys().next().value as string)
       this.waiting.set(key, { poolId, nodeId: req.nodeId, to: from })
       this.warner.warn(`pending:${key}`, now, { pool: poolId, node: req.nodeId, name: req.name },
         `certificate request from ${req.name} awaits approval: run \`mesh pool-approve ${req.nodeId}\``)

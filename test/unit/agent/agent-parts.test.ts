@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { ReplayGuard } from '../../../src/agent/beacon/replay.js'
 import { multicastAddresses } from '../../../src/agent/beacon/transport.js'
 import { lanDefaults } from '../../../src/agent/config.js'
-import { needsRenewal, retryDelayMs } from '../../../src/agent/join.js'
+import { TokenBucket, needsRenewal, retryDelayMs } from '../../../src/agent/join.js'
 import { RateLimitedWarner, type Logger } from '../../../src/agent/log.js'
 import { pidFile, runDir } from '../../../src/agent/paths.js'
 import { PeerTable, peerStatus, type PeerRecord } from '../../../src/agent/peers.js'
@@ -96,5 +96,15 @@ describe('pid file', () => {
     } finally {
       sleeper.kill()
     }
+  })
+})
+
+describe('token bucket', () => {
+  it('allows a burst, then the refill rate', () => {
+    const b = new TokenBucket(3, 10)
+    expect([b.take(0), b.take(0), b.take(0), b.take(0)]).toEqual([true, true, true, false])
+    expect(b.take(99)).toBe(false)
+    expect(b.take(100)).toBe(true)
+    expect(b.take(10_000)).toBe(true)
   })
 })
