@@ -68,8 +68,11 @@ async function main (argv: string[], io: CliIO): Promise<void> {
     trust,
     log
   }).catch((err: unknown) => {
+    // libp2p's message spans lines with a stack: keep the one line a user needs
     const message = err instanceof Error ? err.message : String(err)
-    throw new RelayListenError(`cannot listen on ${args.host}:${args.port}: ${message}; stop what uses the port or pick another --port`)
+    if (message.includes('EADDRINUSE')) throw new RelayListenError(`port ${args.port} on ${args.host} is already in use; stop what uses it or pick another --port`)
+    const cause = message.split('\n').map((l) => l.trim()).filter((l) => l !== '').slice(-1)[0] ?? 'unknown error'
+    throw new RelayListenError(`cannot listen on ${args.host}:${args.port} (${cause}); check --host and --port`)
   })
   const timer = setInterval(reload, POOL_RELOAD_MS)
   timer.unref()

@@ -8,14 +8,17 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import net from 'node:net'
 import path from 'node:path'
+import { promisify } from 'node:util'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CERT_PROTOCOL, encodeCertBundle } from '../../src/agent/net/cert-bundle.js'
 import { exited, makeMember, makePool, tempHome, type TestMember } from '../helpers/members.js'
 
 const RELAY = path.resolve('dist/relay/main.js')
+const run = promisify(execFile)
 const ECHO = '/mesh-test/echo/1.0.0'
 
 interface RunningRelay { proc: ChildProcess, peerId: string, addr: string }
@@ -118,6 +121,21 @@ describe('mesh-relay on 127.0.0.1', () => {
     const c = await memberNode(outsider, relay, false)
     await c.dial(multiaddr(relay.addr))
     await expect(c.dialProtocol(multiaddr(circuitAddress(a) as string), ECHO, { runOnLimitedConnection: true })).rejects.toThrow(/PERMISSION_DENIED/)
+  })
+
+  it('a taken port is a one-line error, exit 1', async () => {
+    const blocker = net.createServer()
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+    const port = (blocker.address() as net.AddressInfo).port
+    try {
+      const r = await run(process.execPath, [RELAY, '--home', tempHome(), '--host', '127.0.0.1', '--port', String(port)])
+        .then(() => { throw new Error('expected failure') }, (e: { code: number, stdout: string, stderr: string }) => e)
+      expect(r.code).toBe(1)
+      expect(r.stdout).toBe('')
+      expect(r.stderr.trim().split('\n')).toEqual([`mesh-relay: port ${port} on 127.0.0.1 is already in use; stop what uses it or pick another --port`])
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve))
+    }
   })
 
   it('keeps its identity across restarts', async () => {
