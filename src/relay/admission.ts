@@ -67,29 +67,38 @@ export class RelayAdmission {
     return [...entry.pools].filter(([poolId, notAfter]) => now < notAfter && served.has(poolId)).map(([poolId]) => poolId)
   }
 
+  /** Resolves once the peer is admitted for some pool, or after `waitMs`. */
+  private async waitAdmitted (peerId: string, waitMs: number, now: () => number): Promise<void> {
+    if (this.poolsOf(peerId, now()).length > 0 || waitMs <= 0) return
+    await new Promise<void>((resolve) => {
+      const set = this.waiting.get(peerId) ?? new Set<() => void>()
+      const done = (): void => { clearTimeout(timer); set.delete(done); if (set.size === 0) this.waiting.delete(peerId); resolve() }
+      const timer = setTimeout(done, waitMs)
+      set.add(done)
+      this.waiting.set(peerId, set)
+    })
+  }
+
   /**
    * Whether the peer may reserve a slot. Its certificates travel on their own stream, so they may
    * arrive just after the reservation request: wait for them up to `waitMs`.
    */
   async mayReserve (peerId: string, waitMs: number, now: () => number = Date.now): Promise<boolean> {
-    if (this.poolsOf(peerId, now()).length === 0 && waitMs > 0) {
-      await new Promise<void>((resolve) => {
-        const set = this.waiting.get(peerId) ?? new Set<() => void>()
-        const done = (): void => { clearTimeout(timer); set.delete(done); if (set.size === 0) this.waiting.delete(peerId); resolve() }
-        const timer = setTimeout(done, waitMs)
-        set.add(done)
-        this.waiting.set(peerId, set)
-      })
-    }
+    await this.waitAdmitted(peerId, waitMs, now)
     const ok = this.poolsOf(peerId, now()).length > 0
     if (!ok) this.count('reservation-refused')
     return ok
   }
 
-  /** Whether `source` may reach `destination` through the relay: both admitted in a common pool. */
-  mayConnect (source: string, destination: string, now: number): boolean {
-    const theirs = new Set(this.poolsOf(destination, now))
-    const ok = this.poolsOf(source, now).some((p) => theirs.has(p))
+  /**
+   * Whether `source` may reach `destination` through the relay: both admitted in a common pool.
+   * The destination holds a reservation, so it is admitted already; the source may have connected
+   * a moment ago, so its certificates get `waitMs` to arrive.
+   */
+  async mayConnect (source: string, destination: string, waitMs: number, now: () => number = Date.now): Promise<boolean> {
+    await this.waitAdmitted(source, waitMs, now)
+    const theirs = new Set(this.poolsOf(destination, now()))
+    const ok = this.poolsOf(source, now()).some((p) => theirs.has(p))
     if (!ok) this.count('connect-refused')
     return ok
   }

@@ -51,8 +51,8 @@ export interface Relay {
   stop: () => Promise<void>
 }
 
-// certificates come on their own stream, maybe just after the reservation request
-const RESERVATION_WAIT_MS = 3000
+// certificates come on their own stream, maybe just after a reservation or connect request
+const CERT_WAIT_MS = 3000
 const ADMISSION_TIMEOUT_MS = 10_000
 
 export async function startRelay (init: RelayInit): Promise<Relay> {
@@ -67,8 +67,8 @@ export async function startRelay (init: RelayInit): Promise<Relay> {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: {
-      denyInboundRelayReservation: async (peer) => !(await admission.mayReserve(peer.toString(), RESERVATION_WAIT_MS)),
-      denyOutboundRelayedConnection: (source, destination) => !admission.mayConnect(source.toString(), destination.toString(), Date.now())
+      denyInboundRelayReservation: async (peer) => !(await admission.mayReserve(peer.toString(), CERT_WAIT_MS)),
+      denyOutboundRelayedConnection: async (source, destination) => !(await admission.mayConnect(source.toString(), destination.toString(), CERT_WAIT_MS))
     },
     services: {
       identify: identify(),

@@ -24,25 +24,28 @@ describe('RelayAdmission', () => {
     expect(Object.fromEntries(adm.drops)).toEqual({ 'wrong-node': 1, 'not-served': 1, 'invalid-certificate': 1, 'bad-bundle': 1 })
   })
 
-  it('relays only between peers admitted in a common pool, and forgets expiry and unserved pools', () => {
+  it('relays only between peers admitted in a common pool, and forgets expiry and unserved pools', async () => {
     const pools = [trustOf(served)]
     const adm = new RelayAdmission(() => pools)
     adm.present(alice.nodeId, bundle(alice.certBytes), NOW)
-    expect(adm.mayConnect(alice.nodeId, bob.nodeId, NOW)).toBe(false)
+    expect(await adm.mayConnect(alice.nodeId, bob.nodeId, 0, () => NOW)).toBe(false)
     adm.present(bob.nodeId, bundle(bob.certBytes), NOW)
-    expect(adm.mayConnect(alice.nodeId, bob.nodeId, NOW)).toBe(true)
-    expect(adm.mayConnect(alice.nodeId, bob.nodeId, NOW + 2 * 86_400_000)).toBe(false) // certificates expired
+    expect(await adm.mayConnect(alice.nodeId, bob.nodeId, 0, () => NOW)).toBe(true)
+    expect(await adm.mayConnect(alice.nodeId, bob.nodeId, 0, () => NOW + 2 * 86_400_000)).toBe(false) // certificates expired
     pools.length = 0 // the relay stopped serving the pool
     expect(adm.poolsOf(alice.nodeId, NOW)).toEqual([])
     expect(adm.drops.get('connect-refused')).toBe(2)
   })
 
-  it('lets a reservation wait for the certificate that is still on its way', async () => {
+  it('lets a reservation or a connection wait for the certificate that is still on its way', async () => {
     const adm = new RelayAdmission(() => [trustOf(served)])
     const asking = adm.mayReserve(alice.nodeId, 5000)
     adm.present(alice.nodeId, bundle(alice.certBytes), Date.now())
     expect(await asking).toBe(true)
-    expect(await adm.mayReserve(bob.nodeId, 0)).toBe(false)
+    const connecting = adm.mayConnect(bob.nodeId, alice.nodeId, 5000)
+    adm.present(bob.nodeId, bundle(bob.certBytes), Date.now())
+    expect(await connecting).toBe(true)
+    expect(await adm.mayReserve(makeMember(served, 'carol').nodeId, 0)).toBe(false)
     expect(adm.drops.get('reservation-refused')).toBe(1)
   })
 })
