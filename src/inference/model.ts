@@ -30,10 +30,10 @@ export interface Engine { readonly name: EngineName, readonly threads: number }
 export const ENGINES: readonly EngineName[] = ['ts', 'wasm', 'onnx']
 
 /**
- * The engine for a shape and thread count, from bench/README.md: wasm SIMD beats plain
- * TypeScript by 5-25x on every shape and onnxruntime's ~11 µs call overhead on small ones; on one
- * thread it is also on par with onnxruntime for the large shapes. Only onnxruntime can use a
- * second core, which pays off once the weights no longer fit in cache (the 15M shape and up).
+ * The engine for a shape and thread count, from bench/README.md: on one thread wasm SIMD beat
+ * plain TypeScript (4-6x) and onnxruntime (whose per-call overhead dominates small shapes) on every
+ * shape measured. Only onnxruntime can use a second core; with two threads it matched one-thread
+ * wasm on the 15M and 110M shapes on a loaded machine, and should pull ahead on an idle one.
  */
 export function chooseEngine (c: ModelConfig, threads: number): Engine {
   const weightBytes = 4 * (c.nLayers * (2 * c.dim * c.dim + 2 * c.dim * (c.dim * c.nKvHeads / c.nHeads) + 3 * c.dim * c.hiddenDim) + c.vocabSize * c.dim)
