@@ -112,16 +112,21 @@ const FileSchema = z.strictObject({
   multicastLoopback: z.boolean().optional()
 })
 
+/** Overrides as plain data (agent.json, or what `mesh start` hands its detached agent); undefined if invalid. */
+export function parseOverrides (raw: unknown): AgentOverrides | { problem: string } {
+  const parsed = FileSchema.safeParse(raw)
+  if (parsed.success) return parsed.data
+  const issue = parsed.error.issues[0]
+  return { problem: `${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}` }
+}
+
 export function readAgentFile (home: string): AgentOverrides {
   const file = agentConfigFile(home)
   const raw = readJsonFile(file)
   if (raw === undefined) return {}
-  const parsed = FileSchema.safeParse(raw)
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]
-    throw new CorruptFileError(file, `${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`)
-  }
-  return parsed.data
+  const parsed = parseOverrides(raw)
+  if ('problem' in parsed) throw new CorruptFileError(file, parsed.problem)
+  return parsed
 }
 
 export function envOverrides (env: NodeJS.ProcessEnv): AgentOverrides {

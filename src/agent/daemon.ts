@@ -30,15 +30,17 @@ export async function runningAgent (home: string): Promise<AgentStatus | undefin
   }
 }
 
-/** dist/cli/mesh.js, beside this file's directory */
-const MESH_SCRIPT = fileURLToPath(new URL('../cli/mesh.js', import.meta.url))
+/** the detached agent's entry: the agent alone, without the CLI (named so `ps` and the pid check see "mesh") */
+const AGENT_SCRIPT = fileURLToPath(new URL('./mesh-agent.js', import.meta.url))
+/** how `mesh start` hands its flags to the detached agent (JSON of AgentOverrides) */
+export const OVERRIDES_ENV = 'MESH_AGENT_OVERRIDES'
 const READY_TIMEOUT_MS = 15_000
 
 /**
- * `mesh start`: run `mesh start --foreground` detached (its own session, output to logs/agent.out)
- * and return once its local API answers, or fail with what it printed if it exits first.
+ * `mesh start`: run the agent detached (its own session, output to logs/agent.out) and return once
+ * its local API answers, or fail with what it printed if it exits first.
  */
-export async function startDetached (home: string, flags: AgentOverrides, passArgs: string[]): Promise<AgentStatus> {
+export async function startDetached (home: string, flags: AgentOverrides): Promise<AgentStatus> {
   loadDevice(home) // say "run mesh init" here rather than from the background
   agentConfig(home, flags) // and bad flags or agent.json too
   const up = await runningAgent(home)
@@ -48,8 +50,8 @@ export async function startDetached (home: string, flags: AgentOverrides, passAr
   fs.mkdirSync(path.dirname(outFile), { recursive: true, mode: 0o700 })
   const startOffset = fs.existsSync(outFile) ? fs.statSync(outFile).size : 0
   const out = fs.openSync(outFile, 'a', 0o600)
-  const child = spawn(process.execPath, [MESH_SCRIPT, 'start', '--foreground', '--quiet', '--home', home, ...passArgs], {
-    detached: true, stdio: ['ignore', out, out], env: process.env
+  const child = spawn(process.execPath, [AGENT_SCRIPT, home], {
+    detached: true, stdio: ['ignore', out, out], env: { ...process.env, [OVERRIDES_ENV]: JSON.stringify(flags) }
   })
   fs.closeSync(out)
   let exited: string | undefined

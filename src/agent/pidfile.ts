@@ -13,9 +13,14 @@ export function readPid (home: string): number | undefined {
 export function isAlive (pid: number): boolean {
   try {
     process.kill(pid, 0)
-    return true
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM' // alive, but someone else's
+  }
+  // an exited agent whose parent has not reaped it yet (a detached agent's parent is init) is a zombie
+  try {
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))
+  } catch {
+    return true // no /proc (macOS)
   }
 }
 

@@ -11,7 +11,6 @@ import type { GlobalArgs } from './io.js'
 
 interface StartArgs extends GlobalArgs {
   foreground: boolean
-  quiet: boolean
   'beacon-port'?: number
   'beacon-group'?: string
   'beacon-interval'?: number
@@ -31,24 +30,11 @@ function overrides (a: StartArgs): AgentOverrides {
   }
 }
 
-/** The flags again, for the detached child: it resolves the same configuration. */
-function passArgs (a: StartArgs): string[] {
-  const out: string[] = []
-  if (a['beacon-port'] !== undefined) out.push('--beacon-port', String(a['beacon-port']))
-  if (a['beacon-group'] !== undefined) out.push('--beacon-group', a['beacon-group'])
-  if (a['beacon-interval'] !== undefined) out.push('--beacon-interval', String(a['beacon-interval']))
-  for (const i of a.interface ?? []) out.push('--interface', i)
-  for (const b of a.bootstrap ?? []) out.push('--bootstrap', b)
-  if (a['multicast-loopback'] !== undefined) out.push(a['multicast-loopback'] ? '--multicast-loopback' : '--no-multicast-loopback')
-  return out
-}
-
 export const startCommand: MeshCommand = (io) => ({
   command: 'start',
   describe: 'run the agent daemon (LAN beacons, certificate join, local API)',
   builder: (y: Argv<GlobalArgs>) => y
     .option('foreground', { type: 'boolean', default: false, describe: 'stay attached; Ctrl+C stops the agent' })
-    .option('quiet', { type: 'boolean', default: false, hidden: true, describe: 'log only to the log file' })
     .option('beacon-port', { type: 'number', describe: 'UDP port of the LAN beacons (env MESH_BEACON_PORT)', defaultDescription: '42424' })
     .option('beacon-group', { type: 'string', describe: 'IPv4 multicast group of the beacons (env MESH_BEACON_GROUP)', defaultDescription: '239.192.0.1' })
     .option('beacon-interval', { type: 'number', describe: 'ms between announces (env MESH_BEACON_INTERVAL_MS)', defaultDescription: '5000' })
@@ -61,12 +47,12 @@ export const startCommand: MeshCommand = (io) => ({
       // loaded only here: the agent and everything it runs are not needed by the other commands
       const { runForeground } = await import('../agent/foreground.js')
       await runForeground(a.home, overrides(a), {
-        logToStderr: !a.quiet,
-        onReady: (pid) => { if (!a.quiet) io.err(`mesh agent running (pid ${pid}); Ctrl+C stops it`) }
+        logToStderr: true,
+        onReady: (pid) => { io.err(`mesh agent running (pid ${pid}); Ctrl+C stops it`) }
       })
       return
     }
-    const s = await startDetached(a.home, overrides(a), passArgs(a))
+    const s = await startDetached(a.home, overrides(a))
     io.out(a.json
       ? JSON.stringify({ pid: s.pid, nodeId: s.nodeId, home: s.home, log: agentLogFile(a.home) })
       : `mesh agent started (pid ${s.pid}, node ${s.nodeId}); log: ${agentLogFile(a.home)}`)
