@@ -2,7 +2,7 @@ import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import type { Argv, CommandModule } from 'yargs'
 import { UsageError } from '../errors.js'
-import { InferenceSettingError } from '../inference/errors.js'
+import { InferenceSettingError, TokenizerFormatError } from '../inference/errors.js'
 import { generate } from '../inference/generate.js'
 import { chooseEngine, ENGINES, loadModel, shardedModel, type Engine, type EngineName } from '../inference/model.js'
 import { parseHeader, V1_HEADER_BYTES } from '../inference/config.js'
@@ -51,6 +51,10 @@ async function runInference (args: InferenceArgs, io: CliIO): Promise<void> {
   const engine = await pickEngine(args.model, args.engine, settings.threads)
   const progress = byteProgress(io, 'loading model')
   const loaded = await loadModel({ checkpointPath: args.model, tokenizerPath: args.tokenizer, onProgress: progress.onProgress, forWasm: engine.name === 'wasm' })
+    .catch((err: unknown) => {
+      if (err instanceof TokenizerFormatError) throw new TokenizerFormatError(`${err.message} (give the model's tokenizer with --tokenizer)`)
+      throw err
+    })
     .finally(progress.done)
   const model = await shardedModel(loaded, engine)
   try {

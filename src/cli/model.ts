@@ -12,7 +12,7 @@ interface SynthArgs extends GlobalArgs { shape: string, out: string, format: str
 interface InfoArgs extends GlobalArgs { model: string }
 
 export const modelCommand: MeshCommand = (io) => ({
-  command: 'model <command>',
+  command: 'model',
   describe: 'inspect llama2.c checkpoints, or write random-weight ones of any shape',
   builder: (y: Argv<GlobalArgs>) => y
     .command(synthCommand(io))
