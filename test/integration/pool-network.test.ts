@@ -9,8 +9,8 @@ import { createLibp2p } from 'libp2p'
 import pino from 'pino'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { poolNetwork, type PoolNetwork } from '../../src/agent/net/pool-network.js'
-import { DiskPoolTrust } from '../../src/agent/net/pool-trust.js'
-import { libp2pPrivateKey, loadDevice, revokeNode } from '../../src/pool/index.js'
+import { RecordPoolTrust } from '../../src/agent/net/pool-trust.js'
+import { libp2pPrivateKey, listPoolRecords, loadDevice, revokeNode } from '../../src/pool/index.js'
 import { encodeHeartbeat } from '../../src/ring/heartbeat.js'
 import { loopbackTestConfig } from '../../src/ring/liveness-config.js'
 import { readTopology, topologyContent, topologyPath } from '../../src/ring/topology.js'
@@ -36,7 +36,7 @@ async function startNet (dev: TestDevice): Promise<PoolNetwork> {
   })({
     home: dev.home,
     privateKey: libp2pPrivateKey(loadDevice(dev.home)),
-    trust: new DiskPoolTrust(dev.home),
+    trust: new RecordPoolTrust(dev.home, dev.nodeId, () => listPoolRecords(dev.home)),
     capacity: { cores: 1, memoryMiB: 1024, matmulMflops: 0 },
     model: 'stories260K',
     log: silent

@@ -1,5 +1,5 @@
 import {
-  acceptRevocationList, decodeMemberCert, decodeRevocationList, listPoolRecords, loadDevice, poolTrust,
+  acceptRevocationList, decodeMemberCert, decodeRevocationList, poolTrust,
   recordCert, recordRevocation, verifyMemberCert, UnknownPoolError, type PoolRecord
 } from '../../pool/index.js'
 import type { CertifiedPeer, PoolTrustStore } from './trust.js'
@@ -7,25 +7,24 @@ import type { CertifiedPeer, PoolTrustStore } from './trust.js'
 /**
  * The pool network's view of MESH_HOME's pool records: certificates are verified with the pool
  * library against the record's root key and newest revocation list; revocation lists from peers
- * are stored through it. `reload` re-reads the records (another process — `mesh pool-revoke`,
- * the join flow — may have changed them) and says whether anything that matters changed.
+ * are stored through it. `reload` takes the records again from `records` (the agent's pool
+ * directory, which re-reads the store: `mesh pool-revoke` or the join flow may have changed it)
+ * and says whether anything that matters changed.
  */
-export class DiskPoolTrust implements PoolTrustStore {
-  private records: PoolRecord[] = []
+export class RecordPoolTrust implements PoolTrustStore {
+  private current: PoolRecord[] = []
   /** our verified certificates, computed on reload: they are asked for on every bundle */
   private own: CertifiedPeer[] = []
   private fingerprint = ''
-  private readonly nodeId: string
 
-  constructor (private readonly home: string) {
-    this.nodeId = loadDevice(home).nodeId
+  constructor (private readonly home: string, private readonly nodeId: string, private readonly records: () => PoolRecord[]) {
     this.reload()
   }
 
   reload (): boolean {
-    const records = listPoolRecords(this.home)
+    const records = this.records()
     const fingerprint = JSON.stringify(records.map((r) => [r.poolId, r.certificate, r.revocation]))
-    this.records = records
+    this.current = records
     if (fingerprint === this.fingerprint) return false
     this.fingerprint = fingerprint
     const now = Date.now()
@@ -45,19 +44,19 @@ export class DiskPoolTrust implements PoolTrustStore {
 
   verifyCertificate (bytes: Uint8Array, now: number): CertifiedPeer {
     const cert = decodeMemberCert(bytes)
-    const record = this.records.find((r) => r.poolId === cert.poolId)
+    const record = this.current.find((r) => r.poolId === cert.poolId)
     if (record === undefined) throw new UnknownPoolError(cert.poolId)
     verifyMemberCert(cert, poolTrust(record), now)
     return certified(cert)
   }
 
   revocationLists (): Uint8Array[] {
-    return this.records.flatMap((r) => { const l = recordRevocation(r); return l === undefined ? [] : [l.bytes] })
+    return this.current.flatMap((r) => { const l = recordRevocation(r); return l === undefined ? [] : [l.bytes] })
   }
 
   acceptRevocationList (bytes: Uint8Array): string | undefined {
     const { poolId } = decodeRevocationList(bytes)
-    if (!this.records.some((r) => r.poolId === poolId)) return undefined
+    if (!this.current.some((r) => r.poolId === poolId)) return undefined
     const { changed } = acceptRevocationList(this.home, poolId, bytes)
     if (!changed) return undefined
     this.reload()
