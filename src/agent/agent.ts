@@ -1,6 +1,7 @@
 import crypto from 'node:crypto'
+import os from 'node:os'
 import { MeshError } from '../errors.js'
-import type { Device } from '../pool/index.js'
+import { libp2pPrivateKey, type Device } from '../pool/index.js'
 import { Announcer } from './announcer.js'
 import { LocalApi } from './api/server.js'
 import { BeaconService, type AcceptedBeacon, type BeaconStats } from './beacon/service.js'
@@ -12,6 +13,8 @@ import { RateLimitedWarner, type Logger } from './log.js'
 import { loadPeerCache, savePeerCache } from './peer-cache.js'
 import { PeerTable, type PeerView } from './peers.js'
 import { claimPidFile, releasePidFile } from './pidfile.js'
+import { poolNetwork } from './net/pool-network.js'
+import { RecordPoolTrust } from './net/pool-trust.js'
 import { PoolDirectory } from './pools.js'
 
 /** Anything the agent runs that holds sockets, timers or files. start/stop are idempotent. */
@@ -25,7 +28,13 @@ export interface AgentStatus {
   startedAt: string
   beacon: BeaconStats
   join: JoinStats
-  pools: Array<{ poolId: string, name: string, role: string, state: string, certSerial: string | null, peers: Record<'ONLINE' | 'SUSPECT' | 'OFFLINE', number> }>
+  pools: Array<{
+    poolId: string, name: string, role: string, state: string, certSerial: string | null, peers: Record<'ONLINE' | 'SUSPECT' | 'OFFLINE', number>
+    /** the pool's ring as this agent sees it; null until it holds a certificate */
+    ring: { epoch: number, hash: string, members: number, converged: boolean } | null
+  }>
+  /** libp2p node: listen addresses, refused peers by reason */
+  net: { addresses: string[], drops: Record<string, number> }
 }
 
 export interface Agent {
@@ -53,8 +62,8 @@ const CACHE_PROBE_MS = 60_000
 
 /**
  * Builds the agent's components in dependency order, starts them in order and stops them in reverse;
- * if a start fails, what already started is stopped. The ring issue adds its libp2p node as one more
- * component (src/agent/net) and fills `listenAddrs`.
+ * if a start fails, what already started is stopped. The libp2p pool network (src/agent/net) starts
+ * first, so beacons announce the addresses it really bound.
  */
 export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
   const { device, log } = deps
@@ -93,6 +102,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
         capabilities: a.beacon.capabilities,
         lastSeen: clock()
       }, clock(), config.peers)
+      net.addPeerAddresses(c.nodeId, a.beacon.listenAddrs)
       if (fresh) {
         log.info({ pool: a.poolId, node: c.nodeId, name: c.name, address: from.address }, 'peer online')
         announcer.soon()
@@ -103,12 +113,22 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
     join.onBeacon(a, from)
   }
 
+  const net = poolNetwork({ listen: config.ring.listen, shardMode: config.ring.shardMode })({
+    home: config.home,
+    privateKey: libp2pPrivateKey(device),
+    trust: new RecordPoolTrust(config.home, device.nodeId, () => pools.all().map((p) => p.record)),
+    // measured matmul speed joins when inference reports it; until then capacity mode splits by cores
+    capacity: { cores: os.availableParallelism(), memoryMiB: Math.floor(os.totalmem() / 2 ** 20), matmulMflops: 0 },
+    model: '',
+    log: log.child({ component: 'net' })
+  })
+
   const signer = ed25519Signer(device.privateKey, device.publicKey)
   const beacons = new BeaconService(config.beacon, {
     signer, clock, log, pools: () => pools.views(), onAccepted, onInterfacesChanged: () => { announcer.burst() }
   })
   const announcer = new Announcer(config.beacon, {
-    beacons, pools, clock, unicastTargets, listenAddrs: () => config.listenAddrs, capabilities: () => config.capabilities
+    beacons, pools, clock, unicastTargets, listenAddrs: () => net.listenAddresses(), capabilities: () => config.capabilities
   })
   const join = new CertJoin(config.join, {
     home: config.home, beacons, pools, clock, random, log,
@@ -128,15 +148,24 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
       pools: pools.all().map((p) => {
         const counts = { ONLINE: 0, SUSPECT: 0, OFFLINE: 0 }
         for (const peer of peers.list(p.poolId, now, config.peers)) counts[peer.status]++
-        return { poolId: p.poolId, name: p.record.name, role: p.record.role, state: p.record.state, certSerial: p.cert?.serial ?? null, peers: counts }
-      })
+        const ring = net.ringStatus(p.poolId)
+        return {
+          poolId: p.poolId, name: p.record.name, role: p.record.role, state: p.record.state, certSerial: p.cert?.serial ?? null, peers: counts,
+          ring: ring === undefined ? null : { epoch: ring.topology.epoch, hash: ring.topology.hash, members: ring.topology.members.length, converged: ring.converged }
+        }
+      }),
+      net: { addresses: net.listenAddresses(), drops: Object.fromEntries(net.drops) }
     }
   }
-  const listPeers = (poolId?: string): PeerView[] => peers.list(poolId, clock(), config.peers)
+  // beacons say who is on the LAN; once a peer is in the ring, its liveness there is the fresher word
+  const listPeers = (poolId?: string): PeerView[] => peers.list(poolId, clock(), config.peers).map((p) => {
+    const live = net.livenessOf(p.poolId, p.nodeId)
+    return live === undefined ? p : { ...p, status: live }
+  })
 
   let resolveStopped!: () => void
   const stopped = new Promise<void>((resolve) => { resolveStopped = resolve })
-  const api = new LocalApi(config.home, { status, peers: listPeers, stop: () => { void agent.stop() } })
+  const api = new LocalApi(config.home, { status, peers: listPeers, ring: (poolId) => net.ringReports(poolId), stop: () => { void agent.stop() } })
 
   // background chores: re-read the pool store, save the peer cache
   const chores: Startable = (() => {
@@ -167,6 +196,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
 
   // in start order; the API comes last, so an answering API means the agent is fully up
   const components: Array<[string, Startable]> = [
+    ['net', net],
     ['beacons', beacons],
     ['announcer', announcer],
     ['join', join],
@@ -187,7 +217,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
       if (stale !== undefined) log.warn({ stalePid: stale }, 'removed the pid file of an agent that is gone (crashed?)')
       pools.refresh()
       try {
-        for (const p of loadPeerCache(config.home, clock())) peers.remember(p)
+        for (const p of loadPeerCache(config.home, clock())) { peers.remember(p); net.addPeerAddresses(p.nodeId, p.listenAddrs) }
       } catch (err) {
         if (!(err instanceof MeshError)) throw err
         log.warn({ err: err.message }, 'ignoring the peer cache; it will be rewritten')

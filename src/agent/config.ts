@@ -3,6 +3,7 @@ import path from 'node:path'
 import { z } from 'zod'
 import { CorruptFileError, readJsonFile } from '../atomic-file.js'
 import { UsageError } from '../errors.js'
+import type { ShardMode } from '../ring/assign.js'
 import type { UnicastTarget } from './beacon/transport.js'
 
 /**
@@ -50,13 +51,19 @@ export interface JoinConfig {
   approvalPollMs: number
 }
 
+export interface RingConfig {
+  /** libp2p listen multiaddrs; what is announced is what the node really bound */
+  listen: string[]
+  /** how the ring splits the 8192 columns: evenly, or by each member's measured capacity */
+  shardMode: ShardMode
+}
+
 export interface AgentConfig {
   home: string
   beacon: BeaconConfig
   peers: PeerConfig
   join: JoinConfig
-  /** libp2p listen addresses to announce; empty until the ring's libp2p node exists */
-  listenAddrs: string[]
+  ring: RingConfig
   capabilities: string[]
 }
 
@@ -86,7 +93,8 @@ export function lanDefaults (home: string): AgentConfig {
       answerMinIntervalMs: 250,
       approvalPollMs: 1000
     },
-    listenAddrs: [],
+    // every IPv4 interface, a free TCP port: several agents can share a host
+    ring: { listen: ['/ip4/0.0.0.0/tcp/0'], shardMode: 'even' },
     capabilities: []
   }
 }
@@ -99,6 +107,7 @@ export interface AgentOverrides {
   interfaces?: string[] | undefined
   bootstrap?: string[] | undefined
   multicastLoopback?: boolean | undefined
+  shardWeights?: ShardMode | undefined
 }
 
 export function agentConfigFile (home: string): string { return path.join(home, 'agent.json') }
@@ -109,7 +118,8 @@ const FileSchema = z.strictObject({
   beaconIntervalMs: z.number().int().min(100).max(600_000).optional(),
   interfaces: z.array(z.string()).optional(),
   bootstrap: z.array(z.string()).optional(),
-  multicastLoopback: z.boolean().optional()
+  multicastLoopback: z.boolean().optional(),
+  shardWeights: z.enum(['even', 'capacity']).optional()
 })
 
 /** Overrides as plain data (agent.json, or what `mesh start` hands its detached agent); undefined if invalid. */
@@ -146,8 +156,15 @@ export function envOverrides (env: NodeJS.ProcessEnv): AgentOverrides {
     beaconIntervalMs: int('MESH_BEACON_INTERVAL_MS'),
     interfaces: list('MESH_BEACON_INTERFACES'),
     bootstrap: list('MESH_BOOTSTRAP'),
-    multicastLoopback: env.MESH_MULTICAST_LOOPBACK === undefined || env.MESH_MULTICAST_LOOPBACK === '' ? undefined : env.MESH_MULTICAST_LOOPBACK === '1'
+    multicastLoopback: env.MESH_MULTICAST_LOOPBACK === undefined || env.MESH_MULTICAST_LOOPBACK === '' ? undefined : env.MESH_MULTICAST_LOOPBACK === '1',
+    shardWeights: shardMode(env.MESH_SHARD_WEIGHTS)
   }
+}
+
+function shardMode (v: string | undefined): ShardMode | undefined {
+  if (v === undefined || v === '') return undefined
+  if (v !== 'even' && v !== 'capacity') throw new UsageError(`MESH_SHARD_WEIGHTS=${v} is not one of even, capacity`)
+  return v
 }
 
 /** HOST[:PORT], HOST an IPv4 address or a host name; the port defaults to the beacon port. */
@@ -193,6 +210,7 @@ export function resolveAgentConfig (home: string, ...layers: AgentOverrides[]): 
       // bootstrap addresses add up across layers (agent.json and --bootstrap both count)
       bootstrap: [...new Set(layers.flatMap((l) => l.bootstrap ?? []))].map((b) => parseBootstrap(b, port))
     },
-    peers: { suspectAfterMs: 3 * intervalMs, offlineAfterMs: 6 * intervalMs }
+    peers: { suspectAfterMs: 3 * intervalMs, offlineAfterMs: 6 * intervalMs },
+    ring: { ...base.ring, shardMode: pick('shardWeights') ?? base.ring.shardMode }
   }
 }

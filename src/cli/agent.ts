@@ -17,6 +17,7 @@ interface StartArgs extends GlobalArgs {
   interface?: string[]
   bootstrap?: string[]
   'multicast-loopback'?: boolean
+  'shard-weights'?: 'even' | 'capacity'
 }
 
 function overrides (a: StartArgs): AgentOverrides {
@@ -26,13 +27,14 @@ function overrides (a: StartArgs): AgentOverrides {
     beaconIntervalMs: a['beacon-interval'],
     interfaces: a.interface,
     bootstrap: a.bootstrap,
-    multicastLoopback: a['multicast-loopback']
+    multicastLoopback: a['multicast-loopback'],
+    shardWeights: a['shard-weights']
   }
 }
 
 export const startCommand: MeshCommand = (io) => ({
   command: 'start',
-  describe: 'run the agent daemon (LAN beacons, certificate join, local API)',
+  describe: 'run the agent daemon (LAN beacons, certificate join, libp2p pool network and ring, local API)',
   builder: (y: Argv<GlobalArgs>) => y
     .option('foreground', { type: 'boolean', default: false, describe: 'stay attached; Ctrl+C stops the agent' })
     .option('beacon-port', { type: 'number', describe: 'UDP port of the LAN beacons (env MESH_BEACON_PORT)', defaultDescription: '42424' })
@@ -40,7 +42,8 @@ export const startCommand: MeshCommand = (io) => ({
     .option('beacon-interval', { type: 'number', describe: 'ms between announces (env MESH_BEACON_INTERVAL_MS)', defaultDescription: '5000' })
     .option('interface', { type: 'string', array: true, describe: 'IPv4 address of an interface to use, repeatable (env MESH_BEACON_INTERFACES)', defaultDescription: 'every multicast-capable interface' })
     .option('bootstrap', { type: 'string', array: true, describe: 'HOST[:PORT] to announce to by unicast, repeatable, for networks without multicast (env MESH_BOOTSTRAP)' })
-    .option('multicast-loopback', { type: 'boolean', describe: 'hear own multicast, for several agents on one host (env MESH_MULTICAST_LOOPBACK=1)' }),
+    .option('multicast-loopback', { type: 'boolean', describe: 'hear own multicast, for several agents on one host (env MESH_MULTICAST_LOOPBACK=1)' })
+    .option('shard-weights', { choices: ['even', 'capacity'] as const, describe: 'split the ring\'s 8192 columns evenly, or by each member\'s capacity; every member of a pool must agree (env MESH_SHARD_WEIGHTS)', defaultDescription: 'even' }),
   handler: async (argv) => {
     const a = argv as unknown as StartArgs
     if (a.foreground) {

@@ -6,6 +6,7 @@ import type { CliIO, GlobalArgs } from './io.js'
 import { modelCommand } from './model.js'
 import { poolApproveCommand, poolPolicyCommand, poolRejectCommand, poolRevokeCommand } from './pool-admin.js'
 import { poolCreateCommand, poolJoinCommand, poolListCommand, poolStatusCommand } from './pool.js'
+import { ringStatusCommand } from './ring.js'
 
 /**
  * A mesh command: a yargs module whose handler gets the parsed args and the output streams.
@@ -18,7 +19,7 @@ export const commands: MeshCommand[] = [
   initCommand,
   poolCreateCommand, poolJoinCommand,
   startCommand, stopCommand,
-  poolListCommand, poolStatusCommand, poolPeersCommand,
+  poolListCommand, poolStatusCommand, poolPeersCommand, ringStatusCommand,
   poolApproveCommand, poolRejectCommand, poolPolicyCommand, poolRevokeCommand,
   inferenceCommand, modelCommand
 ]

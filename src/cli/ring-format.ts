@@ -1,17 +1,4 @@
-import type { Topology } from '../ring/topology.js'
-
-/** One pool's ring as `mesh ring-status` prints it: live from the agent, or the last file written. */
-export interface RingReport {
-  readonly poolId: string
-  readonly poolName: string
-  /** 'live': from the running agent; 'file': the agent is not running, this is the last topology written */
-  readonly source: 'live' | 'file'
-  readonly topology: Topology
-  /** every ring member reports the same ring and epoch; null when not known (agent not running) */
-  readonly converged: boolean | null
-  /** ms since the ring last changed */
-  readonly ageMs: number
-}
+import type { RingReport } from '../agent/net/pool-ring.js'
 
 function ago (ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000))

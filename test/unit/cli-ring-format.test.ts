@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { formatRingReports, type RingReport } from '../../src/cli/ring-format.js'
+import type { RingReport } from '../../src/agent/net/pool-ring.js'
+import { formatRingReports } from '../../src/cli/ring-format.js'
 
 const POOL = '602e587a5e549df0335ddddde1d7a73e163116015dfd047d071640f36e74e00a'
 const report: RingReport = {

@@ -7,6 +7,8 @@ import { apiSocket, runDir } from '../paths.js'
 export interface ApiRoutes {
   status: () => unknown
   peers: (poolId: string | undefined) => unknown
+  /** each pool's ring (or one pool's): epoch, members in order with column ranges, convergence */
+  ring: (poolId: string | undefined) => unknown
   /** answer first, then stop: the caller waits for the process to exit */
   stop: () => void
 }
@@ -49,6 +51,7 @@ export class LocalApi {
     try {
       if (req.method === 'GET' && url.pathname === '/v1/status') return reply(200, this.routes.status())
       if (req.method === 'GET' && url.pathname === '/v1/peers') return reply(200, this.routes.peers(url.searchParams.get('pool') ?? undefined))
+      if (req.method === 'GET' && url.pathname === '/v1/ring') return reply(200, this.routes.ring(url.searchParams.get('pool') ?? undefined))
       if (req.method === 'POST' && url.pathname === '/v1/stop') {
         res.on('finish', () => { this.routes.stop() })
         return reply(202, { stopping: true })

@@ -15,7 +15,7 @@ import { lanDefaults, type LivenessConfig } from '../../ring/liveness-config.js'
 import type { Logger } from '../log.js'
 import { CERT_PROTOCOL, decodeCertBundle, encodeCertBundle, MAX_BUNDLE_BYTES } from './cert-bundle.js'
 import { MemberDirectory } from './directory.js'
-import { PoolRing, ringTopic, type RingStatus } from './pool-ring.js'
+import { PoolRing, ringTopic, type RingReport, type RingStatus } from './pool-ring.js'
 import type { PoolTrustStore } from './trust.js'
 
 export interface PoolNetworkInit {
@@ -91,6 +91,7 @@ export class PoolNetwork {
 
   async start (): Promise<void> {
     if (this.node !== undefined) return
+    this.c.trust.reload()
     this.incarnation = nextIncarnation(this.c.home, Date.now())
     const node = await createLibp2p({
       privateKey: this.c.privateKey,
@@ -144,9 +145,13 @@ export class PoolNetwork {
 
   /** Where a member can be reached (from its beacon, the peer cache or --bootstrap); dialled soon. */
   addPeerAddresses (nodeId: string, addrs: readonly string[]): void {
-    if (nodeId === this.peerId || addrs.length === 0) return
+    if (addrs.length === 0) return
+    const before = this.hints.get(nodeId)
     this.hints.set(nodeId, [...addrs].slice(0, 8))
-    if (this.libp2p.getConnections().every((c) => c.remotePeer.toString() !== nodeId)) void this.dialMember(nodeId)
+    const node = this.node
+    if (node === undefined || nodeId === node.peerId.toString()) return // before start the redial timer picks it up
+    const changed = before === undefined || before.join() !== addrs.join()
+    if (changed && node.getConnections().every((c) => c.remotePeer.toString() !== nodeId)) void this.dialMember(nodeId)
   }
 
   /** Dial an address (a --bootstrap entry); the certificate exchange follows by itself. */
@@ -164,6 +169,20 @@ export class PoolNetwork {
   }
 
   poolIds (): string[] { return [...this.rings.keys()] }
+
+  /** Every ring (or one pool's) as `mesh ring-status` shows it. */
+  ringReports (poolId?: string): RingReport[] {
+    return [...this.rings].filter(([id]) => poolId === undefined || id === poolId).map(([id, ring]) => {
+      const s = ring.status(performance.now())
+      return { poolId: id, poolName: this.c.trust.poolName(id), source: 'live', topology: s.topology, converged: s.converged, ageMs: s.ageMs, drops: s.drops }
+    })
+  }
+
+  /** A member's liveness in a pool's ring, as users see statuses; undefined if the ring never heard of it. */
+  livenessOf (poolId: string, nodeId: string): 'ONLINE' | 'SUSPECT' | 'OFFLINE' | undefined {
+    const m = this.rings.get(poolId)?.membership.members().find((x) => x.nodeId === nodeId)
+    return m === undefined ? undefined : m.state === 'online' ? 'ONLINE' : m.state === 'suspect' ? 'SUSPECT' : 'OFFLINE'
+  }
 
   ringOf (poolId: string): PoolRing | undefined { return this.rings.get(poolId) }
 

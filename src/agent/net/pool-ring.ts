@@ -20,6 +20,21 @@ export interface RingStatus {
   readonly drops: Record<string, number>
 }
 
+/** One pool's ring as `mesh ring-status` shows it: live from the agent, or the last file written. */
+export interface RingReport {
+  readonly poolId: string
+  readonly poolName: string
+  /** 'live': from the running agent; 'file': the agent is not running, this is the last topology written */
+  readonly source: 'live' | 'file'
+  readonly topology: Topology
+  /** every ring member reports the same ring and epoch; null when not known (agent not running) */
+  readonly converged: boolean | null
+  /** ms since the ring last changed */
+  readonly ageMs: number
+  /** heartbeats dropped, by reason (live only) */
+  readonly drops?: Record<string, number>
+}
+
 /** gossip topic of a pool's ring */
 export const ringTopic = (poolId: string): string => `/mesh/pool/${poolId}/ring/1`
 

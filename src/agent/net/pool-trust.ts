@@ -42,6 +42,10 @@ export class RecordPoolTrust implements PoolTrustStore {
     return this.own.filter((c) => c.notAfter > now)
   }
 
+  poolName (poolId: string): string {
+    return this.current.find((r) => r.poolId === poolId)?.name ?? ''
+  }
+
   verifyCertificate (bytes: Uint8Array, now: number): CertifiedPeer {
     const cert = decodeMemberCert(bytes)
     const record = this.current.find((r) => r.poolId === cert.poolId)

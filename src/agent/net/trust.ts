@@ -16,6 +16,8 @@ export interface CertifiedPeer {
 export interface PoolTrustStore {
   /** Pools in which this device holds a certificate: the pools whose rings it is in. */
   memberPools (): readonly CertifiedPeer[]
+  /** The local label of a pool (its record's name), for status output. */
+  poolName (poolId: string): string
   /** Verify certificate bytes against the pool they name; throws a MeshError saying why not. */
   verifyCertificate (bytes: Uint8Array, now: number): CertifiedPeer
   /** The newest revocation list held for each pool, as signed by the pool root. */

@@ -1,0 +1,74 @@
+import fs from 'node:fs'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import type { RingReport } from '../../src/agent/net/pool-ring.js'
+import { readPid } from '../../src/agent/pidfile.js'
+import { readTopology, topologyContent } from '../../src/ring/topology.js'
+import { freeUdpPort, killAgents, logOf, mesh } from '../helpers/agent-procs.js'
+import { tempRoot, testPool, type TestDevice } from '../helpers/pools.js'
+
+const homes: string[] = []
+const dirs: string[] = []
+afterEach(() => {
+  killAgents(homes.splice(0))
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true })
+})
+
+async function ring (home: string): Promise<RingReport[]> {
+  const r = await mesh(home, ['ring-status', '--json'])
+  if (r.code !== 0) throw new Error(`ring-status failed: ${r.stderr}`)
+  return JSON.parse(r.stdout) as RingReport[]
+}
+
+/** Start every agent with unicast beacons to all the others: no multicast needed on the test host. */
+async function startAll (devs: TestDevice[]): Promise<number[]> {
+  const ports = await Promise.all(devs.map(async () => await freeUdpPort()))
+  await Promise.all(devs.map(async (d, i) => {
+    homes.push(d.home)
+    const bootstrap = ports.filter((_, j) => j !== i).flatMap((p) => ['--bootstrap', `127.0.0.1:${p}`])
+    const r = await mesh(d.home, ['start', '--beacon-port', String(ports[i]), ...bootstrap])
+    if (r.code !== 0) throw new Error(`start failed: ${r.stderr}\n${logOf(d.home)}`)
+  }))
+  return ports
+}
+
+describe('agents form a ring (child processes on 127.0.0.1)', () => {
+  it('three agents converge; ring-status shows it; kill -9 and graceful stop take members out', async () => {
+    const root = tempRoot(); dirs.push(root)
+    const pool = testPool(root, ['admin', 'm1', 'm2'])
+    const devs = [pool.admin, ...pool.members]
+    await startAll(devs)
+    await vi.waitFor(async () => {
+      for (const d of devs) {
+        const [r] = await ring(d.home)
+        expect(r?.topology.members).toHaveLength(3)
+        expect(r?.converged).toBe(true)
+      }
+      expect(new Set(devs.map((d) => topologyContent(readTopology(d.home, pool.poolId)!))).size).toBe(1)
+    }, { timeout: 20_000, interval: 200 })
+
+    const text = await mesh(pool.admin.home, ['ring-status'])
+    expect(text.stdout).toMatch(/epoch \d+ {2}hash [0-9a-f]{12} {2}3 members {2}shards even {2}converged: yes/)
+    expect(text.stdout).toContain('[0, 2731)')
+
+    // kill -9: no goodbye; the others' timers take it out (LAN defaults: within ~6 s)
+    const victim = pool.members[1]!
+    process.kill(readPid(victim.home)!, 'SIGKILL')
+    const killedAt = Date.now()
+    await vi.waitFor(async () => {
+      for (const d of devs.slice(0, 2)) expect((await ring(d.home))[0]?.topology.members.map((m) => m.nodeId)).not.toContain(victim.nodeId)
+    }, { timeout: 15_000, interval: 100 })
+    expect(Date.now() - killedAt).toBeLessThan(10_000)
+
+    // graceful stop: dropped at once, long before the offline timer
+    const leaver = pool.members[0]!
+    const stoppedAt = Date.now()
+    expect((await mesh(leaver.home, ['stop'])).code).toBe(0)
+    await vi.waitFor(async () => { expect((await ring(pool.admin.home))[0]?.topology.members).toHaveLength(1) }, { timeout: 10_000, interval: 50 })
+    expect(Date.now() - stoppedAt).toBeLessThan(4000)
+
+    // with the agent stopped, ring-status shows the last ring written
+    const offline = await mesh(leaver.home, ['ring-status'])
+    expect(offline.code).toBe(0)
+    expect(offline.stdout).toMatch(/^the agent is not running/)
+  })
+})
