@@ -68,7 +68,7 @@ describe('agent daemon lifecycle (child processes)', { timeout: 120_000 }, () =>
     expect(fs.existsSync(apiSocket(h))).toBe(false)
     const peers = await mesh(h, ['pool-peers', '--pool-id', 'ab'.repeat(32)])
     expect(peers.code).toBe(1)
-  })
+  }, 90_000) // six `mesh` processes: slow when the 2-core machine is busy
 
   it('replaces a stale pid file left by a crash', async () => {
     const h = home()
@@ -136,5 +136,5 @@ describe('certificate join over unicast bootstrap on 127.0.0.1', { timeout: 120_
     expect((await mesh(member, ['stop'])).code).toBe(0)
     const cache = JSON.parse(fs.readFileSync(path.join(member, 'peers.json'), 'utf8')) as { peers: Array<{ name: string }> }
     expect(cache.peers.map((p) => p.name)).toEqual(['admin-box'])
-  })
+  }, 90_000) // two agents and four `mesh` processes: slow when the machine is busy
 })
