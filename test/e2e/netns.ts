@@ -110,6 +110,13 @@ export class NetnsLab {
     return n
   }
 
+  /** Unplug a node at the bridge, or plug it back in: its own interface and routes stay as they are. */
+  setLink (node: LabNode, up: boolean): void {
+    const i = this.nodes.indexOf(node)
+    if (i < 0) throw new RangeError(`${node.name} is not in this lab`)
+    ip('-n', `${this.prefix}sw`, 'link', 'set', `v${i}`, up ? 'up' : 'down')
+  }
+
   /** Run `mesh ARGS` inside a node's namespace with its MESH_HOME; resolves with the exit code and output. */
   async mesh (node: LabNode, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<RunResult> {
     return await new Promise((resolve) => {

@@ -54,22 +54,19 @@ describe('agents form a ring (child processes on 127.0.0.1)', () => {
     expect(text.stdout).toMatch(/epoch \d+ {2}hash [0-9a-f]{12} {2}3 members {2}shards even {2}converged: yes/)
     expect(text.stdout).toContain('[0, 2731)')
 
-    // kill -9: no goodbye; the others' timers take it out (LAN defaults: within ~6 s)
+    // kill -9: no goodbye; the others' timers take it out (LAN defaults: within ~6 s; bench/ measures it)
     const victim = pool.members[1]!
     process.kill(readPid(victim.home)!, 'SIGKILL')
-    const killedAt = Date.now()
     await vi.waitFor(() => {
       for (const d of devs.slice(0, 2)) expect(membersIn(d)).not.toContain(victim.nodeId)
     }, { timeout: 15_000, interval: 50 })
-    expect(Date.now() - killedAt).toBeLessThan(8000)
 
     // graceful stop: dropped at once, long before the offline timer
     const leaver = pool.members[0]!
     process.kill(readPid(leaver.home)!, 'SIGTERM')
-    const stoppedAt = Date.now()
     await vi.waitFor(() => { expect(membersIn(pool.admin)).toHaveLength(1) }, { timeout: 10_000, interval: 20 })
-    // well under the 2.5 s it takes even to suspect a silent member
-    expect(Date.now() - stoppedAt).toBeLessThan(2000)
+    expect(logOf(pool.admin.home)).toMatch(new RegExp(`"nodeId":"${leaver.nodeId}","epoch":\\d+,"cause":"left","msg":"member left the ring"`))
+    expect(logOf(pool.admin.home)).toMatch(new RegExp(`"nodeId":"${victim.nodeId}","epoch":\\d+,"cause":"timeout","msg":"member left the ring"`))
     await vi.waitFor(() => { expect(readPid(leaver.home)).toBeUndefined() }, { timeout: 10_000, interval: 50 })
 
     // with the agent stopped, ring-status shows the last ring written

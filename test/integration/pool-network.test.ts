@@ -75,14 +75,14 @@ describe('pool network on 127.0.0.1', () => {
     fs.writeFileSync(file, live.replace('"epoch"', '"epoch_"'))
     await vi.waitFor(() => { expect(fs.readFileSync(file, 'utf8')).toBe(live) }, { timeout: 5000, interval: 50 })
 
-    // graceful stop: the others drop it on its goodbye, well before the offline timer
-    const stoppedAt = performance.now()
+    // graceful stop: the others drop it on its goodbye
     await c.stop()
     await vi.waitFor(() => {
       expect(ringOf(a, pool.poolId)).toHaveLength(2)
       expect(ringOf(b, pool.poolId)).toHaveLength(2)
     }, { timeout: 5000, interval: 20 })
-    expect(performance.now() - stoppedAt).toBeLessThan(loopbackTestConfig().offlineAfterMs)
+    // dropped for its goodbye, not by the timers (timing is no proof on a busy machine)
+    expect(a.ringOf(pool.poolId)?.membership.members().find((m) => m.nodeId === pool.members[1]!.nodeId)).toMatchObject({ state: 'offline', offlineCause: 'left' })
   })
 
   it('refuses a node without a certificate, and one certified by another pool', async () => {

@@ -45,6 +45,7 @@ export const ringTopic = (poolId: string): string => `/mesh/pool/${poolId}/ring/
 export class PoolRing {
   readonly membership: RingMembership
   private written = ''
+  private inRing: string[] = []
   private updatedAt = new Date().toISOString()
 
   constructor (private readonly init: PoolRingInit, now: number) {
@@ -75,10 +76,26 @@ export class PoolRing {
 
   /** Write the topology file when what it says changed. */
   save (): void {
-    const content = topologyContent(this.membership.topology(this.updatedAt))
-    if (content === this.written) return
+    const t = this.membership.topology(this.updatedAt)
+    if (topologyContent(t) === this.written) return
     this.updatedAt = new Date().toISOString()
+    this.logMembershipChange(t)
     this.write('ring changed')
+  }
+
+  /** Who joined and who left the ring, and why: the first thing to look for when a ring shrinks. */
+  private logMembershipChange (next: Topology): void {
+    const now = new Set(next.members.map((m) => m.nodeId))
+    const before = new Set(this.inRing)
+    const status = new Map(this.membership.members().map((m) => [m.nodeId, m]))
+    for (const id of now) if (!before.has(id)) this.init.log.info({ poolId: next.poolId, nodeId: id, epoch: next.epoch }, 'member joined the ring')
+    for (const id of before) {
+      if (now.has(id)) continue
+      const m = status.get(id)
+      const cause = m?.state === 'offline' ? m.offlineCause : 'certificate no longer valid'
+      this.init.log.info({ poolId: next.poolId, nodeId: id, epoch: next.epoch, cause }, 'member left the ring')
+    }
+    this.inRing = [...now]
   }
 
   /** Rewrite the topology file if someone removed, edited or corrupted it (checked on the timer). */
