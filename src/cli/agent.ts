@@ -121,6 +121,13 @@ export function agentStatusText (s: AgentStatus | undefined): string {
     (dropped.length > 0 ? ` (${dropped.map(([r, n]) => `${r} ${n}`).join(', ')})` : '')
 }
 
+/** The pool's ring in pool-status: '' when the agent is not running. */
+export function ringLine (ring: AgentStatus['pools'][number]['ring'] | undefined): string {
+  if (ring === undefined) return ''
+  if (ring === null) return '\n  Ring: not in it (no valid certificate yet)'
+  return `\n  Ring: epoch ${ring.epoch}, ${ring.members} member${ring.members === 1 ? '' : 's'}, ${ring.converged ? 'converged' : 'not converged yet'} (mesh ring-status)`
+}
+
 export function peersLine (peers: Record<string, number> | null | undefined): string {
   if (peers === undefined) return ''
   if (peers === null) return '\n  Peers: none seen yet'

@@ -9,7 +9,7 @@ import { listPoolRecords, readPoolRecord, resolvePoolId } from '../pool/store.js
 import { runningAgent } from '../agent/daemon.js'
 import { AgentNotRunningError } from '../agent/errors.js'
 import { waitForCertificate } from '../agent/wait.js'
-import { agentStatusText, liveAgentJson, peersLine } from './agent.js'
+import { agentStatusText, liveAgentJson, peersLine, ringLine } from './agent.js'
 import { fromEnv, handler, optionalSeconds, optionalString, requiredString } from './args.js'
 import type { MeshCommand } from './commands.js'
 import type { CliIO, GlobalArgs } from './io.js'
@@ -104,17 +104,20 @@ export const poolStatusCommand: MeshCommand = (io) => ({
     const records = typed === undefined ? listPoolRecords(args.home) : [readPoolRecord(args.home, resolvePoolId(args.home, typed))]
     const now = Date.now()
     const live = await runningAgent(args.home)
-    const pools = records.map(r => ({
-      ...summarizePool(r, now),
-      ...(r.role === 'admin' ? { joinToken: r.joinToken } : {}),
-      ...(live !== undefined ? { peers: live.pools.find(p => p.poolId === r.poolId)?.peers ?? null } : {})
-    }))
+    const pools = records.map(r => {
+      const seen = live?.pools.find(p => p.poolId === r.poolId)
+      return {
+        ...summarizePool(r, now),
+        ...(r.role === 'admin' ? { joinToken: r.joinToken } : {}),
+        ...(live !== undefined ? { peers: seen?.peers ?? null, ring: seen?.ring ?? null } : {})
+      }
+    })
     if (args.json) {
       io.out(JSON.stringify({ nodeId: device.nodeId, name: device.name, networkId: device.networkId, pools, agent: liveAgentJson(live) }))
       return
     }
     const head = `This device: ${device.nodeId} "${device.name}" on network ${device.networkId}\n${agentStatusText(live)}`
-    const body = pools.length === 0 ? 'No pools yet.' : pools.map(p => poolStatusText(p, p.joinToken) + peersLine(p.peers)).join('\n\n')
+    const body = pools.length === 0 ? 'No pools yet.' : pools.map(p => poolStatusText(p, p.joinToken) + peersLine(p.peers) + ringLine(p.ring)).join('\n\n')
     io.out(`${head}\n\n${body}`)
   })
 })
