@@ -1,0 +1,102 @@
+import type { AllReduce } from '../forward.js'
+import { AllReduceTimeoutError, TensorLinkError } from './errors.js'
+import type { FrameHeader, FrameKind } from './frame.js'
+import type { FrameDrop, TensorPlane } from './plane.js'
+
+export interface AllReduceOptions {
+  readonly plane: TensorPlane
+  readonly job: number
+  /** Every member of the job in ring order, this one included: the order partials are summed in. */
+  readonly members: readonly string[]
+  readonly nLayers: number
+  /** How long a step waits for the other partials before the job is given up (failover's cue). */
+  readonly timeoutMs: number
+}
+
+/** Where forward's n-th all-reduce call is: two per layer (attention, then FFN), nLayers per position. */
+export function stepAt (step: number, nLayers: number): { position: number, layer: number, kind: FrameKind } {
+  return { position: Math.floor(step / (2 * nLayers)), layer: Math.floor(step / 2) % nLayers, kind: step % 2 === 0 ? 'attention' : 'ffn' }
+}
+
+export interface PlaneAllReduce {
+  readonly allReduce: AllReduce
+  close: () => void
+}
+
+/**
+ * The all-to-all all-reduce (as distributed-llama does it): each member sends its partial to every
+ * other member and sums all partials itself. Partials are added in ring order, not arrival order,
+ * so every member computes the same float32 additions and holds a bit-identical sum.
+ * A peer can be at most one step ahead (it cannot finish a step without our partial), so each
+ * peer's queue holds at most two partials.
+ */
+export function planeAllReduce (opts: AllReduceOptions): PlaneAllReduce {
+  const { plane, job, members, nLayers } = opts
+  const self = members.indexOf(plane.selfId)
+  if (self < 0) throw new RangeError(`${plane.selfId} is not a member of job ${job}`)
+  const peers = members.filter((_, i) => i !== self)
+  const received = new Map(peers.map((p) => [p, [] as Float32Array[]]))
+  const peerStep = new Map(peers.map((p) => [p, 0]))
+  const waiting = new Map<string, { resolve: (v: Float32Array) => void, reject: (e: Error) => void }>()
+  const gone = new Set<string>()
+  let step = 0
+  let sum = new Float32Array(0)
+
+  plane.openJob(job, {
+    frame: (peerId: string, h: FrameHeader, payload: Float32Array): FrameDrop | null => {
+      const queue = received.get(peerId)
+      if (queue === undefined) return 'not-member'
+      const at = peerStep.get(peerId) ?? 0
+      const want = stepAt(at, nLayers)
+      if (h.position !== want.position || h.layer !== want.layer || h.kind !== want.kind) return 'wrong-step'
+      if (at > step) return 'too-far-ahead'
+      peerStep.set(peerId, at + 1)
+      const waiter = waiting.get(peerId)
+      if (waiter !== undefined) {
+        waiting.delete(peerId)
+        waiter.resolve(payload)
+      } else {
+        queue.push(payload)
+      }
+      return null
+    },
+    linkClosed: (peerId: string) => {
+      gone.add(peerId)
+      waiting.get(peerId)?.reject(new TensorLinkError(`member ${peerId} left job ${job}: its tensor-plane link closed`))
+      waiting.delete(peerId)
+    }
+  })
+
+  const partialOf = async (peerId: string): Promise<Float32Array> => {
+    const queued = received.get(peerId)?.shift()
+    if (queued !== undefined) return queued
+    if (gone.has(peerId)) throw new TensorLinkError(`member ${peerId} left job ${job}: its tensor-plane link closed`)
+    return await new Promise((resolve, reject) => { waiting.set(peerId, { resolve, reject }) })
+  }
+
+  const allReduce: AllReduce = async (partial) => {
+    const at = stepAt(step, nLayers)
+    for (const p of peers) plane.send(p, { ...at, job }, partial)
+    step++
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => { reject(new AllReduceTimeoutError(`job ${job}: partials for layer ${at.layer} position ${at.position} did not arrive within ${opts.timeoutMs} ms`)) }, opts.timeoutMs)
+    })
+    try {
+      const parts = await Promise.race([Promise.all(peers.map(partialOf)), timeout])
+      if (sum.length !== partial.length) sum = new Float32Array(partial.length)
+      sum.fill(0)
+      let next = 0
+      for (let m = 0; m < members.length; m++) {
+        const v = m === self ? partial : parts[next++]
+        if (v.length !== sum.length) throw new TensorLinkError(`job ${job}: member ${members[m]} sent ${v.length} floats, expected ${sum.length}`)
+        for (let i = 0; i < sum.length; i++) sum[i] += v[i]
+      }
+      partial.set(sum)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  return { allReduce, close: () => { plane.closeJob(job) } }
+}
