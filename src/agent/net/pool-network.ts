@@ -12,7 +12,7 @@ import { performance } from 'node:perf_hooks'
 import type { Capacity, ShardMode } from '../../ring/assign.js'
 import { nextIncarnation } from '../../ring/incarnation.js'
 import { lanDefaults, type LivenessConfig } from '../../ring/liveness-config.js'
-import type { Logger } from '../log.js'
+import { RateLimitedWarner, type Logger } from '../log.js'
 import { CERT_PROTOCOL, decodeCertBundle, encodeCertBundle, MAX_BUNDLE_BYTES } from './cert-bundle.js'
 import { MemberDirectory } from './directory.js'
 import { PoolRing, ringTopic, type RingReport, type RingStatus } from './pool-ring.js'
@@ -74,12 +74,15 @@ export class PoolNetwork {
   /** addresses of members learned from beacons or bootstrap, by node id */
   private readonly hints = new Map<string, string[]>()
   readonly drops = new Map<NetDropReason, number>()
+  /** a refused device keeps redialling: one line per device a minute, with the count held back */
+  private readonly refusals: RateLimitedWarner
   private incarnation = 0
   private readonly cfg: Required<PoolNetworkInit>
 
   constructor (private readonly c: PoolNetworkComponents, init: PoolNetworkInit) {
     this.cfg = { ...defaults, liveness: lanDefaults(), ...init }
     this.directory = new MemberDirectory(c.trust)
+    this.refusals = new RateLimitedWarner(c.log)
   }
 
   private get libp2p (): Libp2p<Services> {
@@ -199,7 +202,7 @@ export class PoolNetwork {
     setTimeout(() => {
       if (this.node !== undefined && this.directory.poolsOf(peer.toString()).length === 0 && this.connected(peer)) {
         this.count('not-admitted')
-        this.c.log.info({ peer: peer.toString() }, 'peer showed no certificate for a shared pool in time; disconnecting')
+        this.refusals.warn(`refuse:${peer.toString()}`, Date.now(), { peer: peer.toString() }, 'peer showed no certificate for a shared pool in time; disconnecting')
         void this.libp2p.hangUp(peer).catch(() => {})
       }
     }, this.cfg.admissionTimeoutMs).unref()
@@ -269,7 +272,7 @@ export class PoolNetwork {
     const admitted = this.directory.poolsOf(nodeId).length > 0
     if (!admitted) {
       this.count('no-shared-pool')
-      this.c.log.info({ peer: nodeId }, 'peer has no valid certificate for a pool we share; disconnecting')
+      this.refusals.warn(`refuse:${nodeId}`, Date.now(), { peer: nodeId }, 'peer has no valid certificate for a pool we share; disconnecting')
       void this.libp2p.hangUp(peer).catch(() => {})
     }
     if (learned) this.membersChanged()
