@@ -132,7 +132,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
   })
   const join = new CertJoin(config.join, {
     home: config.home, beacons, pools, clock, random, log,
-    onCertInstalled: () => { pools.refresh(); announcer.burst() }
+    onCertInstalled: () => { pools.refresh(); net.reloadTrust(); announcer.burst() }
   })
 
   const status = (): AgentStatus => {

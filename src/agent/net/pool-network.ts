@@ -51,6 +51,9 @@ const defaults = {
   trustReloadMs: 1000
 }
 
+/** how long a stopping node gives its goodbye heartbeat to leave before closing its connections */
+const LEAVE_FLUSH_MS = 300
+
 type Services = { identify: ReturnType<ReturnType<typeof identify>>, ping: ReturnType<ReturnType<typeof ping>>, pubsub: GossipSub }
 
 /** Counters of what peers sent that we refused. */
@@ -133,6 +136,8 @@ export class PoolNetwork {
     if (node === undefined) return
     for (const t of this.timers.splice(0)) clearInterval(t)
     await this.publishHeartbeats('leaving').catch(() => {})
+    // publish only queues the goodbye on the gossip streams; stopping at once can close them first
+    await new Promise((resolve) => setTimeout(resolve, LEAVE_FLUSH_MS))
     this.node = undefined
     await node.stop()
     this.rings.clear()
@@ -294,10 +299,17 @@ export class PoolNetwork {
     for (const peer of peers.values()) if (this.directory.poolsOf(peer.toString()).length > 0) void this.sendBundle(peer, true)
   }
 
-  private reloadTrust (): void {
+  /**
+   * Take in changed pool records now rather than at the next poll (the agent calls it when a
+   * certificate was installed); a new pool's ring then dials its members at once.
+   */
+  reloadTrust (): void {
+    if (this.node === undefined) return
     const changedOnDisk = this.c.trust.reload()
     const changed = this.directory.recheck(Date.now())
-    if (changedOnDisk || changed.size > 0) this.membersChanged()
+    if (!changedOnDisk && changed.size === 0) return
+    this.membersChanged()
+    this.redial()
   }
 
   // ---- rings and heartbeats -------------------------------------------------------------
