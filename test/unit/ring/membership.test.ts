@@ -28,8 +28,8 @@ async function node (seed: number, now = 0, cores = 2): Promise<Node> {
   return { key, id, name, m }
 }
 
-async function heartbeatOf (from: Node, status: HeartbeatStatus = 'alive'): Promise<DecodedHeartbeat> {
-  const bytes = await encodeHeartbeat({ ...from.m.nextHeartbeat(status, Date.now()), publicKey: from.key.publicKey.raw }, from.key)
+async function heartbeatOf (from: Node, status: HeartbeatStatus = 'alive', skewMs = 0): Promise<DecodedHeartbeat> {
+  const bytes = await encodeHeartbeat({ ...from.m.nextHeartbeat(status, Date.now() + skewMs), publicKey: from.key.publicKey.raw }, from.key)
   const r = decodeHeartbeat(bytes)
   if (!r.ok) throw new Error(r.reason)
   return r.value
@@ -111,6 +111,17 @@ describe('RingMembership', () => {
     expect(a.m.ring.slots.map((s) => s.nodeId)).not.toContain(c.id)
     expect(a.m.receive(await heartbeatOf(c), 2)).toEqual({ dropped: 'not-member', ringChanged: false })
     expect(a.m.drops.get('not-member')).toBe(1)
+  })
+
+  it('ignores the sender\'s clock: ±20 s of skew changes nothing, silence is timed on our clock', async () => {
+    const [a, b, c] = await Promise.all([node(1), node(2), node(3)])
+    a.m.setCertified([b, c].map((n) => ({ nodeId: n.id, name: n.name })), 0)
+    expect(a.m.receive(await heartbeatOf(b, 'alive', -20_000), 100).ringChanged).toBe(true)
+    expect(a.m.receive(await heartbeatOf(c, 'alive', +20_000), 100).ringChanged).toBe(true)
+    expect(a.m.tick(100 + cfg.suspectAfterMs - 1)).toBe(false)
+    expect(a.m.members().map((m) => m.state)).toEqual(['online', 'online'])
+    expect(a.m.tick(100 + cfg.offlineAfterMs)).toBe(true)
+    expect(a.m.ring.slots.map((s) => s.nodeId)).toEqual([a.id])
   })
 
   it('capacity mode splits by cores when speeds are not measured', async () => {
