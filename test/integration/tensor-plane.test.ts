@@ -67,6 +67,21 @@ describe('tensor-plane links', () => {
     expect(listener.hasLink('b')).toBe(false)
   })
 
+  it('closes an accepted connection that never completes its handshake', async () => {
+    const plane = new TensorPlane({ selfId: 'a', secretFor: () => PAIR_SECRET, maxPayloadBytes: 64, epoch: 1, handshakeMs: 200 })
+    open.push(plane)
+    const { host, port } = await plane.listen()
+    const socket = net.connect({ host, port })
+    sockets.push(socket)
+    socket.on('error', () => {})
+    let closed = false
+    socket.on('close', () => { closed = true })
+    socket.resume()
+    socket.write(Buffer.from([5, 0x61])) // announces a 5-byte id, sends one byte
+    await vi.waitFor(() => { expect(closed).toBe(true) })
+    expect(plane.dropCount('handshake-timeout')).toBe(1)
+  })
+
   /** A hand-driven peer "b" on a raw socket, so the test can put any bytes on the wire. */
   async function rawPeer (): Promise<{ plane: TensorPlane, frame: (seq: number, o?: { epoch?: number, key?: Buffer }) => Buffer, write: (b: Buffer) => void, closed: () => boolean }> {
     const plane = new TensorPlane({ selfId: 'a', secretFor: (p) => p === 'b' ? PAIR_SECRET : undefined, maxPayloadBytes: 64, epoch: 5 })

@@ -28,7 +28,7 @@ export interface PlaneAllReduce {
  * other member and sums all partials itself. Partials are added in ring order, not arrival order,
  * so every member computes the same float32 additions and holds a bit-identical sum.
  * A peer can be at most one step ahead (it cannot finish a step without our partial), so each
- * peer's queue holds at most two partials.
+ * peer's queue holds at most one partial; a frame further ahead is dropped.
  */
 export function planeAllReduce (opts: AllReduceOptions): PlaneAllReduce {
   const { plane, job, members, nLayers } = opts

@@ -15,7 +15,7 @@ export type FrameDrop =
   | 'too-far-ahead' // the sender is more steps ahead than the protocol allows
   | 'unexpected-hello'
 /** Why a link was closed: the byte stream can no longer be framed, or the peer is not who it must be. */
-export type LinkClose = HeaderFault | 'bad-hello' | 'unknown-peer' | 'handshake-failed' | 'duplicate-link'
+export type LinkClose = HeaderFault | 'bad-hello' | 'unknown-peer' | 'handshake-failed' | 'handshake-timeout' | 'duplicate-link'
 export type DropReason = FrameDrop | LinkClose
 
 /** What a job's all-reduce does with frames: a returned reason drops the frame (counted). */
@@ -31,6 +31,8 @@ export interface TensorPlaneOptions {
   /** Largest payload accepted, in bytes: 4 × the model's dim. */
   readonly maxPayloadBytes: number
   readonly epoch: number
+  /** An accepted connection must prove the pair secret this fast, or it is closed rather than left holding a socket. */
+  readonly handshakeMs?: number
 }
 
 const MAX_ID_BYTES = 255
@@ -135,6 +137,9 @@ export class TensorPlane {
     socket.setNoDelay(true)
     this.track(socket)
     socket.on('error', () => {}) // the close that follows cleans up
+    const timer = setTimeout(() => { this.count('handshake-timeout'); socket.destroy() }, this.opts.handshakeMs ?? 5_000)
+    const finish = (): void => { clearTimeout(timer) }
+    socket.once('close', finish)
     let pending = Buffer.alloc(0)
     const onData = (chunk: Buffer): void => {
       pending = Buffer.concat([pending, chunk])
@@ -149,7 +154,7 @@ export class TensorPlane {
         return
       }
       const link = new Link(this, socket, peerId, deriveLinkKeys(secret, this.selfId, peerId))
-      link.ready.catch(() => {}) // a failed handshake is counted and the socket closed
+      link.ready.then(finish, () => {}) // a failed handshake is counted and the socket closed
       link.receive(pending.subarray(1 + idBytes))
     }
     socket.on('data', onData)
