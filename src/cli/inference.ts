@@ -5,8 +5,6 @@ import { UsageError } from '../errors.js'
 import { InferenceSettingError, TokenizerFormatError } from '../inference/errors.js'
 import { generate } from '../inference/generate.js'
 import { chooseEngine, ENGINES, loadModel, shardedModel, type Engine, type EngineName } from '../inference/model.js'
-import { parseHeader, V1_HEADER_BYTES } from '../inference/config.js'
-import { readHead, regularFileSize } from '../inference/files.js'
 import { createSampler } from '../inference/sampler.js'
 import type { MeshCommand } from './commands.js'
 import type { CliIO, GlobalArgs } from './io.js'
@@ -41,14 +39,14 @@ export const inferenceCommand: MeshCommand = (io): CommandModule<GlobalArgs, Inf
     .option('top-p', { type: 'number', default: 0.9, describe: 'nucleus sampling mass in (0, 1]; 1 = off (llama2.c default 0.9)' })
     .option('seed', { type: 'string', describe: 'random seed, an integer from 1 to 2^64-1, for reproducible sampling', defaultDescription: 'the current time' })
     .option('threads', { type: 'number', default: os.availableParallelism(), defaultDescription: 'all cores', describe: 'threads for the matrix kernels' })
-    .option('engine', { type: 'string', default: 'auto', choices: ['auto', ...ENGINES], describe: 'matrix kernels: auto picks by shape and threads (bench/README.md)' }),
+    .option('engine', { type: 'string', default: 'auto', choices: ['auto', ...ENGINES], describe: 'matrix kernels: auto is wasm on one thread, measured fastest on every shape (bench/README.md); onnx uses --threads' }),
   handler: async (args) => { await runInference(args, io) }
 })
 
 async function runInference (args: InferenceArgs, io: CliIO): Promise<void> {
   if (!args.local) throw new UsageError('inference on the pool needs the agent, which this version cannot reach yet; add --local to run on this device')
   const settings = parseSettings(args)
-  const engine = await pickEngine(args.model, args.engine, settings.threads)
+  const engine = pickEngine(args.engine, settings.threads)
   const progress = byteProgress(io, 'loading model')
   const loaded = await loadModel({ checkpointPath: args.model, tokenizerPath: args.tokenizer, onProgress: progress.onProgress, forWasm: engine.name === 'wasm' })
     .catch((err: unknown) => {
@@ -80,7 +78,7 @@ async function runInference (args: InferenceArgs, io: CliIO): Promise<void> {
         load_ms: loaded.loadMs,
         peak_rss_bytes: peakRssBytes,
         engine: model.matmuls.name,
-        threads: settings.threads,
+        threads: engine.threads,
         model: { id: loaded.identity.id, checkpoint: args.model, checkpoint_sha256: loaded.identity.checkpointSha256, tokenizer_sha256: loaded.identity.tokenizerSha256 }
       }))
       return
@@ -94,12 +92,10 @@ async function runInference (args: InferenceArgs, io: CliIO): Promise<void> {
   }
 }
 
-/** The engine asked for, or the one measured best for this checkpoint's shape (read from its header). */
-async function pickEngine (checkpoint: string, asked: string, threads: number): Promise<Engine> {
-  if (asked !== 'auto') return { name: asked as EngineName, threads: asked === 'onnx' ? threads : 1 }
-  await regularFileSize(checkpoint, 'checkpoint')
-  const { config } = parseHeader(await readHead(checkpoint, V1_HEADER_BYTES), `checkpoint ${checkpoint}`)
-  return chooseEngine(config, threads)
+/** The engine asked for, or the one measured best (`chooseEngine`). */
+function pickEngine (asked: string, threads: number): Engine {
+  if (asked === 'auto') return chooseEngine()
+  return { name: asked as EngineName, threads: asked === 'onnx' ? threads : 1 }
 }
 
 interface Settings { maxTokens: number, temperature: number, topP: number, seed: bigint, threads: number }
