@@ -3,8 +3,8 @@
  * node:crypto for speed (same RFC 8032 signatures).
  * A key file holds the 32-byte seed as JSON, mode 0600; its public key is derived on load.
  *
- * Exports: SEED_BYTES, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, newSeed, publicKeyOf, sign, seal, verifySignature,
- * keyId, writeKeyFile, readKeyFile.
+ * Exports: SEED_BYTES, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, newSeed, publicKeyOf, seedSigner, sign, seal,
+ * verifySignature, keyId, writeKeyFile, readKeyFile.
  */
 import crypto from 'node:crypto'
 import * as ed from '@noble/ed25519'
@@ -28,12 +28,18 @@ const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
 
 /**
- * Sign with node:crypto (OpenSSL): the same deterministic RFC 8032 signature @noble/ed25519 makes
- * (pool-keys.test.ts checks), about 8× faster, which matters for a beacon every few seconds.
+ * A signing function for one seed, its key parsed once (senders of beacons and heartbeats sign
+ * often). node:crypto (OpenSSL) makes the same deterministic RFC 8032 signature @noble/ed25519
+ * makes (pool-keys.test.ts checks), about 8× faster.
  */
-export function sign (message: Uint8Array, seed: Uint8Array): Uint8Array {
+export function seedSigner (seed: Uint8Array): (message: Uint8Array) => Uint8Array {
+  if (seed.length !== SEED_BYTES) throw new RangeError(`an ed25519 private key seed is ${SEED_BYTES} bytes`)
   const key = crypto.createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' })
-  return new Uint8Array(crypto.sign(null, message, key))
+  return (message) => new Uint8Array(crypto.sign(null, message, key))
+}
+
+export function sign (message: Uint8Array, seed: Uint8Array): Uint8Array {
+  return seedSigner(seed)(message)
 }
 
 /** `signedBytes ‖ signature`: the wire form of every signed mesh object. */
@@ -41,15 +47,30 @@ export function seal (signedBytes: Uint8Array, seed: Uint8Array): Uint8Array {
   return concatBytes(signedBytes, sign(signedBytes, seed))
 }
 
+// Parsing a public key costs more than verifying with it, and senders repeat: keep the last few.
+const PUBLIC_KEY_CACHE = 1024
+const publicKeys = new Map<string, crypto.KeyObject>()
+
+function publicKeyObject (publicKey: Uint8Array): crypto.KeyObject {
+  const id = Buffer.from(publicKey).toString('base64')
+  let key = publicKeys.get(id)
+  if (key === undefined) {
+    key = crypto.createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })
+    if (publicKeys.size >= PUBLIC_KEY_CACHE) publicKeys.delete(publicKeys.keys().next().value as string)
+    publicKeys.set(id, key)
+  }
+  return key
+}
+
 /**
- * RFC 8032 verification with node:crypto (OpenSSL rejects a non-canonical S): every received beacon
- * and certificate passes here, and OpenSSL is about 8× faster than @noble/ed25519 on this machine.
+ * RFC 8032 verification with node:crypto (OpenSSL rejects a non-canonical S): every received beacon,
+ * heartbeat and certificate passes here, and OpenSSL is about 8× faster than @noble/ed25519 on this
+ * machine. False (never a throw) for any malformed key or signature.
  */
 export function verifySignature (signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
   if (signature.length !== SIGNATURE_BYTES || publicKey.length !== PUBLIC_KEY_BYTES) return false
   try {
-    const key = crypto.createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })
-    return crypto.verify(null, message, key, signature)
+    return crypto.verify(null, message, publicKeyObject(publicKey), signature)
   } catch {
     return false // a public key that is not a curve point
   }

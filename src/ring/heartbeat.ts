@@ -1,6 +1,7 @@
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
+import { concatBytes, toHex } from '../pool/encoding.js'
 import type { Capacity } from './assign.js'
 import type { NodeId } from './liveness.js'
 
@@ -60,8 +61,8 @@ export class HeartbeatEncodeError extends Error {}
 /** Encode and sign. Throws HeartbeatEncodeError for values that do not fit the format (a bug). */
 export async function encodeHeartbeat (hb: Heartbeat, key: PrivateKey): Promise<Uint8Array> {
   const body = encodeBody(hb)
-  const signature = await key.sign(concat(DOMAIN, body))
-  return concat(body, signature)
+  const signature = await key.sign(concatBytes(DOMAIN, body))
+  return concatBytes(body, signature)
 }
 
 function encodeBody (hb: Heartbeat): Uint8Array {
@@ -122,7 +123,7 @@ export function decodeHeartbeat (bytes: Uint8Array): DecodeResult {
 /** Check the device signature over exactly the received bytes. */
 export async function verifyHeartbeatSignature (d: DecodedHeartbeat): Promise<boolean> {
   try {
-    return await publicKeyFromRaw(d.heartbeat.publicKey).verify(concat(DOMAIN, d.signed), d.signature)
+    return await publicKeyFromRaw(d.heartbeat.publicKey).verify(concatBytes(DOMAIN, d.signed), d.signature)
   } catch {
     return false
   }
@@ -178,14 +179,7 @@ class Writer {
   u32 (n: number): void { this.num(n, 4, (v) => v.setUint32(0, n), 0xffffffff) }
   u64 (n: number): void { this.num(n, 8, (v) => v.setBigUint64(0, BigInt(n)), Number.MAX_SAFE_INTEGER) }
   bytes (b: Uint8Array): void { this.parts.push(b) }
-  finish (): Uint8Array { return concat(...this.parts) }
-}
-
-function concat (...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0))
-  let off = 0
-  for (const p of parts) { out.set(p, off); off += p.length }
-  return out
+  finish (): Uint8Array { return concatBytes(...this.parts) }
 }
 
 function utf8 (s: string, max: number, what: string): Uint8Array {
@@ -197,8 +191,4 @@ function utf8 (s: string, max: number, what: string): Uint8Array {
 function hex32 (s: string, what: string): Uint8Array {
   if (!/^[0-9a-f]{64}$/.test(s)) throw new HeartbeatEncodeError(`${what} must be 64 lowercase hex digits`)
   return Uint8Array.from(Buffer.from(s, 'hex'))
-}
-
-function toHex (b: Uint8Array): string {
-  return Buffer.from(b).toString('hex')
 }

@@ -4,7 +4,8 @@ import type { Logger } from '../log.js'
 import { RateLimitedWarner } from '../log.js'
 import { emptyDropCounts, receiveBeacon, type Accepted, type DropCounts, type DropReason, type PoolTrustView } from './receive.js'
 import { ReplayGuard } from './replay.js'
-import { ed25519Verify, type Signer } from './signing.js'
+import { verifySignature } from '../../pool/keys.js'
+import type { Signer } from './signing.js'
 import { UdpBeaconTransport, type Source, type UnicastTarget } from './transport.js'
 import { BeaconSequence, encodeBeacon, type BeaconBody } from './wire.js'
 
@@ -106,7 +107,7 @@ export class BeaconService {
     this.received++
     const now = this.c.clock()
     const r = receiveBeacon(data, {
-      self: this.c.signer.publicKey, pools: this.c.pools(), now, maxSkewMs: this.cfg.maxSkewMs, replay: this.replay, verify: ed25519Verify
+      self: this.c.signer.publicKey, pools: this.c.pools(), now, maxSkewMs: this.cfg.maxSkewMs, replay: this.replay, verify: verifySignature
     })
     if (!r.ok) {
       this.drops[r.reason]++

@@ -9,7 +9,8 @@
 import { describe, expect, it } from 'vitest'
 import { emptyDropCounts, receiveBeacon, type ReceiveContext } from '../../../src/agent/beacon/receive.js'
 import { ReplayGuard } from '../../../src/agent/beacon/replay.js'
-import { ed25519Signer, ed25519Verify, type Signer } from '../../../src/agent/beacon/signing.js'
+import { ed25519Signer, type Signer } from '../../../src/agent/beacon/signing.js'
+import { verifySignature } from '../../../src/pool/keys.js'
 import { encodeBeacon, type Beacon, type BeaconBody } from '../../../src/agent/beacon/wire.js'
 import { PoolDirectory } from '../../../src/agent/pools.js'
 import {
@@ -61,7 +62,7 @@ describe('beacon receive path under fuzzing', () => {
 
     const pools = new PoolDirectory(homeA, () => {}); pools.refresh()
     const ctx: ReceiveContext<MemberCert, unknown> = {
-      self: A.publicKey, pools: pools.views(), now, maxSkewMs: 30_000, replay: new ReplayGuard(), verify: ed25519Verify
+      self: A.publicKey, pools: pools.views(), now, maxSkewMs: 30_000, replay: new ReplayGuard(), verify: verifySignature
     }
 
     // signing requests with @noble is slow; a few serve (the beacons around them are all distinct)

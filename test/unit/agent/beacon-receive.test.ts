@@ -2,7 +2,8 @@ import crypto from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { receiveBeacon, type Checked, type PoolTrustView, type ReceiveContext } from '../../../src/agent/beacon/receive.js'
 import { ReplayGuard } from '../../../src/agent/beacon/replay.js'
-import { ed25519Signer, ed25519Verify, type Signer } from '../../../src/agent/beacon/signing.js'
+import { ed25519Signer, type Signer } from '../../../src/agent/beacon/signing.js'
+import { verifySignature } from '../../../src/pool/keys.js'
 import { encodeBeacon, type Beacon } from '../../../src/agent/beacon/wire.js'
 
 function newSigner (): Signer {
@@ -29,7 +30,7 @@ const me = newSigner(); const peer = newSigner()
 const poolA = Uint8Array.from(Buffer.alloc(32, 0xa))
 const now = 1_800_000_000_000
 function ctx (isAdmin = false): ReceiveContext<string, string> {
-  return { self: me.publicKey, pools: new Map([[Buffer.from(poolA).toString('hex'), view(isAdmin)]]), now, maxSkewMs: 30_000, replay: new ReplayGuard(), verify: ed25519Verify }
+  return { self: me.publicKey, pools: new Map([[Buffer.from(poolA).toString('hex'), view(isAdmin)]]), now, maxSkewMs: 30_000, replay: new ReplayGuard(), verify: verifySignature }
 }
 let seq = 100
 function announce (from: Signer, over: Partial<Beacon> = {}): Beacon {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { ed25519Signer, ed25519Verify } from '../../../src/agent/beacon/signing.js'
+import { ed25519Signer } from '../../../src/agent/beacon/signing.js'
+import { verifySignature } from '../../../src/pool/keys.js'
 import { BeaconSequence, BeaconTooLargeError, MAX_BEACON_BYTES, decodeBeacon, encodeBeacon, encodeUnsigned, type Beacon } from '../../../src/agent/beacon/wire.js'
 
 // fixed keys so the bytes below never change: the wire format is protocol
@@ -28,7 +29,7 @@ describe('beacon wire format v1', () => {
     const d = decodeBeacon(bytes)
     if (typeof d === 'string') throw new Error(d)
     expect(d.beacon).toEqual(announce)
-    expect(ed25519Verify(d.signature, d.signed, pub)).toBe(true)
+    expect(verifySignature(d.signature, d.signed, pub)).toBe(true)
     // RFC 8032 test 1: the empty message
     expect(Buffer.from(signer.sign(new Uint8Array())).toString('hex').slice(0, 16)).toBe('e5564300c360ac72')
   })
