@@ -2,32 +2,38 @@ import { CheckpointFormatError } from './errors.js'
 import { allocateHeap, readHead, readWholeFile, regularFileSize, type Allocate, type LoadProgress } from './files.js'
 import {
   checkpointBytes, elementCount, parseHeader, tensorsInFileOrder, V1_HEADER_BYTES,
-  type CheckpointVersion, type ModelConfig, type TensorName
+  type CheckpointHeader, type CheckpointVersion, type ModelConfig, type TensorName
 } from './config.js'
 
-/** One layer's weights: views into the checkpoint buffer, row-major [out, in]. */
+/**
+ * One layer's weights as one shard holds them, row-major [out, in]: only the shard's rows of
+ * Wq/Wk/Wv/W1/W3 and columns of Wo/W2 (shardDims: qDim, kvDim, hidden). For the whole model
+ * these are the file's tensors unchanged.
+ */
 export interface LayerWeights {
   readonly rmsAtt: Float32Array // (dim,)
-  readonly wq: Float32Array // (dim, dim)
+  readonly wq: Float32Array // (qDim, dim)
   readonly wk: Float32Array // (kvDim, dim)
   readonly wv: Float32Array // (kvDim, dim)
-  readonly wo: Float32Array // (dim, dim)
+  readonly wo: Float32Array // (dim, qDim)
   readonly rmsFfn: Float32Array // (dim,)
-  readonly w1: Float32Array // (hiddenDim, dim)
-  readonly w2: Float32Array // (dim, hiddenDim)
-  readonly w3: Float32Array // (hiddenDim, dim)
+  readonly w1: Float32Array // (hidden, dim)
+  readonly w2: Float32Array // (dim, hidden)
+  readonly w3: Float32Array // (hidden, dim)
 }
 
 export interface Weights {
   readonly tokEmb: Float32Array // (vocab, dim)
   readonly layers: readonly LayerWeights[]
   readonly rmsFinal: Float32Array // (dim,)
-  readonly wcls: Float32Array // (vocab, dim); the same memory as tokEmb when shared
+  /** (vocab, dim); the same memory as tokEmb when shared; null on a member loaded without it */
+  readonly wcls: Float32Array | null
 }
 
 export interface Checkpoint {
   readonly path: string
   readonly version: CheckpointVersion
+  readonly headerBytes: number
   readonly config: ModelConfig
   readonly weights: Weights
   readonly bytes: Uint8Array // the whole file; every weight is a view into it
@@ -41,15 +47,22 @@ export interface LoadOptions {
 
 /** Load a llama2.c checkpoint (v0 or v1 fp32): validate the header and size, read once, make views. */
 export async function loadCheckpoint (path: string, opts: LoadOptions = {}): Promise<Checkpoint> {
+  const { version, headerBytes, config, size } = await readCheckpointHeader(path)
+  const { bytes, sha256 } = await readWholeFile(path, size, opts.allocate ?? allocateHeap, opts.onProgress)
+  return { path, version, headerBytes, config, weights: weightViews(bytes, headerBytes, config, version), bytes, sha256 }
+}
+
+/** A checkpoint's header, checked against the file's size, without reading the weights. */
+export async function readCheckpointHeader (path: string): Promise<CheckpointHeader & { readonly size: number }> {
   const size = await regularFileSize(path, 'checkpoint')
-  const { version, headerBytes, config } = parseHeader(await readHead(path, V1_HEADER_BYTES), `checkpoint ${path}`)
+  const header = parseHeader(await readHead(path, V1_HEADER_BYTES), `checkpoint ${path}`)
+  const { version, config } = header
   const expected = checkpointBytes(config, version)
   if (size !== expected) {
     const how = size < expected ? 'truncated' : 'has trailing bytes'
     throw new CheckpointFormatError(`checkpoint ${path} ${how}: ${size} bytes, but its header (v${version}, dim ${config.dim}, ${config.nLayers} layers, vocab ${config.vocabSize}) implies ${expected}`)
   }
-  const { bytes, sha256 } = await readWholeFile(path, size, opts.allocate ?? allocateHeap, opts.onProgress)
-  return { path, version, config, weights: weightViews(bytes, headerBytes, config, version), bytes, sha256 }
+  return { ...header, size }
 }
 
 /** One view per tensor of the file, walking the tensors in file order. */
@@ -64,10 +77,17 @@ export function tensorViews (bytes: Uint8Array, headerBytes: number, c: ModelCon
   return tensors
 }
 
-/** The forward pass's view of the weights: per-layer views of the stacked tensors. */
+/** The forward pass's view of the whole model: per-layer views of the file's stacked tensors. */
 export function weightViews (bytes: Uint8Array, headerBytes: number, c: ModelConfig, version: CheckpointVersion): Weights {
   const tensors = tensorViews(bytes, headerBytes, c, version)
-  const whole = (name: TensorName): Float32Array => tensors.get(name) as Float32Array
+  return assembleWeights(c, (name) => tensors.get(name) as Float32Array, true)
+}
+
+/**
+ * Weights from stacked tensors (`whole` gives each, layers first): the layer views, and the
+ * classifier (the embedding when shared) only if asked for.
+ */
+export function assembleWeights (c: ModelConfig, whole: (name: TensorName) => Float32Array, withClassifier: boolean): Weights {
   const layer = (name: TensorName, l: number): Float32Array => {
     const t = whole(name)
     const per = t.length / c.nLayers
@@ -85,5 +105,6 @@ export function weightViews (bytes: Uint8Array, headerBytes: number, c: ModelCon
     w3: layer('w3', l)
   }))
   const tokEmb = whole('tokEmb')
-  return { tokEmb, layers, rmsFinal: whole('rmsFinal'), wcls: c.sharedClassifier ? tokEmb : whole('wcls') }
+  const wcls = !withClassifier ? null : c.sharedClassifier ? tokEmb : whole('wcls')
+  return { tokEmb, layers, rmsFinal: whole('rmsFinal'), wcls }
 }

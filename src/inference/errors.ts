@@ -14,3 +14,6 @@ export class PromptTooLongError extends UsageError {}
 
 /** A generation or synth setting out of range (temperature, top-p, max tokens, shape). */
 export class InferenceSettingError extends UsageError {}
+
+/** A shard that does not fit the model it is cut from (a ring/model mismatch). */
+export class ShardRangeError extends MeshError {}

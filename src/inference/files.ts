@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { open, stat } from 'node:fs/promises'
+import { open, stat, type FileHandle } from 'node:fs/promises'
 import { ModelFileError } from './errors.js'
 
 /** Called while a file loads: bytes read so far and the total. */
@@ -42,16 +42,47 @@ export async function readWholeFile (path: string, size: number, allocate: Alloc
   const hash = createHash('sha256')
   const fh = await open(path, 'r')
   try {
-    let at = 0
-    while (at < size) {
-      const { bytesRead } = await fh.read(bytes, at, Math.min(CHUNK_BYTES, size - at), at)
+    const readAt = fileReadAt(fh, path)
+    for (let at = 0; at < size; at += CHUNK_BYTES) {
+      const chunk = bytes.subarray(at, Math.min(size, at + CHUNK_BYTES))
+      await readAt(chunk, at)
+      hash.update(chunk)
+      onProgress?.(at + chunk.byteLength, size)
+    }
+  } finally {
+    await fh.close()
+  }
+  return { bytes, sha256: hash.digest('hex') }
+}
+
+/** Positioned reads that fill the whole target or fail naming the file. */
+export function fileReadAt (fh: FileHandle, path: string): (into: Uint8Array, position: number) => Promise<void> {
+  return async (into, position) => {
+    let got = 0
+    while (got < into.byteLength) {
+      const { bytesRead } = await fh.read(into, got, into.byteLength - got, position + got)
       if (bytesRead === 0) throw new ModelFileError(`${path} shrank while it was being read`)
-      hash.update(bytes.subarray(at, at + bytesRead))
+      got += bytesRead
+    }
+  }
+}
+
+/** sha256 (hex) of a file, streamed through a small buffer: memory stays flat for any size. */
+export async function hashFile (path: string, onProgress?: LoadProgress): Promise<string> {
+  const size = await regularFileSize(path, 'file')
+  const hash = createHash('sha256')
+  const buf = new Uint8Array(Math.min(CHUNK_BYTES, 1 << 20))
+  const fh = await open(path, 'r')
+  try {
+    for (let at = 0; ;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.byteLength, at)
+      if (bytesRead === 0) break
+      hash.update(buf.subarray(0, bytesRead))
       at += bytesRead
       onProgress?.(at, size)
     }
   } finally {
     await fh.close()
   }
-  return { bytes, sha256: hash.digest('hex') }
+  return hash.digest('hex')
 }

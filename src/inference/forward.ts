@@ -22,9 +22,20 @@ export const localAllReduce: AllReduce = () => {}
 
 /**
  * One position of the llama2.c transformer (run.c `forward`), for this device's shard.
- * Returns the logits (vocab,), valid on every member (the classifier is not sharded).
+ * Returns the logits (vocab,): the classifier is not sharded, so any member loaded with it can
+ * sample.
  */
 export async function forward (m: ShardedModel, s: RunState, token: number, pos: number, allReduce: AllReduce = localAllReduce): Promise<Float32Array> {
+  await forwardLayers(m, s, token, pos, allReduce)
+  await m.matmuls.classifier(s.x, s.logits)
+  return s.logits
+}
+
+/**
+ * The forward pass without the classifier, leaving the final normed state in s.x: what a member
+ * that does not sample runs (the classifier costs as much as several layers).
+ */
+export async function forwardLayers (m: ShardedModel, s: RunState, token: number, pos: number, allReduce: AllReduce = localAllReduce): Promise<void> {
   const { config: c, weights: w, matmuls: mm } = m
   const d = shardDims(c, m.shard)
   copyRow(s.x, w.tokEmb, token)
@@ -47,8 +58,6 @@ export async function forward (m: ShardedModel, s: RunState, token: number, pos:
   }
 
   rmsnorm(s.x, s.x, w.rmsFinal)
-  await mm.classifier(s.x, s.logits)
-  return s.logits
 }
 
 function copyRow (x: Float32Array, table: Float32Array, row: number): void {

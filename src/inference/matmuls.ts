@@ -22,7 +22,13 @@ export interface Matmuls {
   close: () => Promise<void>
 }
 
-/** Plain TypeScript loops over views of the checkpoint: no copies, no set-up cost. */
+/** The classifier, or an error on a member that was loaded without it (it never samples). */
+export function classifierWeights (w: Weights): Float32Array {
+  if (w.wcls === null) throw new Error('this shard was loaded without the classifier; load it withClassifier to compute logits')
+  return w.wcls
+}
+
+/** Plain TypeScript loops over views of the shard's weights: no copies, no set-up cost. */
 export function tsMatmuls (c: ModelConfig, w: Weights, shard: Shard): Matmuls {
   const d = shardDims(c, shard)
   const dim = c.dim
@@ -32,21 +38,21 @@ export function tsMatmuls (c: ModelConfig, w: Weights, shard: Shard): Matmuls {
     name: 'ts',
     qkv: (l, xb, q, k, v) => {
       const lw = w.layers[l]
-      matvec(q, lw.wq, d.qStart * dim, dim, xb, d.qDim, dim)
-      matvec(k, lw.wk, d.kvStart * dim, dim, xb, d.kvDim, dim)
-      matvec(v, lw.wv, d.kvStart * dim, dim, xb, d.kvDim, dim)
+      matvec(q, lw.wq, 0, dim, xb, d.qDim, dim)
+      matvec(k, lw.wk, 0, dim, xb, d.kvDim, dim)
+      matvec(v, lw.wv, 0, dim, xb, d.kvDim, dim)
     },
     attentionOut: (l, att, out) => {
-      matvec(out, w.layers[l].wo, d.qStart, dim, att, dim, d.qDim)
+      matvec(out, w.layers[l].wo, 0, d.qDim, att, dim, d.qDim)
     },
     ffn: (l, xb, out) => {
       const lw = w.layers[l]
-      matvec(hb, lw.w1, d.hiddenStart * dim, dim, xb, d.hidden, dim)
-      matvec(hb2, lw.w3, d.hiddenStart * dim, dim, xb, d.hidden, dim)
+      matvec(hb, lw.w1, 0, dim, xb, d.hidden, dim)
+      matvec(hb2, lw.w3, 0, dim, xb, d.hidden, dim)
       swiglu(hb, hb2)
-      matvec(out, lw.w2, d.hiddenStart, c.hiddenDim, hb, dim, d.hidden)
+      matvec(out, lw.w2, 0, d.hidden, hb, dim, d.hidden)
     },
-    classifier: (x, logits) => { matvec(logits, w.wcls, 0, dim, x, c.vocabSize, dim) },
+    classifier: (x, logits) => { matvec(logits, classifierWeights(w), 0, dim, x, c.vocabSize, dim) },
     close: async () => {}
   }
 }

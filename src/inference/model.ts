@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto'
-import { loadCheckpoint, type Checkpoint } from './checkpoint.js'
-import type { LoadProgress } from './files.js'
+import { open } from 'node:fs/promises'
+import { loadCheckpoint, readCheckpointHeader, type Checkpoint, type Weights } from './checkpoint.js'
+import type { ModelConfig } from './config.js'
+import { allocateHeap, fileReadAt, hashFile, type LoadProgress } from './files.js'
 import type { ShardedModel } from './forward.js'
 import { tsMatmuls, type Matmuls } from './matmuls.js'
 import { onnxMatmuls } from './onnx-matmuls.js'
-import { wholeModel, type Shard } from './shard.js'
+import { checkShard, isWholeModel, wholeModel, type Shard } from './shard.js'
+import { fillShard, planShard } from './shard-weights.js'
 import { loadTokenizer, type Tokenizer } from './tokenizer.js'
 import { wasmHeap, wasmMatmuls, type WasmHeap } from './wasm-matmuls.js'
 
@@ -63,19 +66,77 @@ export async function loadModel (opts: LoadModelOptions): Promise<LoadedModel> {
   return { checkpoint, tokenizer, identity: modelIdentity(checkpoint.sha256, tokenizer.sha256), loadMs: performance.now() - start, heap }
 }
 
-/** The whole model (or one shard of it) on an engine; ts by default. */
+/**
+ * The whole model (or one shard of it) on an engine; ts by default. A partial shard copies its
+ * slices out of the loaded checkpoint; loadShardModel reads only them from the file instead.
+ */
 export async function shardedModel (m: LoadedModel, engine: Engine = { name: 'ts', threads: 1 }, shard: Shard = wholeModel(m.checkpoint.config)): Promise<ShardedModel> {
-  const { config, weights } = m.checkpoint
-  return { config, weights, shard, matmuls: await createMatmuls(m, engine, shard) }
+  const { config, weights, bytes, version, headerBytes } = m.checkpoint
+  checkShard(config, shard)
+  if (isWholeModel(config, shard)) return await onEngine(config, weights, shard, engine, m.heap)
+  const plan = planShard(config, version, headerBytes, shard, true)
+  const heap = engine.name === 'wasm' ? wasmHeap() : null
+  const buffer = (heap?.allocate ?? allocateHeap)(plan.bytes)
+  await fillShard(plan, buffer, async (into, position) => { into.set(bytes.subarray(position, position + into.byteLength)) })
+  return await onEngine(config, plan.views(buffer), shard, engine, heap)
 }
 
-async function createMatmuls (m: LoadedModel, engine: Engine, shard: Shard): Promise<Matmuls> {
-  const { config, weights } = m.checkpoint
+export interface LoadShardOptions {
+  readonly checkpointPath: string
+  readonly tokenizerPath: string
+  /** The shard, or how to choose it from the model's shape (e.g. shardForColumns of ring columns). */
+  readonly shard: Shard | ((config: ModelConfig) => Shard)
+  readonly engine: Engine
+  /** Load the classifier too; only the member that samples needs it. */
+  readonly withClassifier: boolean
+  /** The checkpoint's sha256 when already known (the agent hashes its model at start); else hashed here. */
+  readonly checkpointSha256?: string
+  readonly onProgress?: LoadProgress
+}
+
+export interface LoadedShard {
+  readonly model: ShardedModel
+  readonly tokenizer: Tokenizer
+  readonly identity: ModelIdentity
+  readonly weightBytes: number // the weights this member holds
+  readonly loadMs: number
+}
+
+/**
+ * Load one member's shard: only the weight slices it computes with (plus the embedding, the
+ * norms and, if asked, the classifier), read with positioned reads into one buffer (in the wasm
+ * heap for the wasm engine). Memory per member falls as the ring grows.
+ */
+export async function loadShardModel (opts: LoadShardOptions): Promise<LoadedShard> {
+  const start = performance.now()
+  const { version, headerBytes, config } = await readCheckpointHeader(opts.checkpointPath)
+  const shard = typeof opts.shard === 'function' ? opts.shard(config) : opts.shard
+  checkShard(config, shard)
+  const tokenizer = await loadTokenizer(opts.tokenizerPath, config.vocabSize)
+  const plan = planShard(config, version, headerBytes, shard, opts.withClassifier)
+  const heap = opts.engine.name === 'wasm' ? wasmHeap() : null
+  const buffer = (heap?.allocate ?? allocateHeap)(plan.bytes)
+  const fh = await open(opts.checkpointPath, 'r')
+  try {
+    await fillShard(plan, buffer, fileReadAt(fh, opts.checkpointPath), opts.onProgress)
+  } finally {
+    await fh.close()
+  }
+  const checkpointSha256 = opts.checkpointSha256 ?? await hashFile(opts.checkpointPath)
+  const model = await onEngine(config, plan.views(buffer), shard, opts.engine, heap)
+  return { model, tokenizer, identity: modelIdentity(checkpointSha256, tokenizer.sha256), weightBytes: plan.bytes, loadMs: performance.now() - start }
+}
+
+async function onEngine (config: ModelConfig, weights: Weights, shard: Shard, engine: Engine, heap: WasmHeap | null): Promise<ShardedModel> {
+  return { config, weights, shard, matmuls: await createMatmuls(config, weights, shard, engine, heap) }
+}
+
+async function createMatmuls (config: ModelConfig, weights: Weights, shard: Shard, engine: Engine, heap: WasmHeap | null): Promise<Matmuls> {
   switch (engine.name) {
     case 'ts': return tsMatmuls(config, weights, shard)
     case 'onnx': return await onnxMatmuls(config, weights, shard, engine.threads)
     case 'wasm':
-      if (m.heap === null) throw new Error('load the model with forWasm to run it on the wasm engine')
-      return wasmMatmuls(config, weights, shard, m.heap)
+      if (heap === null) throw new Error('load the model with forWasm to run it on the wasm engine')
+      return wasmMatmuls(config, weights, shard, heap)
   }
 }

@@ -1,14 +1,14 @@
 import * as ort from 'onnxruntime-node'
 import type { Weights } from './checkpoint.js'
 import type { ModelConfig } from './config.js'
-import type { Matmuls } from './matmuls.js'
+import { classifierWeights, type Matmuls } from './matmuls.js'
 import { encodeModel, type GraphSpec } from './onnx-graph.js'
 import { shardDims, type Shard } from './shard.js'
 
 /**
  * Matrix work in onnxruntime (MLAS kernels, AVX-512 here), one session per layer part so a layer
  * costs three calls (about 11 µs of overhead each). The weights are fed as inputs, wrapping views
- * of the checkpoint: onnxruntime-node reads them in place, so nothing is copied; measured as
+ * of the shard's weights: onnxruntime-node reads them in place, so nothing is copied; measured as
  * fast as constant initializers for these single-row products (bench/README.md).
  */
 export async function onnxMatmuls (c: ModelConfig, w: Weights, shard: Shard, threads: number): Promise<Matmuls> {
@@ -55,27 +55,17 @@ export async function onnxMatmuls (c: ModelConfig, w: Weights, shard: Shard, thr
     })
   ])
 
-  const whole = d.qDim === dim && d.hidden === c.hiddenDim
   const t = (data: Float32Array, rows: number, cols: number): ort.Tensor => new ort.Tensor('float32', data, [rows, cols])
-  /** rows [first, first+rows) of a row-major matrix: a view, no copy */
-  const rowsOf = (m: Float32Array, first: number, rows: number, cols: number): ort.Tensor => t(m.subarray(first * cols, (first + rows) * cols), rows, cols)
-  /** columns [first, first+cols) of a [rows, stride] matrix: a copy, needed only for a partial shard */
-  const colsOf = (m: Float32Array, first: number, cols: number, rows: number, stride: number): ort.Tensor => {
-    if (whole) return t(m, rows, cols)
-    const out = new Float32Array(rows * cols)
-    for (let r = 0; r < rows; r++) out.set(m.subarray(r * stride + first, r * stride + first + cols), r * cols)
-    return t(out, rows, cols)
-  }
   const layers = w.layers.map((lw) => ({
-    wq: rowsOf(lw.wq, d.qStart, d.qDim, dim),
-    wk: rowsOf(lw.wk, d.kvStart, d.kvDim, dim),
-    wv: rowsOf(lw.wv, d.kvStart, d.kvDim, dim),
-    wo: colsOf(lw.wo, d.qStart, d.qDim, dim, dim),
-    w1: rowsOf(lw.w1, d.hiddenStart, d.hidden, dim),
-    w3: rowsOf(lw.w3, d.hiddenStart, d.hidden, dim),
-    w2: colsOf(lw.w2, d.hiddenStart, d.hidden, dim, c.hiddenDim)
+    wq: t(lw.wq, d.qDim, dim),
+    wk: t(lw.wk, d.kvDim, dim),
+    wv: t(lw.wv, d.kvDim, dim),
+    wo: t(lw.wo, dim, d.qDim),
+    w1: t(lw.w1, d.hidden, dim),
+    w3: t(lw.w3, d.hidden, dim),
+    w2: t(lw.w2, dim, d.hidden)
   }))
-  const wcls = t(w.wcls, c.vocabSize, dim)
+  const wcls = w.wcls === null ? null : t(w.wcls, c.vocabSize, dim)
   const vec = (v: Float32Array): ort.Tensor => new ort.Tensor('float32', v, [1, v.length])
   const copy = (to: Float32Array, from: ort.Tensor): void => { to.set(from.data as Float32Array) }
 
@@ -93,7 +83,7 @@ export async function onnxMatmuls (c: ModelConfig, w: Weights, shard: Shard, thr
       copy(y, (await ffn.run({ x: vec(xb), w1: lw.w1, w3: lw.w3, w2: lw.w2 })).y)
     },
     classifier: async (x, logits) => {
-      copy(logits, (await classifier.run({ x: vec(x), wcls })).logits)
+      copy(logits, (await classifier.run({ x: vec(x), wcls: wcls ?? t(classifierWeights(w), c.vocabSize, dim) })).logits)
     },
     close: async () => { await Promise.all([qkv, attentionOut, ffn, classifier].map(async (s) => { await s.release() })) }
   }

@@ -1,4 +1,5 @@
 import { headSize, kvMul, type ModelConfig } from './config.js'
+import { ShardRangeError } from './errors.js'
 
 /**
  * The part of every layer one ring member computes: a range of kv heads (with the query heads
@@ -14,6 +15,17 @@ export interface Shard {
 
 /** One device runs everything. */
 export const wholeModel = (c: ModelConfig): Shard => ({ kvHeadStart: 0, kvHeadEnd: c.nKvHeads, hiddenStart: 0, hiddenEnd: c.hiddenDim })
+
+export const isWholeModel = (c: ModelConfig, s: Shard): boolean =>
+  s.kvHeadStart === 0 && s.kvHeadEnd === c.nKvHeads && s.hiddenStart === 0 && s.hiddenEnd === c.hiddenDim
+
+/** A shard must be whole-unit ranges inside the model. */
+export function checkShard (c: ModelConfig, s: Shard): void {
+  const inside = (start: number, end: number, units: number): boolean => Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start <= end && end <= units
+  if (!inside(s.kvHeadStart, s.kvHeadEnd, c.nKvHeads) || !inside(s.hiddenStart, s.hiddenEnd, c.hiddenDim)) {
+    throw new ShardRangeError(`shard kv heads [${s.kvHeadStart}, ${s.kvHeadEnd}) and hidden units [${s.hiddenStart}, ${s.hiddenEnd}) do not fit a model with ${c.nKvHeads} kv heads and ${c.hiddenDim} hidden units`)
+  }
+}
 
 /** Sizes and offsets a shard implies, in floats. */
 export interface ShardDims {

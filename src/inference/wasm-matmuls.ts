@@ -2,7 +2,7 @@ import type { Weights } from './checkpoint.js'
 import type { ModelConfig } from './config.js'
 import type { Allocate } from './files.js'
 import { swiglu } from './kernels.js'
-import type { Matmuls } from './matmuls.js'
+import { classifierWeights, type Matmuls } from './matmuls.js'
 import { shardDims, type Shard } from './shard.js'
 import { instantiateMatvec, type WasmMatvec } from './wasm-matvec.js'
 
@@ -58,9 +58,9 @@ export function wasmMatmuls (c: ModelConfig, w: Weights, shard: Shard, heap: Was
   const hb = f32(HB_AT, d.hidden)
   const hb2 = f32(HB2_AT, d.hidden)
   const out = f32(OUT_AT, Math.max(c.vocabSize, dim, d.qDim))
-  /** y = rows of w starting at `firstRow`, `cols` wide, each `stride` floats apart, times x */
-  const product = (y: Float32Array, wv: Float32Array, offset: number, stride: number, rows: number, cols: number): void => {
-    mv(OUT_AT, wv.byteOffset + 4 * offset, 4 * stride, X_AT, rows, cols)
+  /** y = the first `rows` rows of w, each `stride` floats apart and `cols` wide, times x */
+  const product = (y: Float32Array, wv: Float32Array, stride: number, rows: number, cols: number): void => {
+    mv(OUT_AT, wv.byteOffset, 4 * stride, X_AT, rows, cols)
     y.set(out.subarray(0, rows))
   }
   return {
@@ -68,26 +68,26 @@ export function wasmMatmuls (c: ModelConfig, w: Weights, shard: Shard, heap: Was
     qkv: (l, xb, q, k, v) => {
       const lw = w.layers[l]
       x.set(xb)
-      product(q, lw.wq, d.qStart * dim, dim, d.qDim, dim)
-      product(k, lw.wk, d.kvStart * dim, dim, d.kvDim, dim)
-      product(v, lw.wv, d.kvStart * dim, dim, d.kvDim, dim)
+      product(q, lw.wq, dim, d.qDim, dim)
+      product(k, lw.wk, dim, d.kvDim, dim)
+      product(v, lw.wv, dim, d.kvDim, dim)
     },
     attentionOut: (l, att, y) => {
       x.set(att)
-      product(y, w.layers[l].wo, d.qStart, dim, dim, d.qDim)
+      product(y, w.layers[l].wo, d.qDim, dim, d.qDim)
     },
     ffn: (l, xb, y) => {
       const lw = w.layers[l]
       x.set(xb)
-      mv(HB_AT, lw.w1.byteOffset + 4 * d.hiddenStart * dim, 4 * dim, X_AT, d.hidden, dim)
-      mv(HB2_AT, lw.w3.byteOffset + 4 * d.hiddenStart * dim, 4 * dim, X_AT, d.hidden, dim)
+      mv(HB_AT, lw.w1.byteOffset, 4 * dim, X_AT, d.hidden, dim)
+      mv(HB2_AT, lw.w3.byteOffset, 4 * dim, X_AT, d.hidden, dim)
       swiglu(hb, hb2)
-      mv(OUT_AT, lw.w2.byteOffset + 4 * d.hiddenStart, 4 * c.hiddenDim, HB_AT, dim, d.hidden)
+      mv(OUT_AT, lw.w2.byteOffset, 4 * d.hidden, HB_AT, dim, d.hidden)
       y.set(out.subarray(0, dim))
     },
     classifier: (xv, logits) => {
       x.set(xv)
-      product(logits, w.wcls, 0, dim, c.vocabSize, dim)
+      product(logits, classifierWeights(w), dim, c.vocabSize, dim)
     },
     close: async () => {}
   }

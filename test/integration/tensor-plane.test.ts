@@ -2,7 +2,8 @@ import net from 'node:net'
 import { readFileSync } from 'node:fs'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { generate } from '../../src/inference/generate.js'
-import { loadModel, shardedModel } from '../../src/inference/model.js'
+import { readCheckpointHeader } from '../../src/inference/checkpoint.js'
+import { loadShardModel } from '../../src/inference/model.js'
 import { createSampler } from '../../src/inference/sampler.js'
 import { shardForColumns } from '../../src/inference/shard.js'
 import { TensorLinkError } from '../../src/inference/tensor-plane/errors.js'
@@ -147,14 +148,20 @@ describe('stories260K split across two members over the tensor plane', () => {
   it.each([[4096], [2731]])('generates the golden greedy token ids on both members (split at column %i)', async (cut) => {
     const g = golden.generations.find((x) => x.prompt === 'Once upon a time' && x.steps === 64)
     if (g === undefined) throw new Error('golden case missing')
-    const loaded = await loadModel({ checkpointPath: 'models/stories260K/stories260K.bin', tokenizerPath: 'models/stories260K/tok512.bin', forWasm: true })
-    const c = loaded.checkpoint.config
+    const c = (await readCheckpointHeader('models/stories260K/stories260K.bin')).config
     const ps = await planes(['m0', 'm1'], 4 * c.dim)
     const reduces = allReduces(ps, 7, c.nLayers)
     const ranges = [[0, cut], [cut, 8192]]
     const runs = await Promise.all(ranges.map(async ([start, end], i) => {
-      const m = await shardedModel(loaded, { name: 'wasm', threads: 1 }, shardForColumns(c, start, end))
-      const result = await generate(m, loaded.tokenizer, { prompt: g.prompt, maxTokens: g.steps - g.prompt_token_ids.length + 1, sampler: createSampler({ temperature: 0, topP: 0.9, seed: 1n }), allReduce: reduces[i].allReduce })
+      // each member loads only its own slices of the weights
+      const { model: m, tokenizer } = await loadShardModel({
+        checkpointPath: 'models/stories260K/stories260K.bin',
+        tokenizerPath: 'models/stories260K/tok512.bin',
+        shard: shardForColumns(c, start, end),
+        engine: { name: 'wasm', threads: 1 },
+        withClassifier: true
+      })
+      const result = await generate(m, tokenizer, { prompt: g.prompt, maxTokens: g.steps - g.prompt_token_ids.length + 1, sampler: createSampler({ temperature: 0, topP: 0.9, seed: 1n }), allReduce: reduces[i].allReduce })
       await m.matmuls.close()
       return result.tokenIds
     }))
