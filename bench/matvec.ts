@@ -7,10 +7,15 @@
  *   npm run build && node --import tsx bench/matvec.ts
  */
 import os from 'node:os'
+import { parseArgs } from 'node:util'
 import * as ort from 'onnxruntime-node'
 import { matvec } from '../src/inference/kernels.js'
 import { encodeModel } from '../src/inference/onnx-graph.js'
 import { instantiateMatvec } from '../src/inference/wasm-matvec.js'
+import { parallelMatvec } from '../src/inference/wasm-threads.js'
+
+const { values } = parseArgs({ options: { engines: { type: 'string', default: 'ts,wasm,wasm(2),onnx(1),onnx(2)' } } })
+const ENGINES = new Set((values.engines ?? '').split(','))
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 
@@ -31,7 +36,8 @@ const PAGE = 65536
 async function bench (rows: number, cols: number, totalBytes: number): Promise<void> {
   const n = Math.max(1, Math.round(totalBytes / (rows * cols * 4)))
   const bytes = rows * cols * 4
-  const memory = new WebAssembly.Memory({ initial: Math.ceil((n * bytes + (cols + rows) * 4 + 64) / PAGE) })
+  const pages = Math.ceil((n * bytes + (cols + rows) * 4 + 64) / PAGE)
+  const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
   const all = new Float32Array(memory.buffer)
   for (let i = 0; i < n * rows * cols; i++) all[i] = Math.random() - 0.5
   const xAt = n * bytes; const outAt = xAt + cols * 4
@@ -40,9 +46,15 @@ async function bench (rows: number, cols: number, totalBytes: number): Promise<v
   const wasm = instantiateMatvec(memory)
   const mats = Array.from({ length: n }, (_, i) => all.subarray(i * rows * cols, (i + 1) * rows * cols))
   const results: Array<[string, number]> = []
-  if (rows * cols <= 1 << 21) results.push(['ts', await time(n, (i) => { matvec(y, mats[i], 0, cols, x, rows, cols) })])
-  results.push(['wasm', await time(n, (i) => { wasm(outAt, i * bytes, cols * 4, xAt, rows, cols) })])
-  for (const threads of [1, 2]) {
+  if (ENGINES.has('ts') && rows * cols <= 1 << 21) results.push(['ts', await time(n, (i) => { matvec(y, mats[i], 0, cols, x, rows, cols) })])
+  if (ENGINES.has('wasm')) results.push(['wasm', await time(n, (i) => { wasm(outAt, i * bytes, cols * 4, xAt, rows, cols) })])
+  if (ENGINES.has('wasm(2)')) {
+    // every product split over both threads, however small, to show where splitting starts to pay
+    const pool = await parallelMatvec(memory, 2, { minParallelWeights: 0 })
+    results.push(['wasm(2)', await time(n, (i) => { pool.run([{ out: outAt, w: i * bytes, strideBytes: cols * 4, x: xAt, rows, cols }]) })])
+    await pool.close()
+  }
+  for (const threads of [1, 2].filter((t) => ENGINES.has(`onnx(${t})`))) {
     const s = await ort.InferenceSession.create(encodeModel({
       inputs: [{ name: 'x', dims: [1, cols] }, { name: 'w', dims: [rows, cols] }],
       outputs: [{ name: 'y', dims: [1, rows] }],

@@ -4,7 +4,7 @@ import type { Argv, CommandModule } from 'yargs'
 import { UsageError } from '../errors.js'
 import { InferenceSettingError, TokenizerFormatError } from '../inference/errors.js'
 import { generate } from '../inference/generate.js'
-import { chooseEngine, ENGINES, loadModel, shardedModel, type Engine, type EngineName } from '../inference/model.js'
+import { chooseEngine, ENGINES, loadModel, shardedModel, type EngineName } from '../inference/model.js'
 import { createSampler } from '../inference/sampler.js'
 import type { MeshCommand } from './commands.js'
 import type { CliIO, GlobalArgs } from './io.js'
@@ -38,22 +38,23 @@ export const inferenceCommand: MeshCommand = (io): CommandModule<GlobalArgs, Inf
     .option('temperature', { type: 'number', default: 1.0, describe: '0 = greedy; 1.0 samples the model\'s own distribution (llama2.c default)' })
     .option('top-p', { type: 'number', default: 0.9, describe: 'nucleus sampling mass in (0, 1]; 1 = off (llama2.c default 0.9)' })
     .option('seed', { type: 'string', describe: 'random seed, an integer from 1 to 2^64-1, for reproducible sampling', defaultDescription: 'the current time' })
-    .option('threads', { type: 'number', default: os.availableParallelism(), defaultDescription: 'all cores', describe: 'threads for the matrix kernels' })
-    .option('engine', { type: 'string', default: 'auto', choices: ['auto', ...ENGINES], describe: 'matrix kernels: auto is wasm on one thread, measured fastest on every shape (bench/README.md); onnx uses --threads' }),
+    .option('threads', { type: 'number', default: os.availableParallelism(), defaultDescription: 'all cores', describe: 'threads for the matrix kernels (wasm, onnx)' })
+    .option('engine', { type: 'string', default: 'auto', choices: ['auto', ...ENGINES], describe: 'matrix kernels: auto is wasm, measured fastest on every shape (bench/README.md), on --threads threads for models big enough to split' }),
   handler: async (args) => { await runInference(args, io) }
 })
 
 async function runInference (args: InferenceArgs, io: CliIO): Promise<void> {
   if (!args.local) throw new UsageError('inference on the pool needs the agent, which this version cannot reach yet; add --local to run on this device')
   const settings = parseSettings(args)
-  const engine = pickEngine(args.engine, settings.threads)
   const progress = byteProgress(io, 'loading model')
-  const loaded = await loadModel({ checkpointPath: args.model, tokenizerPath: args.tokenizer, onProgress: progress.onProgress, forWasm: engine.name === 'wasm' })
+  // auto always picks wasm (chooseEngine), so it loads into the wasm heap too
+  const loaded = await loadModel({ checkpointPath: args.model, tokenizerPath: args.tokenizer, onProgress: progress.onProgress, forWasm: args.engine === 'auto' || args.engine === 'wasm' })
     .catch((err: unknown) => {
       if (err instanceof TokenizerFormatError) throw new TokenizerFormatError(`${err.message} (give the model's tokenizer with --tokenizer)`)
       throw err
     })
     .finally(progress.done)
+  const engine = args.engine === 'auto' ? chooseEngine(loaded.checkpoint.config, settings.threads) : { name: args.engine as EngineName, threads: args.engine === 'ts' ? 1 : settings.threads }
   const model = await shardedModel(loaded, engine)
   try {
     const stream = !args.json && io.write !== undefined
@@ -90,12 +91,6 @@ async function runInference (args: InferenceArgs, io: CliIO): Promise<void> {
   } finally {
     await model.matmuls.close()
   }
-}
-
-/** The engine asked for, or the one measured best (`chooseEngine`). */
-function pickEngine (asked: string, threads: number): Engine {
-  if (asked === 'auto') return chooseEngine()
-  return { name: asked as EngineName, threads: asked === 'onnx' ? threads : 1 }
 }
 
 interface Settings { maxTokens: number, temperature: number, topP: number, seed: bigint, threads: number }

@@ -24,21 +24,28 @@ export function modelIdentity (checkpointSha256: string, tokenizerSha256: string
 }
 
 /**
- * Which kernels run the matrix work: plain TypeScript loops, WebAssembly SIMD (one thread), or
- * onnxruntime with `threads` intra-op threads.
+ * Which kernels run the matrix work: plain TypeScript loops, WebAssembly SIMD, or onnxruntime,
+ * on `threads` threads (ts always runs on one).
  */
 export type EngineName = 'ts' | 'wasm' | 'onnx'
 export interface Engine { readonly name: EngineName, readonly threads: number }
 export const ENGINES: readonly EngineName[] = ['ts', 'wasm', 'onnx']
 
 /**
- * The engine `--engine auto` runs, from bench/README.md: WebAssembly SIMD on one thread beat plain
- * TypeScript (4-6x) and onnxruntime on every shape measured, and on an idle machine it also beat
- * onnxruntime with two threads (15M shape 347 vs 180 tok/s, 110M shape 48.5 vs 42.1). Using the
- * second core well needs a multi-threaded wasm kernel, which does not exist yet.
+ * A model whose FFN matrices (dim × hidden) hold fewer weights than this runs on one thread:
+ * stories260K (64 × 172 = 11K) has no product worth splitting (wasm-threads.ts keeps products
+ * under 32K weights on the calling thread), so a worker would only add its start-up time.
  */
-export function chooseEngine (): Engine {
-  return { name: 'wasm', threads: 1 }
+const MIN_WEIGHTS_FOR_THREADS = 1 << 17
+
+/**
+ * The engine `--engine auto` runs, from bench/README.md: WebAssembly SIMD beat plain TypeScript
+ * (4-6x) and onnxruntime (one or two threads) on every shape measured, so it is always wasm; it
+ * gets every thread offered when the model's matrices are large enough to split (the stories15M
+ * shape, 288 × 768, and larger).
+ */
+export function chooseEngine (config: ModelConfig, threads: number): Engine {
+  return { name: 'wasm', threads: config.dim * config.hiddenDim >= MIN_WEIGHTS_FOR_THREADS ? threads : 1 }
 }
 
 export interface LoadedModel {
@@ -137,6 +144,6 @@ async function createMatmuls (config: ModelConfig, weights: Weights, shard: Shar
     case 'onnx': return await onnxMatmuls(config, weights, shard, engine.threads)
     case 'wasm':
       if (heap === null) throw new Error('load the model with forWasm to run it on the wasm engine')
-      return wasmMatmuls(config, weights, shard, heap)
+      return await wasmMatmuls(config, weights, shard, heap, engine.threads)
   }
 }

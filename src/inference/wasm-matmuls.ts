@@ -4,7 +4,7 @@ import type { Allocate } from './files.js'
 import { swiglu } from './kernels.js'
 import { classifierWeights, type Matmuls } from './matmuls.js'
 import { shardDims, type Shard } from './shard.js'
-import { instantiateMatvec, type WasmMatvec } from './wasm-matvec.js'
+import { parallelMatvec, type MatvecJob, type ParallelMatvecOptions } from './wasm-threads.js'
 
 const PAGE = 65536
 /**
@@ -33,7 +33,9 @@ export function wasmHeap (): WasmHeap {
   return {
     allocate: (bytes) => {
       if (memory !== null) throw new Error('a wasm heap holds one checkpoint')
-      memory = new WebAssembly.Memory({ initial: Math.ceil((SCRATCH_BYTES + bytes) / PAGE) })
+      // shared, so worker threads read the same weights; a shared memory needs a maximum
+      const pages = Math.ceil((SCRATCH_BYTES + bytes) / PAGE)
+      memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
       return new Uint8Array(memory.buffer, SCRATCH_BYTES, bytes)
     },
     memory: () => {
@@ -44,51 +46,61 @@ export function wasmHeap (): WasmHeap {
 }
 
 /**
- * Matrix work in WebAssembly SIMD, one thread. The weights are read in place in the heap; each
- * call copies its input vector into scratch and its output back (a few KB, negligible).
+ * Matrix work in WebAssembly SIMD on `threads` threads (wasm-threads.ts). The weights are read in
+ * place in the heap; each call copies its input vector into scratch and its outputs back (a few
+ * KB, negligible).
  */
-export function wasmMatmuls (c: ModelConfig, w: Weights, shard: Shard, heap: WasmHeap): Matmuls {
+export async function wasmMatmuls (c: ModelConfig, w: Weights, shard: Shard, heap: WasmHeap, threads: number, opts?: ParallelMatvecOptions): Promise<Matmuls> {
   const memory = heap.memory()
   if (w.tokEmb.buffer !== memory.buffer) throw new Error('wasm matmuls need weights loaded into their heap')
-  const mv: WasmMatvec = instantiateMatvec(memory)
+  const pool = await parallelMatvec(memory, threads, opts)
   const d = shardDims(c, shard)
   const dim = c.dim
   const f32 = (at: number, n: number): Float32Array => new Float32Array(memory.buffer, at, n)
   const x = f32(X_AT, Math.max(dim, d.qDim))
   const hb = f32(HB_AT, d.hidden)
   const hb2 = f32(HB2_AT, d.hidden)
-  const out = f32(OUT_AT, Math.max(c.vocabSize, dim, d.qDim))
-  /** y = the first `rows` rows of w, each `stride` floats apart and `cols` wide, times x */
-  const product = (y: Float32Array, wv: Float32Array, stride: number, rows: number, cols: number): void => {
-    mv(OUT_AT, wv.byteOffset, 4 * stride, X_AT, rows, cols)
-    y.set(out.subarray(0, rows))
-  }
+  const out = f32(OUT_AT, Math.max(c.vocabSize, dim, d.qDim + 2 * d.kvDim))
+  /** outAt = the first `rows` rows of wv (`stride` floats apart, `cols` wide) times the vector at xAt */
+  const job = (outAt: number, wv: Float32Array, stride: number, rows: number, cols: number, xAt = X_AT): MatvecJob =>
+    ({ out: outAt, w: wv.byteOffset, strideBytes: 4 * stride, x: xAt, rows, cols })
   return {
     name: 'wasm',
     qkv: (l, xb, q, k, v) => {
       const lw = w.layers[l]
       x.set(xb)
-      product(q, lw.wq, dim, d.qDim, dim)
-      product(k, lw.wk, dim, d.kvDim, dim)
-      product(v, lw.wv, dim, d.kvDim, dim)
+      const kAt = OUT_AT + 4 * d.qDim
+      const vAt = kAt + 4 * d.kvDim
+      pool.run([
+        job(OUT_AT, lw.wq, dim, d.qDim, dim),
+        job(kAt, lw.wk, dim, d.kvDim, dim),
+        job(vAt, lw.wv, dim, d.kvDim, dim)
+      ])
+      q.set(out.subarray(0, d.qDim))
+      k.set(out.subarray(d.qDim, d.qDim + d.kvDim))
+      v.set(out.subarray(d.qDim + d.kvDim, d.qDim + 2 * d.kvDim))
     },
     attentionOut: (l, att, y) => {
       x.set(att)
-      product(y, w.layers[l].wo, d.qDim, dim, d.qDim)
+      pool.run([job(OUT_AT, w.layers[l].wo, d.qDim, dim, d.qDim)])
+      y.set(out.subarray(0, dim))
     },
     ffn: (l, xb, y) => {
       const lw = w.layers[l]
       x.set(xb)
-      mv(HB_AT, lw.w1.byteOffset, 4 * dim, X_AT, d.hidden, dim)
-      mv(HB2_AT, lw.w3.byteOffset, 4 * dim, X_AT, d.hidden, dim)
+      pool.run([
+        job(HB_AT, lw.w1, dim, d.hidden, dim),
+        job(HB2_AT, lw.w3, dim, d.hidden, dim)
+      ])
       swiglu(hb, hb2)
-      mv(OUT_AT, lw.w2.byteOffset, 4 * d.hidden, HB_AT, dim, d.hidden)
+      pool.run([job(OUT_AT, lw.w2, d.hidden, dim, d.hidden, HB_AT)])
       y.set(out.subarray(0, dim))
     },
     classifier: (xv, logits) => {
       x.set(xv)
-      product(logits, classifierWeights(w), dim, c.vocabSize, dim)
+      pool.run([job(OUT_AT, classifierWeights(w), dim, c.vocabSize, dim)])
+      logits.set(out.subarray(0, c.vocabSize))
     },
-    close: async () => {}
+    close: async () => { await pool.close() }
   }
 }

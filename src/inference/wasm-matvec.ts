@@ -91,7 +91,8 @@ const func = [...locals, ...body]
 const MODULE = new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
   ...section(1, [1, 0x60, 6, I32, I32, I32, I32, I32, I32, 0]), // type 0: (i32 × 6) → ()
-  ...section(2, [1, ...name('env'), ...name('memory'), 0x02, 0x00, 0x01]), // import env.memory, min 1 page
+  // import env.memory: shared (flag 3, so worker threads can run the kernel on the same weights), 1 to 65536 pages
+  ...section(2, [1, ...name('env'), ...name('memory'), 0x02, 0x03, 0x01, ...uleb(65536)]),
   ...section(3, [1, 0]), // function 0 has type 0
   ...section(7, [1, ...name('matvec'), 0x00, 0]), // export it
   ...section(10, [1, ...uleb(func.length), ...func])
@@ -99,8 +100,11 @@ const MODULE = new Uint8Array([
 
 export type WasmMatvec = (out: number, w: number, rowStrideBytes: number, x: number, rows: number, cols: number) => void
 
-/** Instantiate the kernel over `memory` (synchronous: the module is a few hundred bytes). */
-export function instantiateMatvec (memory: WebAssembly.Memory): WasmMatvec {
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(MODULE), { env: { memory } })
+/** The compiled kernel; a worker thread receives it through workerData and instantiates it there. */
+export const matvecModule = (): WebAssembly.Module => new WebAssembly.Module(MODULE)
+
+/** Instantiate the kernel over a shared `memory` (synchronous: the module is a few hundred bytes). */
+export function instantiateMatvec (memory: WebAssembly.Memory, module: WebAssembly.Module = matvecModule()): WasmMatvec {
+  const instance = new WebAssembly.Instance(module, { env: { memory } })
   return instance.exports.matvec as WasmMatvec
 }

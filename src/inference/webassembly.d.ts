@@ -2,8 +2,8 @@
 // this Node project does not load; @types/node declares the namespace but not these members.
 declare namespace WebAssembly {
   class Memory {
-    constructor (descriptor: { initial: number, maximum?: number })
-    readonly buffer: ArrayBuffer
+    constructor (descriptor: { initial: number, maximum?: number, shared?: boolean })
+    readonly buffer: ArrayBuffer | SharedArrayBuffer
   }
   class Module {
     constructor (bytes: Uint8Array)

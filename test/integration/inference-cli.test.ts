@@ -124,3 +124,24 @@ describe('mesh model synth / info', () => {
     expect(r.stderr).toMatch(/unknown shape "stories7B"; use one of stories260K, stories15M, stories42M, stories110M/)
   })
 })
+
+describe('load progress bar', () => {
+  // a 21 MiB checkpoint is read in two 16 MiB chunks, so the bar has a step to draw before the end
+  const shape = 'dim=256,hidden=512,layers=8,heads=4,kv_heads=4,vocab=512,seq_len=64'
+  const args = (model: string): string[] => ['inference', '--local', '--model', model, '--max-tokens', '1', '--temperature', '0']
+  const env = { ...process.env, MESH_HOME: path.join(dir, 'home'), MESH_PROGRESS_AFTER_MS: '0' }
+
+  it('draws on a terminal (a pseudo-terminal from script(1)) and stays off when stderr is a pipe', async (ctx) => {
+    const model = path.join(dir, 'progress.bin')
+    expect((await mesh('model', 'synth', '--shape', shape, '--out', model)).code).toBe(0)
+    const script = await run('script', ['--version']).catch(() => null)
+    if (script === null) ctx.skip('script(1) from util-linux is not installed: cannot run the CLI on a terminal')
+    const command = ['node', 'dist/cli/mesh.js', ...args(model)].join(' ')
+    const onTty = await run('script', ['-qec', command, '/dev/null'], { env })
+    expect(onTty.stdout).toMatch(/loading model \[[█░]+\] 76% 16\/21 MiB/)
+    expect(onTty.stdout).toMatch(/loading model \[█+\] 100% 21\/21 MiB/)
+    const piped = await run('node', ['dist/cli/mesh.js', ...args(model)], { env })
+    expect(piped.stderr).not.toMatch(/loading model/)
+    expect(piped.stderr).toMatch(/achieved tok\/s/)
+  })
+})

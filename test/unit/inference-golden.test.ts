@@ -1,11 +1,13 @@
 import { readFileSync } from 'node:fs'
-import { beforeAll, describe, expect, it } from 'vitest'
-import { forward } from '../../src/inference/forward.js'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { forward, type ShardedModel } from '../../src/inference/forward.js'
 import { generate } from '../../src/inference/generate.js'
 import { loadModel, shardedModel, type EngineName, type LoadedModel } from '../../src/inference/model.js'
 import { argmax, createSampler } from '../../src/inference/sampler.js'
 import { createRunState } from '../../src/inference/state.js'
+import { wholeModel } from '../../src/inference/shard.js'
 import { encode, loadTokenizer } from '../../src/inference/tokenizer.js'
+import { wasmMatmuls } from '../../src/inference/wasm-matmuls.js'
 
 interface GoldenGeneration {
   prompt: string
@@ -77,6 +79,30 @@ describe('stories260K against llama2.c run.c', () => {
         expect(Buffer.from(result.printed).toString('utf8') + '\n').toBe(g.stdout_exact)
       })
     }
+  }
+})
+
+describe('stories260K on wasm kernels over worker threads', () => {
+  // chunks of 256 weights, so that even stories260K's 64×64 products are split between the threads
+  let threaded: ShardedModel
+  beforeAll(async () => {
+    const { config, weights } = inWasmHeap.checkpoint
+    const shard = wholeModel(config)
+    if (inWasmHeap.heap === null) throw new Error('loaded without a wasm heap')
+    threaded = { config, weights, shard, matmuls: await wasmMatmuls(config, weights, shard, inWasmHeap.heap, 3, { minParallelWeights: 0, chunkWeights: 256 }) }
+  })
+  afterAll(async () => { await threaded.matmuls.close() })
+
+  for (const g of golden.generations) {
+    it(`generates run.c's greedy output for ${JSON.stringify(g.prompt)} with ${g.steps} steps (3 threads)`, async () => {
+      const result = await generate(threaded, model.tokenizer, {
+        prompt: g.prompt,
+        maxTokens: g.steps - g.prompt_token_ids.length + 1,
+        sampler: createSampler({ temperature: 0, topP: 0.9, seed: 1n })
+      })
+      expect(result.tokenIds).toEqual(g.token_ids)
+      expect(Buffer.from(result.printed).toString('utf8')).toBe(g.output_text)
+    })
   }
 })
 
