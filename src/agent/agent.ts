@@ -1,6 +1,7 @@
 import crypto from 'node:crypto'
 import os from 'node:os'
 import { MeshError } from '../errors.js'
+import type { ServedModel } from '../inference/served.js'
 import { libp2pPrivateKey, type Device } from '../pool/index.js'
 import { Announcer } from './announcer.js'
 import { LocalApi } from './api/server.js'
@@ -35,6 +36,8 @@ export interface AgentStatus {
   }>
   /** libp2p node: listen addresses, refused peers by reason */
   net: { addresses: string[], drops: Record<string, number> }
+  /** the model this member serves; `id` is what its heartbeats announce */
+  model: { id: string, checkpoint: string, tokenizer: string, checkpointSha256: string, tokenizerSha256: string }
 }
 
 export interface Agent {
@@ -49,6 +52,8 @@ export interface Agent {
 export interface AgentDeps {
   device: Device
   log: Logger
+  /** the model this member serves, checked and hashed (identifyModel) */
+  model: ServedModel
   clock?: () => number
   random?: () => number
 }
@@ -119,7 +124,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
     trust: new RecordPoolTrust(config.home, device.nodeId, () => pools.all().map((p) => p.record)),
     // measured matmul speed joins when inference reports it; until then capacity mode splits by cores
     capacity: { cores: os.availableParallelism(), memoryMiB: Math.floor(os.totalmem() / 2 ** 20), matmulMflops: 0 },
-    model: '',
+    model: deps.model.identity.id,
     log: log.child({ component: 'net' })
   })
 
@@ -154,7 +159,14 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
           ring: ring === undefined ? null : { epoch: ring.topology.epoch, hash: ring.topology.hash, members: ring.topology.members.length, converged: ring.converged }
         }
       }),
-      net: { addresses: net.listenAddresses(), drops: Object.fromEntries(net.drops) }
+      net: { addresses: net.listenAddresses(), drops: Object.fromEntries(net.drops) },
+      model: {
+        id: deps.model.identity.id,
+        checkpoint: deps.model.checkpointPath,
+        tokenizer: deps.model.tokenizerPath,
+        checkpointSha256: deps.model.identity.checkpointSha256,
+        tokenizerSha256: deps.model.identity.tokenizerSha256
+      }
     }
   }
   // beacons say who is on the LAN; once a peer is in the ring, its liveness there is the fresher word

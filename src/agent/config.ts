@@ -4,6 +4,7 @@ import { z } from 'zod'
 import { CorruptFileError, readJsonFile } from '../atomic-file.js'
 import { UsageError } from '../errors.js'
 import type { ShardMode } from '../ring/assign.js'
+import { BUNDLED_MODEL, type ModelFiles } from '../inference/served.js'
 import type { UnicastTarget } from './beacon/transport.js'
 
 /**
@@ -58,12 +59,16 @@ export interface RingConfig {
   shardMode: ShardMode
 }
 
+/** The model this member serves in its pools' jobs (announced by id in its heartbeats). */
+export type ServeConfig = ModelFiles
+
 export interface AgentConfig {
   home: string
   beacon: BeaconConfig
   peers: PeerConfig
   join: JoinConfig
   ring: RingConfig
+  model: ServeConfig
   capabilities: string[]
 }
 
@@ -95,6 +100,8 @@ export function lanDefaults (home: string): AgentConfig {
     },
     // every IPv4 interface, a free TCP port: several agents can share a host
     ring: { listen: ['/ip4/0.0.0.0/tcp/0'], shardMode: 'even' },
+    // the bundled stories260K: every fresh install serves the same model, so a new pool just works
+    model: BUNDLED_MODEL,
     capabilities: []
   }
 }
@@ -108,6 +115,9 @@ export interface AgentOverrides {
   bootstrap?: string[] | undefined
   multicastLoopback?: boolean | undefined
   shardWeights?: ShardMode | undefined
+  /** model files; absolute once read (agent.json paths are relative to MESH_HOME, others to the working directory) */
+  model?: string | undefined
+  tokenizer?: string | undefined
 }
 
 export function agentConfigFile (home: string): string { return path.join(home, 'agent.json') }
@@ -119,7 +129,9 @@ const FileSchema = z.strictObject({
   interfaces: z.array(z.string()).optional(),
   bootstrap: z.array(z.string()).optional(),
   multicastLoopback: z.boolean().optional(),
-  shardWeights: z.enum(['even', 'capacity']).optional()
+  shardWeights: z.enum(['even', 'capacity']).optional(),
+  model: z.string().min(1).optional(),
+  tokenizer: z.string().min(1).optional()
 })
 
 /** Overrides as plain data (agent.json, or what `mesh start` hands its detached agent); undefined if invalid. */
@@ -136,7 +148,15 @@ export function readAgentFile (home: string): AgentOverrides {
   if (raw === undefined) return {}
   const parsed = parseOverrides(raw)
   if ('problem' in parsed) throw new CorruptFileError(file, parsed.problem)
-  return parsed
+  return { ...parsed, ...absolutePaths(parsed, home) }
+}
+
+/** Model paths made absolute against `base`: the detached agent must not depend on a working directory. */
+export function absolutePaths (o: AgentOverrides, base: string): Pick<AgentOverrides, 'model' | 'tokenizer'> {
+  return {
+    model: o.model === undefined ? undefined : path.resolve(base, o.model),
+    tokenizer: o.tokenizer === undefined ? undefined : path.resolve(base, o.tokenizer)
+  }
 }
 
 export function envOverrides (env: NodeJS.ProcessEnv): AgentOverrides {
@@ -157,9 +177,12 @@ export function envOverrides (env: NodeJS.ProcessEnv): AgentOverrides {
     interfaces: list('MESH_BEACON_INTERFACES'),
     bootstrap: list('MESH_BOOTSTRAP'),
     multicastLoopback: env.MESH_MULTICAST_LOOPBACK === undefined || env.MESH_MULTICAST_LOOPBACK === '' ? undefined : env.MESH_MULTICAST_LOOPBACK === '1',
-    shardWeights: shardMode(env.MESH_SHARD_WEIGHTS)
+    shardWeights: shardMode(env.MESH_SHARD_WEIGHTS),
+    ...absolutePaths({ model: nonEmpty(env.MESH_MODEL), tokenizer: nonEmpty(env.MESH_TOKENIZER) }, process.cwd())
   }
 }
+
+const nonEmpty = (v: string | undefined): string | undefined => v === '' ? undefined : v
 
 function shardMode (v: string | undefined): ShardMode | undefined {
   if (v === undefined || v === '') return undefined
@@ -211,6 +234,7 @@ export function resolveAgentConfig (home: string, ...layers: AgentOverrides[]): 
       bootstrap: [...new Set(layers.flatMap((l) => l.bootstrap ?? []))].map((b) => parseBootstrap(b, port))
     },
     peers: { suspectAfterMs: 3 * intervalMs, offlineAfterMs: 6 * intervalMs },
-    ring: { ...base.ring, shardMode: pick('shardWeights') ?? base.ring.shardMode }
+    ring: { ...base.ring, shardMode: pick('shardWeights') ?? base.ring.shardMode },
+    model: { checkpointPath: pick('model') ?? base.model.checkpointPath, tokenizerPath: pick('tokenizer') ?? base.model.tokenizerPath }
   }
 }

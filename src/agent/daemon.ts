@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { checkModelFiles } from '../inference/served.js'
 import { loadDevice } from '../pool/index.js'
 import type { AgentStatus } from './agent.js'
 import { callAgent } from './api/client.js'
@@ -42,7 +43,8 @@ const READY_TIMEOUT_MS = 15_000
  */
 export async function startDetached (home: string, flags: AgentOverrides): Promise<AgentStatus> {
   loadDevice(home) // say "run mesh init" here rather than from the background
-  agentConfig(home, flags) // and bad flags or agent.json too
+  const config = agentConfig(home, flags) // and bad flags or agent.json too
+  await checkModelFiles(config.model) // and a missing or malformed model (the agent hashes it)
   const up = await runningAgent(home)
   if (up !== undefined) throw new AgentAlreadyRunningError(home, up.pid)
 

@@ -1,9 +1,24 @@
 import { loadDevice } from '../pool/index.js'
 import { createAgent } from './agent.js'
-import type { AgentOverrides } from './config.js'
+import { identifyModel, type ServedModel } from '../inference/served.js'
+import type { AgentConfig, AgentOverrides } from './config.js'
 import { agentConfig, runningAgent } from './daemon.js'
 import { AgentAlreadyRunningError } from './errors.js'
-import { createAgentLogger } from './log.js'
+import { createAgentLogger, type Logger } from './log.js'
+
+/** Check and hash the model before anything starts: a bad file stops the start with one line. */
+async function serveModel (config: AgentConfig, log: Logger): Promise<ServedModel> {
+  const start = performance.now()
+  let logged = 0
+  const model = await identifyModel(config.model, (read, total) => {
+    // a large model takes seconds to hash: say how far it got every 10 %
+    if (read - logged < total / 10 && read < total) return
+    logged = read
+    log.info({ read, total }, 'hashing the model')
+  })
+  log.info({ model: model.identity.id, checkpoint: model.checkpointPath, checkpointSha256: model.identity.checkpointSha256, tokenizer: model.tokenizerPath, ms: Math.round(performance.now() - start) }, 'serving model')
+  return model
+}
 
 /**
  * `mesh start --foreground`: run the agent in this process until SIGINT/SIGTERM or `mesh stop`.
@@ -15,7 +30,8 @@ export async function runForeground (home: string, flags: AgentOverrides, opts: 
   const up = await runningAgent(home)
   if (up !== undefined) throw new AgentAlreadyRunningError(home, up.pid)
   const log = createAgentLogger(home, { level: process.env.MESH_LOG_LEVEL, stderr: opts.logToStderr })
-  const agent = createAgent(config, { device, log })
+  const model = await serveModel(config, log)
+  const agent = createAgent(config, { device, log, model })
   const onSignal = (sig: NodeJS.Signals): void => {
     log.info({ signal: sig }, 'stopping on signal')
     void agent.stop()

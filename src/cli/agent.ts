@@ -1,6 +1,6 @@
 import type { Argv } from 'yargs'
 import { callAgent } from '../agent/api/client.js'
-import type { AgentOverrides } from '../agent/config.js'
+import { absolutePaths, type AgentOverrides } from '../agent/config.js'
 import type { AgentStatus } from '../agent/agent.js'
 import { startDetached, stopAgent } from '../agent/daemon.js'
 import { agentLogFile } from '../agent/log.js'
@@ -18,10 +18,13 @@ interface StartArgs extends GlobalArgs {
   bootstrap?: string[]
   'multicast-loopback'?: boolean
   'shard-weights'?: 'even' | 'capacity'
+  model?: string
+  tokenizer?: string
 }
 
 function overrides (a: StartArgs): AgentOverrides {
   return {
+    ...absolutePaths({ model: a.model, tokenizer: a.tokenizer }, process.cwd()),
     beaconPort: a['beacon-port'],
     beaconGroup: a['beacon-group'],
     beaconIntervalMs: a['beacon-interval'],
@@ -43,7 +46,9 @@ export const startCommand: MeshCommand = (io) => ({
     .option('interface', { type: 'string', array: true, describe: 'IPv4 address of an interface to use, repeatable (env MESH_BEACON_INTERFACES)', defaultDescription: 'every multicast-capable interface' })
     .option('bootstrap', { type: 'string', array: true, describe: 'HOST[:PORT] to announce to by unicast, repeatable, for networks without multicast (env MESH_BOOTSTRAP)' })
     .option('multicast-loopback', { type: 'boolean', describe: 'hear own multicast, for several agents on one host (env MESH_MULTICAST_LOOPBACK=1)' })
-    .option('shard-weights', { choices: ['even', 'capacity'] as const, describe: 'split the ring\'s 8192 columns evenly, or by each member\'s capacity; every member of a pool must agree (env MESH_SHARD_WEIGHTS)', defaultDescription: 'even' }),
+    .option('shard-weights', { choices: ['even', 'capacity'] as const, describe: 'split the ring\'s 8192 columns evenly, or by each member\'s capacity; every member of a pool must agree (env MESH_SHARD_WEIGHTS)', defaultDescription: 'even' })
+    .option('model', { type: 'string', describe: 'llama2.c checkpoint this member serves; members serving another model are left out of its jobs (env MESH_MODEL)', defaultDescription: 'bundled stories260K' })
+    .option('tokenizer', { type: 'string', describe: 'llama2.c tokenizer.bin for --model (env MESH_TOKENIZER)', defaultDescription: 'bundled tok512.bin' }),
   handler: async (argv) => {
     const a = argv as unknown as StartArgs
     if (a.foreground) {

@@ -1,3 +1,4 @@
+import { matchModel, shortModelId } from '../ring/model-match.js'
 import type { RingReport } from '../agent/net/pool-ring.js'
 
 function ago (ms: number): string {
@@ -10,6 +11,12 @@ function ago (ms: number): string {
 function table (rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? []
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n')
+}
+
+/** A member's MODEL and JOBS cells: excluded members say why. */
+function modelCells (ours: string, theirs: string | undefined): [string, string] {
+  const match = matchModel(ours, theirs)
+  return [theirs === undefined ? '?' : shortModelId(theirs), match.serves ? 'yes' : `excluded: ${match.text}`]
 }
 
 /** Human text: a header line per pool, then its members in ring order with their column ranges. */
@@ -27,11 +34,15 @@ export function formatRingReports (reports: readonly RingReport[]): string {
       `converged: ${converged}`,
       `changed ${ago(r.ageMs)}`
     ].join('  ')
-    const rows = [['POS', 'NODE ID', 'NAME', 'COLUMNS', 'SHARE', 'STATUS', 'ADDRESS'],
+    const models = r.models
+    const rows = [['POS', 'NODE ID', 'NAME', 'COLUMNS', 'SHARE', 'STATUS', ...(models === undefined ? [] : ['MODEL', 'JOBS']), 'ADDRESS'],
       ...t.members.map((m) => [
         String(m.position), m.nodeId, m.name, `[${m.start}, ${m.end})`,
-        `${(((m.end - m.start) / t.columns) * 100).toFixed(1)}%`, m.status.toUpperCase(), m.addresses[0] ?? ''
+        `${(((m.end - m.start) / t.columns) * 100).toFixed(1)}%`, m.status.toUpperCase(),
+        ...(models === undefined ? [] : modelCells(models.self, models.members[m.nodeId] ?? undefined)),
+        m.addresses[0] ?? ''
       ])]
-    return `${head}\n${table(rows)}`
+    const serving = models === undefined ? '' : `\nthis device serves model ${shortModelId(models.self)}; JOBS says who takes part in its jobs`
+    return `${head}${serving}\n${table(rows)}`
   }).join('\n\n')
 }

@@ -116,6 +116,11 @@ export class RingMembership {
     return { ringChanged: this.recompute(now) }
   }
 
+  /** The model id a member serves: ours for us, else what its last heartbeat announced (undefined before one). */
+  modelOf (nodeId: NodeId): string | undefined {
+    return nodeId === this.init.self.nodeId ? this.init.model : this.reports.get(nodeId)?.model
+  }
+
   /** The addresses a member last announced in its heartbeat. */
   addressesOf (nodeId: NodeId): readonly string[] {
     return this.reports.get(nodeId)?.addresses ?? []

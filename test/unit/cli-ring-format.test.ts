@@ -29,6 +29,21 @@ describe('formatRingReports', () => {
     ].join('\n'))
   })
 
+  it('shows the model each member serves, and who is excluded from this device\'s model\'s jobs and why', () => {
+    const ours = 'a'.repeat(64)
+    const theirs = 'b'.repeat(64)
+    const withModels = { ...report, models: { self: ours, members: { '12D3KooWA': ours, '12D3KooWBB': theirs } } }
+    expect(formatRingReports([withModels])).toBe([
+      'pool 602e587a5e549df0 (lab)  epoch 7  hash 12126be42e9b  2 members  shards even  converged: yes  changed 12s ago',
+      'this device serves model aaaaaaaaaaaa; JOBS says who takes part in its jobs',
+      'POS  NODE ID     NAME    COLUMNS       SHARE  STATUS   MODEL         JOBS                                           ADDRESS',
+      '0    12D3KooWA   desk    [0, 4096)     50.0%  ONLINE   aaaaaaaaaaaa  yes                                            /ip4/10.0.0.2/tcp/4001',
+      '1    12D3KooWBB  laptop  [4096, 8192)  50.0%  SUSPECT  bbbbbbbbbbbb  excluded: serves another model (bbbbbbbbbbbb)'
+    ].join('\n'))
+    const silent = { ...report, models: { self: ours, members: { '12D3KooWA': ours, '12D3KooWBB': null } } }
+    expect(formatRingReports([silent])).toMatch(/12D3KooWBB .* \? +excluded: has not announced a model yet/)
+  })
+
   it('says when convergence is unknown, and when there is no ring', () => {
     expect(formatRingReports([{ ...report, source: 'file', converged: null }])).toContain('converged: unknown (agent not running)')
     expect(formatRingReports([])).toMatch(/^no rings/)

@@ -182,7 +182,8 @@ export class PoolNetwork {
   ringReports (poolId?: string): RingReport[] {
     return [...this.rings].filter(([id]) => poolId === undefined || id === poolId).map(([id, ring]) => {
       const s = ring.status(performance.now())
-      return { poolId: id, poolName: this.c.trust.poolName(id), source: 'live', topology: s.topology, converged: s.converged, ageMs: s.ageMs, drops: s.drops }
+      const models = { self: this.c.model, members: Object.fromEntries(s.topology.members.map((m) => [m.nodeId, ring.membership.modelOf(m.nodeId) ?? null])) }
+      return { poolId: id, poolName: this.c.trust.poolName(id), source: 'live', topology: s.topology, converged: s.converged, ageMs: s.ageMs, drops: s.drops, models }
     })
   }
 
@@ -193,6 +194,11 @@ export class PoolNetwork {
   }
 
   ringOf (poolId: string): PoolRing | undefined { return this.rings.get(poolId) }
+
+  /** The model id a pool member serves, as its heartbeat announced it (ours for us); undefined before it said. */
+  modelOf (poolId: string, nodeId: string): string | undefined {
+    return this.rings.get(poolId)?.membership.modelOf(nodeId)
+  }
 
   private count (reason: NetDropReason): void {
     this.drops.set(reason, (this.drops.get(reason) ?? 0) + 1)

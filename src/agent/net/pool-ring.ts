@@ -33,6 +33,8 @@ export interface RingReport {
   readonly ageMs: number
   /** heartbeats dropped, by reason (live only) */
   readonly drops?: Record<string, number>
+  /** live only: the model this agent serves, and what each ring member announced (null: nothing yet) */
+  readonly models?: { readonly self: string, readonly members: Readonly<Record<string, string | null>> }
 }
 
 /** gossip topic of a pool's ring */

@@ -1,5 +1,10 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { lanDefaults, parseBootstrap, resolveAgentConfig } from '../../../src/agent/config.js'
+import { CorruptFileError } from '../../../src/atomic-file.js'
+import { envOverrides, lanDefaults, parseBootstrap, readAgentFile, resolveAgentConfig } from '../../../src/agent/config.js'
+import { BUNDLED_MODEL } from '../../../src/inference/served.js'
 import { UsageError } from '../../../src/errors.js'
 
 describe('agent config', () => {
@@ -10,6 +15,22 @@ describe('agent config', () => {
     expect(c.peers).toEqual({ suspectAfterMs: 3000, offlineAfterMs: 6000 })
     expect(c.beacon.bootstrap).toEqual([{ host: '10.0.0.1', port: 6000 }, { host: '10.0.0.2', port: 7000 }])
     expect(resolveAgentConfig('/h')).toEqual(lanDefaults('/h'))
+  })
+  it('serves the bundled model unless told; agent.json paths are relative to MESH_HOME, env paths to the working directory', () => {
+    const home = mkdtempSync(path.join(tmpdir(), 'mesh-config-'))
+    try {
+      expect(resolveAgentConfig(home).model).toEqual(BUNDLED_MODEL)
+      writeFileSync(path.join(home, 'agent.json'), JSON.stringify({ model: 'm/model.bin', tokenizer: '/abs/tok.bin' }))
+      const file = readAgentFile(home)
+      expect(file).toMatchObject({ model: path.join(home, 'm/model.bin'), tokenizer: '/abs/tok.bin' })
+      const env = envOverrides({ MESH_MODEL: 'x.bin' })
+      expect(env.model).toBe(path.resolve('x.bin'))
+      expect(resolveAgentConfig(home, file, env).model).toEqual({ checkpointPath: path.resolve('x.bin'), tokenizerPath: '/abs/tok.bin' })
+      writeFileSync(path.join(home, 'agent.json'), JSON.stringify({ model: '' }))
+      expect(() => readAgentFile(home)).toThrow(CorruptFileError)
+    } finally {
+      rmSync(home, { recursive: true, force: true })
+    }
   })
   it('rejects bad values with a usage error', () => {
     expect(() => resolveAgentConfig('/h', { beaconGroup: '10.0.0.1' })).toThrow(UsageError)
