@@ -2,6 +2,7 @@ import crypto from 'node:crypto'
 import os from 'node:os'
 import { MeshError } from '../errors.js'
 import type { ServedModel } from '../inference/served.js'
+import { ModelService, type FetchStatus, type ModelPlan } from './model-service.js'
 import { libp2pPrivateKey, type Device } from '../pool/index.js'
 import { Announcer } from './announcer.js'
 import { LocalApi } from './api/server.js'
@@ -36,8 +37,10 @@ export interface AgentStatus {
   }>
   /** libp2p node: listen addresses, refused peers by reason */
   net: { addresses: string[], drops: Record<string, number> }
-  /** the model this member serves; `id` is what its heartbeats announce */
-  model: { id: string, checkpoint: string, tokenizer: string, checkpointSha256: string, tokenizerSha256: string }
+  /** the model this member serves; `id` is what its heartbeats announce; null while it is being fetched */
+  model: { id: string, checkpoint: string, tokenizer: string, checkpointSha256: string, tokenizerSha256: string } | null
+  /** the fetch of a missing checkpoint from a pool member (mesh start --model-sha256); null when none was needed */
+  modelFetch: FetchStatus | null
 }
 
 export interface Agent {
@@ -52,8 +55,8 @@ export interface Agent {
 export interface AgentDeps {
   device: Device
   log: Logger
-  /** the model this member serves, checked and hashed (identifyModel) */
-  model: ServedModel
+  /** the model this member serves, checked and hashed, or the fetch of its checkpoint (planModel) */
+  model: ModelPlan
   clock?: () => number
   random?: () => number
 }
@@ -64,6 +67,11 @@ const POOL_POLL_MS = 1000
 const CACHE_SAVE_MS = 10_000
 /** after start, cached peers not yet heard are announced to by unicast for this long */
 const CACHE_PROBE_MS = 60_000
+
+function servedStatus (m: ServedModel | null): AgentStatus['model'] {
+  if (m === null) return null
+  return { id: m.identity.id, checkpoint: m.checkpointPath, tokenizer: m.tokenizerPath, checkpointSha256: m.identity.checkpointSha256, tokenizerSha256: m.identity.tokenizerSha256 }
+}
 
 /**
  * Builds the agent's components in dependency order, starts them in order and stops them in reverse;
@@ -124,9 +132,10 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
     trust: new RecordPoolTrust(config.home, device.nodeId, () => pools.all().map((p) => p.record)),
     // measured matmul speed joins when inference reports it; until then capacity mode splits by cores
     capacity: { cores: os.availableParallelism(), memoryMiB: Math.floor(os.totalmem() / 2 ** 20), matmulMflops: 0 },
-    model: deps.model.identity.id,
+    model: deps.model.kind === 'serve' ? deps.model.model.identity.id : '',
     log: log.child({ component: 'net' })
   })
+  const model = new ModelService(deps.model, { net, log: log.child({ component: 'model' }) })
 
   const signer = ed25519Signer(device.privateKey, device.publicKey)
   const beacons = new BeaconService(config.beacon, {
@@ -160,13 +169,8 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
         }
       }),
       net: { addresses: net.listenAddresses(), drops: Object.fromEntries(net.drops) },
-      model: {
-        id: deps.model.identity.id,
-        checkpoint: deps.model.checkpointPath,
-        tokenizer: deps.model.tokenizerPath,
-        checkpointSha256: deps.model.identity.checkpointSha256,
-        tokenizerSha256: deps.model.identity.tokenizerSha256
-      }
+      model: servedStatus(model.served()),
+      modelFetch: model.fetchStatus()
     }
   }
   // beacons say who is on the LAN; once a peer is in the ring, its liveness there is the fresher word
@@ -209,6 +213,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
   // in start order; the API comes last, so an answering API means the agent is fully up
   const components: Array<[string, Startable]> = [
     ['net', net],
+    ['model', model],
     ['beacons', beacons],
     ['announcer', announcer],
     ['join', join],

@@ -59,8 +59,17 @@ export interface RingConfig {
   shardMode: ShardMode
 }
 
-/** The model this member serves in its pools' jobs (announced by id in its heartbeats). */
-export type ServeConfig = ModelFiles
+/**
+ * The model this member serves in its pools' jobs (announced by id in its heartbeats). With
+ * `sha256`, a checkpoint the member lacks is fetched from a pool member that serves it, into
+ * MESH_HOME/models/<sha256>.bin (also the default path then).
+ */
+export interface ServeConfig extends ModelFiles {
+  readonly sha256?: string | undefined
+}
+
+/** Where a model fetched from the pool is kept. */
+export const fetchedModelPath = (home: string, sha256: string): string => path.join(home, 'models', `${sha256}.bin`)
 
 export interface AgentConfig {
   home: string
@@ -118,6 +127,8 @@ export interface AgentOverrides {
   /** model files; absolute once read (agent.json paths are relative to MESH_HOME, others to the working directory) */
   model?: string | undefined
   tokenizer?: string | undefined
+  /** sha256 of the checkpoint: fetch it from the pool when the file is missing */
+  modelSha256?: string | undefined
 }
 
 export function agentConfigFile (home: string): string { return path.join(home, 'agent.json') }
@@ -131,7 +142,8 @@ const FileSchema = z.strictObject({
   multicastLoopback: z.boolean().optional(),
   shardWeights: z.enum(['even', 'capacity']).optional(),
   model: z.string().min(1).optional(),
-  tokenizer: z.string().min(1).optional()
+  tokenizer: z.string().min(1).optional(),
+  modelSha256: z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 is 64 lowercase hex digits').optional()
 })
 
 /** Overrides as plain data (agent.json, or what `mesh start` hands its detached agent); undefined if invalid. */
@@ -178,7 +190,8 @@ export function envOverrides (env: NodeJS.ProcessEnv): AgentOverrides {
     bootstrap: list('MESH_BOOTSTRAP'),
     multicastLoopback: env.MESH_MULTICAST_LOOPBACK === undefined || env.MESH_MULTICAST_LOOPBACK === '' ? undefined : env.MESH_MULTICAST_LOOPBACK === '1',
     shardWeights: shardMode(env.MESH_SHARD_WEIGHTS),
-    ...absolutePaths({ model: nonEmpty(env.MESH_MODEL), tokenizer: nonEmpty(env.MESH_TOKENIZER) }, process.cwd())
+    ...absolutePaths({ model: nonEmpty(env.MESH_MODEL), tokenizer: nonEmpty(env.MESH_TOKENIZER) }, process.cwd()),
+    modelSha256: nonEmpty(env.MESH_MODEL_SHA256)
   }
 }
 
@@ -198,6 +211,12 @@ export function parseBootstrap (text: string, defaultPort: number): UnicastTarge
     throw new UsageError(`bootstrap address ${JSON.stringify(text)} is not HOST[:PORT] (e.g. 192.168.1.20:${DEFAULT_BEACON_PORT})`)
   }
   return { host: m[1] as string, port }
+}
+
+function serveConfig (home: string, checkpoint: string | undefined, tokenizerPath: string, sha256: string | undefined): ServeConfig {
+  if (sha256 === undefined) return { checkpointPath: checkpoint ?? BUNDLED_MODEL.checkpointPath, tokenizerPath }
+  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new UsageError(`model sha256 ${sha256} is not 64 lowercase hex digits (see mesh model info)`)
+  return { checkpointPath: checkpoint ?? fetchedModelPath(home, sha256), tokenizerPath, sha256 }
 }
 
 function checkGroup (group: string): string {
@@ -235,6 +254,6 @@ export function resolveAgentConfig (home: string, ...layers: AgentOverrides[]): 
     },
     peers: { suspectAfterMs: 3 * intervalMs, offlineAfterMs: 6 * intervalMs },
     ring: { ...base.ring, shardMode: pick('shardWeights') ?? base.ring.shardMode },
-    model: { checkpointPath: pick('model') ?? base.model.checkpointPath, tokenizerPath: pick('tokenizer') ?? base.model.tokenizerPath }
+    model: serveConfig(home, pick('model'), pick('tokenizer') ?? base.model.tokenizerPath, pick('modelSha256'))
   }
 }

@@ -13,6 +13,7 @@ import { callAgent } from './api/client.js'
 import { envOverrides, readAgentFile, resolveAgentConfig, type AgentConfig, type AgentOverrides } from './config.js'
 import { AgentAlreadyRunningError, AgentNotRunningError, AgentStartError, AgentStopError } from './errors.js'
 import { agentLogFile } from './log.js'
+import { localCheckpoint } from './model-service.js'
 import { daemonOutFile, pidFile } from './paths.js'
 import { isAlive, readPid } from './pidfile.js'
 
@@ -44,7 +45,9 @@ const READY_TIMEOUT_MS = 15_000
 export async function startDetached (home: string, flags: AgentOverrides): Promise<AgentStatus> {
   loadDevice(home) // say "run mesh init" here rather than from the background
   const config = agentConfig(home, flags) // and bad flags or agent.json too
-  await checkModelFiles(config.model) // and a missing or malformed model (the agent hashes it)
+  // and a missing or malformed model (the agent hashes it); one to fetch is the agent's business
+  const checkpointPath = localCheckpoint(config.model, home)
+  if (checkpointPath !== null) await checkModelFiles({ ...config.model, checkpointPath })
   const up = await runningAgent(home)
   if (up !== undefined) throw new AgentAlreadyRunningError(home, up.pid)
 

@@ -1,23 +1,26 @@
 import { loadDevice } from '../pool/index.js'
 import { createAgent } from './agent.js'
-import { identifyModel, type ServedModel } from '../inference/served.js'
 import type { AgentConfig, AgentOverrides } from './config.js'
 import { agentConfig, runningAgent } from './daemon.js'
 import { AgentAlreadyRunningError } from './errors.js'
 import { createAgentLogger, type Logger } from './log.js'
+import { planModel, type ModelPlan } from './model-service.js'
 
-/** Check and hash the model before anything starts: a bad file stops the start with one line. */
-async function serveModel (config: AgentConfig, log: Logger): Promise<ServedModel> {
+/** Check and hash the model before anything starts (a bad file stops the start with one line), or plan its fetch. */
+async function serveModel (config: AgentConfig, log: Logger): Promise<ModelPlan> {
   const start = performance.now()
   let logged = 0
-  const model = await identifyModel(config.model, (read, total) => {
+  const plan = await planModel(config.model, config.home, (read, total) => {
     // a large model takes seconds to hash: say how far it got every 10 %
     if (read - logged < total / 10 && read < total) return
     logged = read
     log.info({ read, total }, 'hashing the model')
   })
-  log.info({ model: model.identity.id, checkpoint: model.checkpointPath, checkpointSha256: model.identity.checkpointSha256, tokenizer: model.tokenizerPath, ms: Math.round(performance.now() - start) }, 'serving model')
-  return model
+  if (plan.kind === 'serve') {
+    const m = plan.model
+    log.info({ model: m.identity.id, checkpoint: m.checkpointPath, checkpointSha256: m.identity.checkpointSha256, tokenizer: m.tokenizerPath, ms: Math.round(performance.now() - start) }, 'serving model')
+  }
+  return plan
 }
 
 /**

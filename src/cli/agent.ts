@@ -2,12 +2,13 @@ import type { Argv } from 'yargs'
 import { callAgent } from '../agent/api/client.js'
 import { absolutePaths, type AgentOverrides } from '../agent/config.js'
 import type { AgentStatus } from '../agent/agent.js'
+import { ModelFetchFailedError } from '../agent/errors.js'
 import { startDetached, stopAgent } from '../agent/daemon.js'
 import { agentLogFile } from '../agent/log.js'
 import type { PeerView } from '../agent/peers.js'
 import { resolvePoolId } from '../pool/index.js'
 import type { MeshCommand } from './commands.js'
-import type { GlobalArgs } from './io.js'
+import type { CliIO, GlobalArgs } from './io.js'
 
 interface StartArgs extends GlobalArgs {
   foreground: boolean
@@ -20,10 +21,12 @@ interface StartArgs extends GlobalArgs {
   'shard-weights'?: 'even' | 'capacity'
   model?: string
   tokenizer?: string
+  'model-sha256'?: string
 }
 
 function overrides (a: StartArgs): AgentOverrides {
   return {
+    modelSha256: a['model-sha256'],
     ...absolutePaths({ model: a.model, tokenizer: a.tokenizer }, process.cwd()),
     beaconPort: a['beacon-port'],
     beaconGroup: a['beacon-group'],
@@ -48,7 +51,8 @@ export const startCommand: MeshCommand = (io) => ({
     .option('multicast-loopback', { type: 'boolean', describe: 'hear own multicast, for several agents on one host (env MESH_MULTICAST_LOOPBACK=1)' })
     .option('shard-weights', { choices: ['even', 'capacity'] as const, describe: 'split the ring\'s 8192 columns evenly, or by each member\'s capacity; every member of a pool must agree (env MESH_SHARD_WEIGHTS)', defaultDescription: 'even' })
     .option('model', { type: 'string', describe: 'llama2.c checkpoint this member serves; members serving another model are left out of its jobs (env MESH_MODEL)', defaultDescription: 'bundled stories260K' })
-    .option('tokenizer', { type: 'string', describe: 'llama2.c tokenizer.bin for --model (env MESH_TOKENIZER)', defaultDescription: 'bundled tok512.bin' }),
+    .option('tokenizer', { type: 'string', describe: 'llama2.c tokenizer.bin for --model (env MESH_TOKENIZER)', defaultDescription: 'bundled tok512.bin' })
+    .option('model-sha256', { type: 'string', describe: 'sha256 of the checkpoint (mesh model info shows it): if this device lacks it, fetch it from a pool member that serves it into MESH_HOME/models/ (env MESH_MODEL_SHA256)' }),
   handler: async (argv) => {
     const a = argv as unknown as StartArgs
     if (a.foreground) {
@@ -60,12 +64,51 @@ export const startCommand: MeshCommand = (io) => ({
       })
       return
     }
-    const s = await startDetached(a.home, overrides(a))
-    io.out(a.json
-      ? JSON.stringify({ pid: s.pid, nodeId: s.nodeId, home: s.home, log: agentLogFile(a.home) })
-      : `mesh agent started (pid ${s.pid}, node ${s.nodeId}); log: ${agentLogFile(a.home)}`)
+    const started = await startDetached(a.home, overrides(a))
+    if (!a.json) io.out(`mesh agent started (pid ${started.pid}, node ${started.nodeId}); log: ${agentLogFile(a.home)}`)
+    const s = started.modelFetch === null ? started : await followModelFetch(a.home, started, io)
+    if (a.json) io.out(JSON.stringify({ pid: s.pid, nodeId: s.nodeId, home: s.home, log: agentLogFile(a.home), model: s.model }))
   }
 })
+
+/** how often `mesh start` asks the agent how its model fetch is going */
+const FETCH_POLL_MS = 250
+
+/**
+ * Show the agent's fetch of a missing model on stderr until it serves it: a line per 10 %, and
+ * each member it could not use. Ctrl+C leaves the agent running (and fetching).
+ */
+async function followModelFetch (home: string, first: AgentStatus, io: CliIO): Promise<AgentStatus> {
+  let saidWaiting = false
+  let lastError: string | null = null
+  let shown = { from: '', tenth: -1 }
+  for (let s = first; ; s = await callAgent<AgentStatus>(home, 'GET', '/v1/status')) {
+    const f = s.modelFetch
+    if (f === null) return s
+    const model = f.sha256.slice(0, 12)
+    if (f.error !== null && f.error !== lastError && f.state !== 'failed') io.err(`could not use ${f.error}; trying another member`)
+    lastError = f.error
+    if (f.state === 'done') {
+      io.err(`model ${model} fetched from ${f.from ?? '?'} and verified (${mib(f.total)} MiB); serving model ${s.model?.id.slice(0, 12) ?? '?'}`)
+      return s
+    }
+    if (f.state === 'failed') throw new ModelFetchFailedError(`the fetched model cannot be served: ${f.error ?? 'unknown error'}; see ${agentLogFile(home)}`)
+    if (f.state === 'waiting' && !saidWaiting) {
+      io.err(`model ${model} is not here; waiting for a pool member that serves it (Ctrl+C leaves the agent fetching)`)
+      saidWaiting = true
+    }
+    if (f.state === 'fetching' && f.total > 0) {
+      const tenth = Math.floor((10 * f.read) / f.total)
+      if (f.from !== shown.from || tenth > shown.tenth) {
+        shown = { from: f.from ?? '', tenth }
+        io.err(`fetching model ${model} from ${f.from ?? '?'}: ${10 * tenth}% (${mib(f.read)}/${mib(f.total)} MiB)`)
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, FETCH_POLL_MS))
+  }
+}
+
+const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(1)
 
 export const stopCommand: MeshCommand = (io) => ({
   command: 'stop',

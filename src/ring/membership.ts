@@ -59,9 +59,11 @@ export class RingMembership {
   private changedAtMs = 0
   private lastHash = ''
   private lastEpoch = 0
+  private model: string
   readonly drops = new Map<HeartbeatDropReason, number>()
 
   constructor (private readonly init: RingMembershipInit, now: number) {
+    this.model = init.model
     this.certified.set(init.self.nodeId, init.self)
     this.currentRing = assignRing(init.poolId, [], init.mode)
     this.recompute(now)
@@ -118,7 +120,12 @@ export class RingMembership {
 
   /** The model id a member serves: ours for us, else what its last heartbeat announced (undefined before one). */
   modelOf (nodeId: NodeId): string | undefined {
-    return nodeId === this.init.self.nodeId ? this.init.model : this.reports.get(nodeId)?.model
+    return nodeId === this.init.self.nodeId ? this.model : this.reports.get(nodeId)?.model
+  }
+
+  /** Serve another model (one fetched after start): our next heartbeat announces it. */
+  setModel (id: string): void {
+    this.model = id
   }
 
   /** The addresses a member last announced in its heartbeat. */
@@ -172,7 +179,7 @@ export class RingMembership {
       epoch: this.epochState.epoch,
       ringHash: this.currentRing.hash,
       capacity: this.init.capacity,
-      model: this.init.model,
+      model: this.model,
       addresses: this.init.addresses
     }
   }

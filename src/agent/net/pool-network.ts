@@ -80,9 +80,11 @@ export class PoolNetwork {
   /** a refused device keeps redialling: one line per device a minute, with the count held back */
   private readonly refusals: RateLimitedWarner
   private incarnation = 0
+  private model: string
   private readonly cfg: Required<PoolNetworkInit>
 
   constructor (private readonly c: PoolNetworkComponents, init: PoolNetworkInit) {
+    this.model = c.model
     this.cfg = { ...defaults, liveness: lanDefaults(), ...init }
     this.directory = new MemberDirectory(c.trust)
     this.refusals = new RateLimitedWarner(c.log)
@@ -182,7 +184,7 @@ export class PoolNetwork {
   ringReports (poolId?: string): RingReport[] {
     return [...this.rings].filter(([id]) => poolId === undefined || id === poolId).map(([id, ring]) => {
       const s = ring.status(performance.now())
-      const models = { self: this.c.model, members: Object.fromEntries(s.topology.members.map((m) => [m.nodeId, ring.membership.modelOf(m.nodeId) ?? null])) }
+      const models = { self: this.model, members: Object.fromEntries(s.topology.members.map((m) => [m.nodeId, ring.membership.modelOf(m.nodeId) ?? null])) }
       return { poolId: id, poolName: this.c.trust.poolName(id), source: 'live', topology: s.topology, converged: s.converged, ageMs: s.ageMs, drops: s.drops, models }
     })
   }
@@ -198,6 +200,46 @@ export class PoolNetwork {
   /** The model id a pool member serves, as its heartbeat announced it (ours for us); undefined before it said. */
   modelOf (poolId: string, nodeId: string): string | undefined {
     return this.rings.get(poolId)?.membership.modelOf(nodeId)
+  }
+
+  /** Announce another model id from now on (a model fetched after start is ready). */
+  setModel (id: string): void {
+    this.model = id
+    for (const ring of this.rings.values()) ring.membership.setModel(id)
+  }
+
+  /** Online members of any of our pools whose heartbeats announce this model id. */
+  membersServing (modelId: string): string[] {
+    const found = new Set<string>()
+    for (const ring of this.rings.values()) {
+      for (const m of ring.membership.members()) {
+        if (m.state === 'online' && m.nodeId !== this.peerId && ring.membership.modelOf(m.nodeId) === modelId) found.add(m.nodeId)
+      }
+    }
+    return [...found]
+  }
+
+  /**
+   * Serve a pool protocol: a stream from a peer without a valid certificate of a shared pool is
+   * refused (counted) before the handler sees it.
+   */
+  async handleMemberProtocol (protocol: string, handler: (stream: Stream, nodeId: string) => Promise<void>, maxInboundStreams: number): Promise<void> {
+    await this.libp2p.handle(protocol, (stream, connection) => {
+      const nodeId = connection.remotePeer.toString()
+      if (this.directory.poolsOf(nodeId).length === 0) {
+        this.count('not-admitted')
+        stream.abort(new Error('not a member of a shared pool'))
+        return
+      }
+      handler(stream, nodeId).catch((err: unknown) => { this.c.log.warn({ protocol, peer: nodeId, err: String(err) }, 'pool protocol stream failed') })
+    }, { maxInboundStreams })
+  }
+
+  /** A new stream to a connected, admitted member. */
+  async openMemberStream (nodeId: string, protocol: string, signal: AbortSignal): Promise<Stream> {
+    const conn = this.libp2p.getConnections().find((c) => c.remotePeer.toString() === nodeId)
+    if (conn === undefined || this.directory.poolsOf(nodeId).length === 0) throw new Error(`${nodeId} is not a connected pool member`)
+    return await conn.newStream(protocol, { signal })
   }
 
   private count (reason: NetDropReason): void {
@@ -334,7 +376,7 @@ export class PoolNetwork {
           self: { nodeId: own.nodeId, name: own.name },
           incarnation: this.incarnation,
           capacity: this.c.capacity,
-          model: this.c.model,
+          model: this.model,
           addresses: this.listenAddresses(),
           mode: this.cfg.shardMode,
           config: this.cfg.liveness,

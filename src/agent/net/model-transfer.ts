@@ -1,0 +1,119 @@
+import type { Stream } from '@libp2p/interface'
+import { byteStream } from '@libp2p/utils'
+import { createHash } from 'node:crypto'
+import fs from 'node:fs'
+import path from 'node:path'
+import type { Logger } from '../log.js'
+import { ANSWER_BYTES, decodeModelAnswer, decodeModelRequest, encodeModelAnswer, encodeModelRequest, REQUEST_BYTES } from './model-wire.js'
+
+/** The checkpoint this member serves to others: its path and sha256. */
+export interface ServedFile { readonly path: string, readonly sha256: string }
+
+/** a request must arrive this fast; a transfer that sends nothing for this long is given up */
+const REQUEST_TIMEOUT_MS = 5000
+const STALL_TIMEOUT_MS = 30_000
+/** 1 MiB reads from disk: few syscalls, and yamux's window paces the sending anyway */
+const SEND_CHUNK_BYTES = 1 << 20
+
+/**
+ * Answer one /mesh/model/1.0.0 stream from an admitted member: the file if it is the checkpoint
+ * we serve (and only that: never any other file), else "not served". Bad requests are dropped.
+ */
+export async function serveModelStream (stream: Stream, served: ServedFile | null, log: Logger): Promise<'sent' | 'not-served' | 'bad-request'> {
+  const io = byteStream(stream)
+  let asked: string | null
+  try {
+    asked = decodeModelRequest((await io.read({ bytes: REQUEST_BYTES, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })).subarray())
+  } catch {
+    asked = null
+  }
+  if (asked === null) { stream.abort(new Error('bad model request')); return 'bad-request' }
+  if (served === null || asked !== served.sha256) {
+    await io.write(encodeModelAnswer({ kind: 'not-served' }))
+    await stream.close()
+    return 'not-served'
+  }
+  const fh = await fs.promises.open(served.path, 'r')
+  try {
+    const size = (await fh.stat()).size
+    await io.write(encodeModelAnswer({ kind: 'file', size }))
+    const buf = Buffer.alloc(SEND_CHUNK_BYTES)
+    for (let at = 0; at < size;) {
+      const { bytesRead } = await fh.read(buf, 0, Math.min(buf.byteLength, size - at), at)
+      if (bytesRead === 0) throw new Error(`${served.path} shrank while it was being sent`)
+      // a copy: the stream may hold on to the chunk after write returns
+      await io.write(Uint8Array.prototype.slice.call(buf, 0, bytesRead), { signal: AbortSignal.timeout(STALL_TIMEOUT_MS) })
+      at += bytesRead
+    }
+    await stream.close()
+    log.info({ sha256: served.sha256, bytes: size }, 'sent the model to a member')
+    return 'sent'
+  } catch (err) {
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    throw err
+  } finally {
+    await fh.close()
+  }
+}
+
+/** Why a fetch from one member failed; 'wrong-hash' means it sent another file than asked for. */
+export type FetchFailure = 'not-served' | 'bad-answer' | 'truncated' | 'oversized' | 'wrong-hash' | 'stalled' | 'stream-error'
+
+export class ModelFetchError extends Error {
+  constructor (readonly reason: FetchFailure, message: string) { super(message) }
+}
+
+/**
+ * Fetch the checkpoint with `sha256` over an open stream into `dest`: streamed to a temporary file
+ * beside it, hashed on the way, and renamed into place only when the hash matches.
+ */
+export async function fetchModelOver (stream: Stream, sha256: string, dest: string, onProgress?: (read: number, total: number) => void): Promise<number> {
+  const io = byteStream(stream)
+  const tmp = `${dest}.part-${process.pid}`
+  let fd: number | undefined
+  let stall: NodeJS.Timeout | undefined
+  let stalled = false
+  const armStall = (): void => {
+    clearTimeout(stall)
+    stall = setTimeout(() => { stalled = true; stream.abort(new Error('model transfer stalled')) }, STALL_TIMEOUT_MS)
+  }
+  try {
+    armStall()
+    await io.write(encodeModelRequest(sha256))
+    const answer = decodeModelAnswer((await io.read({ bytes: ANSWER_BYTES })).subarray())
+    if (answer === null) throw new ModelFetchError('bad-answer', 'the member answered with a malformed header')
+    if (answer.kind === 'not-served') throw new ModelFetchError('not-served', 'the member does not serve that checkpoint')
+    fs.mkdirSync(path.dirname(dest), { recursive: true, mode: 0o700 })
+    fd = fs.openSync(tmp, 'w', 0o600)
+    const hash = createHash('sha256')
+    let got = 0
+    for (;;) {
+      const chunk = await io.read()
+      if (chunk === null) break
+      armStall()
+      got += chunk.byteLength
+      if (got > answer.size) throw new ModelFetchError('oversized', `the member sent more than the ${answer.size} bytes it announced`)
+      for (const part of chunk) {
+        hash.update(part)
+        fs.writeSync(fd, part)
+      }
+      onProgress?.(got, answer.size)
+    }
+    if (got < answer.size) throw new ModelFetchError('truncated', `the transfer ended after ${got} of ${answer.size} bytes`)
+    const actual = hash.digest('hex')
+    if (actual !== sha256) throw new ModelFetchError('wrong-hash', `the member sent a file with sha256 ${actual}, not ${sha256}`)
+    fs.fsyncSync(fd)
+    fs.closeSync(fd)
+    fd = undefined
+    fs.renameSync(tmp, dest)
+    return got
+  } catch (err) {
+    if (err instanceof ModelFetchError) { stream.abort(err); throw err }
+    if (stalled) throw new ModelFetchError('stalled', `nothing arrived for ${STALL_TIMEOUT_MS / 1000} s`)
+    throw new ModelFetchError('stream-error', err instanceof Error ? err.message : String(err))
+  } finally {
+    clearTimeout(stall)
+    if (fd !== undefined) fs.closeSync(fd)
+    fs.rmSync(tmp, { force: true })
+  }
+}
