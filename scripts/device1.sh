@@ -106,5 +106,8 @@ scripts/device2.sh. Starting the agent; Ctrl+C stops it, the control plane and t
 
 EOF
 
-run_agent
+# the agent reserves a slot on our relay and advertises it, for members that cannot dial it directly
+relay_flags=()
+for a in $relay_addrs; do relay_flags+=(--relay "$a"); done
+run_agent ${relay_flags[@]+"${relay_flags[@]}"}
 wait_agent

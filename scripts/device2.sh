@@ -78,7 +78,11 @@ else
   say "recorded pool ${pool_id:0:16} \"$POOL_NAME\""
 fi
 
-run_agent
+# the admin's relay: reached when the admin (or another member) cannot be dialled directly
+relay_flags=()
+read -r -a relays <<<"${info[RELAY]:-}"
+for a in ${relays[@]+"${relays[@]}"}; do relay_flags+=(--relay "$a"); done
+run_agent ${relay_flags[@]+"${relay_flags[@]}"}
 
 # the agent installs the certificate in the pool file; the ring file lists the members it agreed on
 has_cert() { grep -q '"state": "member"' "$pool_file" 2>/dev/null; }

@@ -126,7 +126,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
     join.onBeacon(a, from)
   }
 
-  const net = poolNetwork({ listen: config.ring.listen, shardMode: config.ring.shardMode })({
+  const net = poolNetwork({ listen: config.ring.listen, shardMode: config.ring.shardMode, relays: config.ring.relays })({
     home: config.home,
     privateKey: libp2pPrivateKey(device),
     trust: new RecordPoolTrust(config.home, device.nodeId, () => pools.all().map((p) => p.record)),

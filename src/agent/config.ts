@@ -6,6 +6,7 @@ import { UsageError } from '../errors.js'
 import type { ShardMode } from '../ring/assign.js'
 import { BUNDLED_MODEL, type ModelFiles } from '../inference/served.js'
 import type { UnicastTarget } from './beacon/transport.js'
+import { parseRelayAddress } from './net/relays.js'
 
 /**
  * Agent configuration: plain data, one type per subsystem, LAN defaults with their reasons.
@@ -57,6 +58,8 @@ export interface RingConfig {
   listen: string[]
   /** how the ring splits the 8192 columns: evenly, or by each member's measured capacity */
   shardMode: ShardMode
+  /** mesh-relay multiaddrs (…/p2p/RELAY_ID): a slot is reserved on each, members we cannot dial are reached through them */
+  relays: string[]
 }
 
 /**
@@ -108,7 +111,7 @@ export function lanDefaults (home: string): AgentConfig {
       approvalPollMs: 1000
     },
     // every IPv4 interface, a free TCP port: several agents can share a host
-    ring: { listen: ['/ip4/0.0.0.0/tcp/0'], shardMode: 'even' },
+    ring: { listen: ['/ip4/0.0.0.0/tcp/0'], shardMode: 'even', relays: [] },
     // the bundled stories260K: every fresh install serves the same model, so a new pool just works
     model: BUNDLED_MODEL,
     capabilities: []
@@ -129,6 +132,7 @@ export interface AgentOverrides {
   tokenizer?: string | undefined
   /** sha256 of the checkpoint: fetch it from the pool when the file is missing */
   modelSha256?: string | undefined
+  relays?: string[] | undefined
 }
 
 export function agentConfigFile (home: string): string { return path.join(home, 'agent.json') }
@@ -143,7 +147,8 @@ const FileSchema = z.strictObject({
   shardWeights: z.enum(['even', 'capacity']).optional(),
   model: z.string().min(1).optional(),
   tokenizer: z.string().min(1).optional(),
-  modelSha256: z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 is 64 lowercase hex digits').optional()
+  modelSha256: z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 is 64 lowercase hex digits').optional(),
+  relays: z.array(z.string()).optional()
 })
 
 /** Overrides as plain data (agent.json, or what `mesh start` hands its detached agent); undefined if invalid. */
@@ -191,7 +196,8 @@ export function envOverrides (env: NodeJS.ProcessEnv): AgentOverrides {
     multicastLoopback: env.MESH_MULTICAST_LOOPBACK === undefined || env.MESH_MULTICAST_LOOPBACK === '' ? undefined : env.MESH_MULTICAST_LOOPBACK === '1',
     shardWeights: shardMode(env.MESH_SHARD_WEIGHTS),
     ...absolutePaths({ model: nonEmpty(env.MESH_MODEL), tokenizer: nonEmpty(env.MESH_TOKENIZER) }, process.cwd()),
-    modelSha256: nonEmpty(env.MESH_MODEL_SHA256)
+    modelSha256: nonEmpty(env.MESH_MODEL_SHA256),
+    relays: list('MESH_RELAYS')
   }
 }
 
@@ -253,7 +259,12 @@ export function resolveAgentConfig (home: string, ...layers: AgentOverrides[]): 
       bootstrap: [...new Set(layers.flatMap((l) => l.bootstrap ?? []))].map((b) => parseBootstrap(b, port))
     },
     peers: { suspectAfterMs: 3 * intervalMs, offlineAfterMs: 6 * intervalMs },
-    ring: { ...base.ring, shardMode: pick('shardWeights') ?? base.ring.shardMode },
+    ring: {
+      ...base.ring,
+      shardMode: pick('shardWeights') ?? base.ring.shardMode,
+      // relays add up across layers, like bootstrap addresses
+      relays: [...new Set(layers.flatMap((l) => l.relays ?? []).map(parseRelayAddress))]
+    },
     model: serveConfig(home, pick('model'), pick('tokenizer') ?? base.model.tokenizerPath, pick('modelSha256'))
   }
 }

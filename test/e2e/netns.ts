@@ -117,6 +117,25 @@ export class NetnsLab {
     ip('-n', `${this.prefix}sw`, 'link', 'set', `v${i}`, up ? 'up' : 'down')
   }
 
+  /**
+   * Two nodes lose every unicast route to each other (blackhole routes on both sides), as behind a
+   * NAT or a firewall; multicast and their routes to everyone else stay. No iptables needed.
+   */
+  blockUnicast (a: LabNode, b: LabNode): void {
+    ip('-n', a.ns, 'route', 'add', 'blackhole', `${b.address}/32`)
+    ip('-n', b.ns, 'route', 'add', 'blackhole', `${a.address}/32`)
+  }
+
+  /**
+   * The bridge stops carrying multicast (Wi-Fi client isolation, some VPNs and switches): snooping
+   * off so every group counts as unknown, and unknown multicast flooded to no port. Unicast stays.
+   */
+  blockMulticast (): void {
+    const sw = `${this.prefix}sw`
+    ip('-n', sw, 'link', 'set', 'br0', 'type', 'bridge', 'mcast_snooping', '0')
+    this.nodes.forEach((_n, i) => { execFileSync('bridge', ['-n', sw, 'link', 'set', 'dev', `v${i}`, 'mcast_flood', 'off'], { stdio: ['ignore', 'ignore', 'pipe'] }) })
+  }
+
   /** Run `mesh ARGS` inside a node's namespace with its MESH_HOME; resolves with the exit code and output. */
   async mesh (node: LabNode, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<RunResult> {
     return await new Promise((resolve) => {

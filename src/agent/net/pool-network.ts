@@ -1,5 +1,7 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
 import { gossipsub, TopicValidatorResult, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
@@ -16,6 +18,7 @@ import { RateLimitedWarner, type Logger } from '../log.js'
 import { CERT_PROTOCOL, decodeCertBundle, encodeCertBundle, MAX_BUNDLE_BYTES } from './cert-bundle.js'
 import { MemberDirectory } from './directory.js'
 import { PoolRing, ringTopic, type RingReport, type RingStatus } from './pool-ring.js'
+import { relayedAddress, RelayReservations, type ReservationStoreHandle } from './relays.js'
 import type { PoolTrustStore } from './trust.js'
 
 export interface PoolNetworkInit {
@@ -30,6 +33,8 @@ export interface PoolNetworkInit {
   redialIntervalMs?: number
   /** how often pool records are re-read (a local `mesh pool-revoke`, a new certificate) and certificates rechecked */
   trustReloadMs?: number
+  /** mesh-relay multiaddrs: reserve a slot on each (retried on the redial timer), reach undialable members through them */
+  relays?: string[]
 }
 
 export interface PoolNetworkComponents {
@@ -48,8 +53,12 @@ const defaults = {
   admissionTimeoutMs: 5000,
   redialIntervalMs: 2000,
   // revocation must reach every ring within 10 s: a second to notice, gossip does the rest
-  trustReloadMs: 1000
+  trustReloadMs: 1000,
+  relays: [] as string[]
 }
+
+/** with relays, a direct dial gets this long before the relayed addresses are tried (libp2p: 6 s per address) */
+const DIRECT_DIAL_MS = 2500
 
 /** how long a stopping node gives its goodbye heartbeat to leave before closing its connections */
 const LEAVE_FLUSH_MS = 300
@@ -82,12 +91,16 @@ export class PoolNetwork {
   private incarnation = 0
   private model: string
   private readonly cfg: Required<PoolNetworkInit>
+  private readonly relays: RelayReservations
+  /** the circuit relay transport's reservation store, once libp2p built it */
+  private relayStore: ReservationStoreHandle | undefined
 
   constructor (private readonly c: PoolNetworkComponents, init: PoolNetworkInit) {
     this.model = c.model
     this.cfg = { ...defaults, liveness: lanDefaults(), ...init }
     this.directory = new MemberDirectory(c.trust)
     this.refusals = new RateLimitedWarner(c.log)
+    this.relays = new RelayReservations(this.cfg.relays, () => this.relayStore, c.log, this.cfg.admissionTimeoutMs)
   }
 
   private get libp2p (): Libp2p<Services> {
@@ -101,22 +114,26 @@ export class PoolNetwork {
     if (this.node !== undefined) return
     this.c.trust.reload()
     this.incarnation = nextIncarnation(this.c.home, Date.now())
+    const withRelays = this.cfg.relays.length > 0
     const node = await createLibp2p({
       privateKey: this.c.privateKey,
       addresses: { listen: this.cfg.listen },
-      transports: [tcp()],
+      transports: [tcp(), ...(withRelays ? [this.relayTransport()] : [])],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       services: {
         identify: identify(),
         ping: ping(),
         // floodPublish sends our heartbeats straight to every subscribed peer; publishing before
-        // anyone is connected is normal for the first member of a pool
-        pubsub: gossipsub({ emitSelf: false, allowPublishToZeroTopicPeers: true, floodPublish: true })
+        // anyone is connected is normal for the first member of a pool. Relayed connections carry
+        // limits (duration, bytes), which libp2p v3 calls "limited": gossip must opt in to run there
+        pubsub: gossipsub({ emitSelf: false, allowPublishToZeroTopicPeers: true, floodPublish: true, runOnLimitedConnection: true }),
+        // DCUtR upgrades a relayed connection to a direct one where hole punching works
+        ...(withRelays ? { dcutr: dcutr() } : {})
       }
     })
     this.node = node
-    await node.handle(CERT_PROTOCOL, (stream, connection) => { void this.onCertStream(stream, connection) }, { maxInboundStreams: 4 })
+    await node.handle(CERT_PROTOCOL, (stream, connection) => { void this.onCertStream(stream, connection) }, { maxInboundStreams: 4, runOnLimitedConnection: true })
     node.addEventListener('connection:open', (e) => { this.onConnectionOpen(e.detail) })
     node.addEventListener('peer:disconnect', (e) => { this.onDisconnect(e.detail) })
     this.directory.recheck(Date.now())
@@ -129,7 +146,8 @@ export class PoolNetwork {
     every(this.cfg.redialIntervalMs, () => { this.redial() })
     every(this.cfg.trustReloadMs, () => { this.reloadTrust() })
     await this.publishHeartbeats('alive')
-    this.c.log.info({ nodeId: this.peerId, addrs: this.listenAddresses(), incarnation: this.incarnation }, 'pool network started')
+    void this.relays.ensure(node)
+    this.c.log.info({ nodeId: this.peerId, addrs: this.listenAddresses(), incarnation: this.incarnation, relays: this.cfg.relays }, 'pool network started')
   }
 
   /** Say goodbye on every pool topic so peers drop us at once, then close everything. */
@@ -145,12 +163,29 @@ export class PoolNetwork {
     this.rings.clear()
   }
 
-  /** Addresses peers can dial, for beacons and heartbeats: loopback only when there is nothing else. */
+  /**
+   * Addresses peers can dial, for beacons and heartbeats: loopback only when there is nothing else;
+   * then our address through each relay holding a reservation for us.
+   */
   listenAddresses (): string[] {
     if (this.node === undefined) return [] // not started (or stopped): nothing to announce
-    const all = this.node.getMultiaddrs().map((a) => a.toString())
+    const all = this.node.getMultiaddrs().map((a) => a.toString()).filter((a) => !a.includes('/p2p-circuit'))
     const routable = all.filter((a) => !a.startsWith('/ip4/127.'))
-    return (routable.length > 0 ? routable : all).slice(0, 8)
+    const relayed = this.relays.reserved().map((r) => relayedAddress(r, this.peerId))
+    return [...(routable.length > 0 ? routable : all).slice(0, 8 - relayed.length), ...relayed]
+  }
+
+  /** The circuit relay transport, keeping a handle on its reservation store for RelayReservations. */
+  private relayTransport (): ReturnType<typeof circuitRelayTransport> {
+    const make = circuitRelayTransport({ reservationCompletionTimeout: this.cfg.admissionTimeoutMs })
+    return (components) => {
+      const transport = make(components)
+      // a public property of @libp2p/circuit-relay-v2's CircuitRelayTransport (not in the Transport interface)
+      const store = (transport as unknown as { reservationStore?: ReservationStoreHandle }).reservationStore
+      if (store === undefined) throw new Error('@libp2p/circuit-relay-v2 has no reservationStore: relays need another way to reserve')
+      this.relayStore = store
+      return transport
+    }
   }
 
   /** Where a member can be reached (from its beacon, the peer cache or --bootstrap); dialled soon. */
@@ -252,6 +287,8 @@ export class PoolNetwork {
     const peer = conn.remotePeer
     // show our own certificates first: the peer cannot admit us without them
     void this.sendBundle(peer, false)
+    // a relay we chose holds no certificate; it gets none of the pool protocols either
+    if (this.relays.isRelay(peer.toString())) return
     setTimeout(() => {
       if (this.node !== undefined && this.directory.poolsOf(peer.toString()).length === 0 && this.connected(peer)) {
         this.count('not-admitted')
@@ -276,7 +313,7 @@ export class PoolNetwork {
       ? { certificates: [...own, ...shared.flatMap((p) => this.directory.members(p).map((m) => m.bytes))], revocations: this.revocationsFor(shared) }
       : { certificates: own, revocations: [] }
     try {
-      const stream = await this.libp2p.dialProtocol(peer, CERT_PROTOCOL, { signal: AbortSignal.timeout(this.cfg.admissionTimeoutMs) })
+      const stream = await this.libp2p.dialProtocol(peer, CERT_PROTOCOL, { signal: AbortSignal.timeout(this.cfg.admissionTimeoutMs), runOnLimitedConnection: true })
       await lpStream(stream, { maxDataLength: MAX_BUNDLE_BYTES }).write(encodeCertBundle(bundle))
       await stream.close()
     } catch (err) {
@@ -452,6 +489,7 @@ export class PoolNetwork {
 
   /** Reconnect to members we know and are not connected to (a restart, a healed partition). */
   private redial (): void {
+    void this.relays.ensure(this.libp2p)
     const connected = new Set(this.libp2p.getConnections().map((c) => c.remotePeer.toString()))
     const wanted = new Set<string>(this.hints.keys())
     for (const poolId of this.rings.keys()) for (const m of this.directory.members(poolId)) wanted.add(m.nodeId)
@@ -463,11 +501,24 @@ export class PoolNetwork {
     for (const ring of this.rings.values()) {
       for (const a of ring.membership.addressesOf(nodeId)) addrs.add(a)
     }
-    if (addrs.size === 0 || this.dialing.has(nodeId)) return
+    // through each of our relays too: it refuses unless the member holds a reservation there
+    for (const r of this.cfg.relays) addrs.add(relayedAddress(r, nodeId))
+    if (addrs.size === 0 || this.dialing.has(nodeId) || this.relays.isRelay(nodeId)) return
     this.dialing.add(nodeId)
+    const withPeer = [...addrs].map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${nodeId}`))
+    // direct first, whatever libp2p's order would be (it puts a public relay before a private LAN address)
+    const direct = withPeer.filter((a) => !a.toString().includes('/p2p-circuit'))
+    const relayed = withPeer.filter((a) => a.toString().includes('/p2p-circuit'))
     try {
-      const withPeer = [...addrs].map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${nodeId}`))
-      await this.libp2p.dial(withPeer, { signal: AbortSignal.timeout(this.cfg.admissionTimeoutMs) })
+      if (direct.length > 0) {
+        try {
+          await this.libp2p.dial(direct, { signal: AbortSignal.timeout(relayed.length > 0 ? DIRECT_DIAL_MS : this.cfg.admissionTimeoutMs) })
+          return
+        } catch (err) {
+          if (relayed.length === 0) throw err
+        }
+      }
+      await this.libp2p.dial(relayed, { signal: AbortSignal.timeout(this.cfg.admissionTimeoutMs) })
     } catch (err) {
       this.c.log.debug({ nodeId, err: String(err) }, 'dial failed')
     } finally {

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { CorruptFileError } from '../../../src/atomic-file.js'
 import { envOverrides, lanDefaults, parseBootstrap, readAgentFile, resolveAgentConfig } from '../../../src/agent/config.js'
 import { BUNDLED_MODEL } from '../../../src/inference/served.js'
+import { parseRelayAddress, relayedAddress } from '../../../src/agent/net/relays.js'
 import { UsageError } from '../../../src/errors.js'
 
 describe('agent config', () => {
@@ -39,5 +40,15 @@ describe('agent config', () => {
     expect(() => parseBootstrap('300.1.1.1', 1)).toThrow(UsageError)
     expect(() => parseBootstrap('host:0', 1)).toThrow(UsageError)
     expect(parseBootstrap('mesh-box.lan:99', 1)).toEqual({ host: 'mesh-box.lan', port: 99 })
+  })
+  it('relays: from agent.json, MESH_RELAYS and --relay, added up without repeats; each must name its relay', () => {
+    const r = '/ip4/10.0.0.9/tcp/4001/p2p/12D3KooWAghadJhLhAjNp7tUmmG5MostYUfQREHsonKeN2zdYdPe'
+    const r2 = '/ip4/10.0.0.8/tcp/4001/p2p/12D3KooWEh6BPzHUsAtTudRvYfWLdfrXVGsqaAaBsgjYPqbxcuU9'
+    expect(resolveAgentConfig('/h', { relays: [r] }, envOverrides({ MESH_RELAYS: `${r}, ${r2}` }), { relays: [r2] }).ring.relays).toEqual([r, r2])
+    expect(relayedAddress(r, 'NODE')).toBe(`${r}/p2p-circuit/p2p/NODE`)
+    expect(() => parseRelayAddress('10.0.0.9:4001')).toThrow(/is not a multiaddr; use what mesh-relay prints/)
+    expect(() => parseRelayAddress('/ip4/10.0.0.9/tcp/4001')).toThrow(/lacks the relay's \/p2p\/ID/)
+    expect(() => parseRelayAddress(`${r}/p2p-circuit`)).toThrow(/is a relayed address/)
+    expect(() => resolveAgentConfig('/h', { relays: ['nonsense'] })).toThrow(UsageError)
   })
 })
