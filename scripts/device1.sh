@@ -109,5 +109,6 @@ EOF
 # the agent reserves a slot on our relay and advertises it, for members that cannot dial it directly
 relay_flags=()
 for a in $relay_addrs; do relay_flags+=(--relay "$a"); done
-run_agent ${relay_flags[@]+"${relay_flags[@]}"}
+# and registers with our control plane, where members without beacons find it
+run_agent ${relay_flags[@]+"${relay_flags[@]}"} --control-plane "http://127.0.0.1:$cp_port_bound"
 wait_agent

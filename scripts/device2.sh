@@ -82,7 +82,10 @@ fi
 relay_flags=()
 read -r -a relays <<<"${info[RELAY]:-}"
 for a in ${relays[@]+"${relays[@]}"}; do relay_flags+=(--relay "$a"); done
-run_agent ${relay_flags[@]+"${relay_flags[@]}"}
+# and its control plane: the members are found there when beacons do not reach
+cp_flags=()
+[ -n "${info[CONTROL_PLANE]:-}" ] && cp_flags=(--control-plane "${info[CONTROL_PLANE]}")
+run_agent ${relay_flags[@]+"${relay_flags[@]}"} ${cp_flags[@]+"${cp_flags[@]}"}
 
 # the agent installs the certificate in the pool file; the ring file lists the members it agreed on
 has_cert() { grep -q '"state": "member"' "$pool_file" 2>/dev/null; }

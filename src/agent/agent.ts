@@ -3,13 +3,14 @@ import os from 'node:os'
 import { MeshError } from '../errors.js'
 import type { ServedModel } from '../inference/served.js'
 import { ModelService, type FetchStatus, type ModelPlan } from './model-service.js'
-import { libp2pPrivateKey, type Device } from '../pool/index.js'
+import { libp2pPrivateKey, poolTrust, type Device } from '../pool/index.js'
 import { Announcer } from './announcer.js'
 import { LocalApi } from './api/server.js'
 import { BeaconService, type AcceptedBeacon, type BeaconStats } from './beacon/service.js'
 import { ed25519Signer } from './beacon/signing.js'
 import type { Source, UnicastTarget } from './beacon/transport.js'
 import type { AgentConfig } from './config.js'
+import { ControlPlaneLink, type ControlPlaneLinkStatus } from './control-plane-link.js'
 import { CertJoin, type JoinStats } from './join.js'
 import { RateLimitedWarner, type Logger } from './log.js'
 import { loadPeerCache, savePeerCache } from './peer-cache.js'
@@ -41,6 +42,8 @@ export interface AgentStatus {
   model: { id: string, checkpoint: string, tokenizer: string, checkpointSha256: string, tokenizerSha256: string } | null
   /** the fetch of a missing checkpoint from a pool member (mesh start --model-sha256); null when none was needed */
   modelFetch: FetchStatus | null
+  /** the HTTP ring at mesh-control-plane (--control-plane), null without one */
+  controlPlane: ControlPlaneLinkStatus | null
 }
 
 export interface Agent {
@@ -137,6 +140,18 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
   })
   const model = new ModelService(deps.model, { net, log: log.child({ component: 'model' }) })
 
+  const controlPlane = config.controlPlane === undefined
+    ? undefined
+    : new ControlPlaneLink({
+      url: config.controlPlane,
+      nodeId: device.nodeId,
+      privateKey: device.privateKey,
+      pools: () => pools.all().flatMap((p) => p.cert === undefined ? [] : [{ poolId: p.poolId, rootPublicKey: poolTrust(p.record).rootPublicKey, certBytes: p.cert.bytes }]),
+      net,
+      log: log.child({ component: 'control-plane' }),
+      clock
+    })
+
   const signer = ed25519Signer(device.privateKey, device.publicKey)
   const beacons = new BeaconService(config.beacon, {
     signer, clock, log, pools: () => pools.views(), onAccepted, onInterfacesChanged: () => { announcer.burst() }
@@ -170,7 +185,8 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
       }),
       net: { addresses: net.listenAddresses(), drops: Object.fromEntries(net.drops) },
       model: servedStatus(model.served()),
-      modelFetch: model.fetchStatus()
+      modelFetch: model.fetchStatus(),
+      controlPlane: controlPlane?.status() ?? null
     }
   }
   // beacons say who is on the LAN; once a peer is in the ring, its liveness there is the fresher word
@@ -214,6 +230,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
   const components: Array<[string, Startable]> = [
     ['net', net],
     ['model', model],
+    ...(controlPlane === undefined ? [] : [['control-plane', controlPlane] as [string, Startable]]),
     ['beacons', beacons],
     ['announcer', announcer],
     ['join', join],

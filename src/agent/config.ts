@@ -81,6 +81,8 @@ export interface AgentConfig {
   join: JoinConfig
   ring: RingConfig
   model: ServeConfig
+  /** mesh-control-plane base URL: register, join its HTTP ring, dial the members it lists; undefined = none */
+  controlPlane: string | undefined
   capabilities: string[]
 }
 
@@ -114,6 +116,7 @@ export function lanDefaults (home: string): AgentConfig {
     ring: { listen: ['/ip4/0.0.0.0/tcp/0'], shardMode: 'even', relays: [] },
     // the bundled stories260K: every fresh install serves the same model, so a new pool just works
     model: BUNDLED_MODEL,
+    controlPlane: undefined,
     capabilities: []
   }
 }
@@ -133,6 +136,7 @@ export interface AgentOverrides {
   /** sha256 of the checkpoint: fetch it from the pool when the file is missing */
   modelSha256?: string | undefined
   relays?: string[] | undefined
+  controlPlane?: string | undefined
 }
 
 export function agentConfigFile (home: string): string { return path.join(home, 'agent.json') }
@@ -148,7 +152,8 @@ const FileSchema = z.strictObject({
   model: z.string().min(1).optional(),
   tokenizer: z.string().min(1).optional(),
   modelSha256: z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 is 64 lowercase hex digits').optional(),
-  relays: z.array(z.string()).optional()
+  relays: z.array(z.string()).optional(),
+  controlPlane: z.string().optional()
 })
 
 /** Overrides as plain data (agent.json, or what `mesh start` hands its detached agent); undefined if invalid. */
@@ -197,7 +202,8 @@ export function envOverrides (env: NodeJS.ProcessEnv): AgentOverrides {
     shardWeights: shardMode(env.MESH_SHARD_WEIGHTS),
     ...absolutePaths({ model: nonEmpty(env.MESH_MODEL), tokenizer: nonEmpty(env.MESH_TOKENIZER) }, process.cwd()),
     modelSha256: nonEmpty(env.MESH_MODEL_SHA256),
-    relays: list('MESH_RELAYS')
+    relays: list('MESH_RELAYS'),
+    controlPlane: env.MESH_CONTROL_PLANE === '' ? undefined : env.MESH_CONTROL_PLANE
   }
 }
 
@@ -223,6 +229,16 @@ function serveConfig (home: string, checkpoint: string | undefined, tokenizerPat
   if (sha256 === undefined) return { checkpointPath: checkpoint ?? BUNDLED_MODEL.checkpointPath, tokenizerPath }
   if (!/^[0-9a-f]{64}$/.test(sha256)) throw new UsageError(`model sha256 ${sha256} is not 64 lowercase hex digits (see mesh model info)`)
   return { checkpointPath: checkpoint ?? fetchedModelPath(home, sha256), tokenizerPath, sha256 }
+}
+
+/** http(s)://HOST[:PORT] as mesh-control-plane prints it; a trailing slash is dropped. */
+export function parseControlPlaneUrl (text: string): string {
+  let url: URL | undefined
+  try { url = new URL(text.trim()) } catch { url = undefined }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search !== '' || url.username !== '') {
+    throw new UsageError(`control plane ${JSON.stringify(text)} is not an http(s)://HOST:PORT URL (mesh-control-plane prints it, e.g. http://192.168.1.10:8080)`)
+  }
+  return url.origin
 }
 
 function checkGroup (group: string): string {
@@ -265,6 +281,7 @@ export function resolveAgentConfig (home: string, ...layers: AgentOverrides[]): 
       // relays add up across layers, like bootstrap addresses
       relays: [...new Set(layers.flatMap((l) => l.relays ?? []).map(parseRelayAddress))]
     },
-    model: serveConfig(home, pick('model'), pick('tokenizer') ?? base.model.tokenizerPath, pick('modelSha256'))
+    model: serveConfig(home, pick('model'), pick('tokenizer') ?? base.model.tokenizerPath, pick('modelSha256')),
+    controlPlane: ((u) => u === undefined ? undefined : parseControlPlaneUrl(u))(pick('controlPlane'))
   }
 }

@@ -23,6 +23,7 @@ interface StartArgs extends GlobalArgs {
   tokenizer?: string
   'model-sha256'?: string
   relay?: string[]
+  'control-plane'?: string
 }
 
 function overrides (a: StartArgs): AgentOverrides {
@@ -36,7 +37,8 @@ function overrides (a: StartArgs): AgentOverrides {
     bootstrap: a.bootstrap,
     multicastLoopback: a['multicast-loopback'],
     shardWeights: a['shard-weights'],
-    relays: a.relay
+    relays: a.relay,
+    controlPlane: a['control-plane']
   }
 }
 
@@ -51,6 +53,7 @@ export const startCommand: MeshCommand = (io) => ({
     .option('interface', { type: 'string', array: true, describe: 'IPv4 address of an interface to use, repeatable (env MESH_BEACON_INTERFACES)', defaultDescription: 'every multicast-capable interface' })
     .option('bootstrap', { type: 'string', array: true, describe: 'HOST[:PORT] to announce to by unicast, repeatable, for networks without multicast (env MESH_BOOTSTRAP)' })
     .option('relay', { type: 'string', array: true, describe: 'mesh-relay address (multiaddr ending in /p2p/ID, as mesh-relay prints it), repeatable: reserve a slot there and reach members that cannot be dialled directly through it (env MESH_RELAYS)' })
+    .option('control-plane', { type: 'string', describe: 'mesh-control-plane URL (http://HOST:PORT): register there, heartbeat its HTTP ring, and dial the members it lists, for networks where beacons do not reach (env MESH_CONTROL_PLANE)' })
     .option('multicast-loopback', { type: 'boolean', describe: 'hear own multicast, for several agents on one host (env MESH_MULTICAST_LOOPBACK=1)' })
     .option('shard-weights', { choices: ['even', 'capacity'] as const, describe: 'split the ring\'s 8192 columns evenly, or by each member\'s capacity; every member of a pool must agree (env MESH_SHARD_WEIGHTS)', defaultDescription: 'even' })
     .option('model', { type: 'string', describe: 'llama2.c checkpoint this member serves; members serving another model are left out of its jobs (env MESH_MODEL)', defaultDescription: 'bundled stories260K' })

@@ -1,6 +1,12 @@
+import { spawn } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it, onTestFailed, vi } from 'vitest'
 import { readTopology } from '../../src/ring/topology.js'
 import { NetnsLab, netnsUnavailable, type LabNode } from './netns.js'
+
+const CONTROL_PLANE_JS = fileURLToPath(new URL('../../dist/control-plane/main.js', import.meta.url))
 
 const why = netnsUnavailable()
 if (why !== undefined) console.warn(`SKIPPED no-multicast e2e tests: ${why}`)
@@ -41,4 +47,31 @@ describe.skipIf(why !== undefined)('a LAN without multicast', () => {
     const peers = JSON.parse(await lab.meshOk(member, ['pool-peers', '--json', '--pool-id', poolId])) as Array<{ name: string, status: string }>
     expect(peers.map((p) => [p.name, p.status])).toEqual([['admin', 'ONLINE']])
   }, 120_000)
+
+  it('with --control-plane and nothing else the members find each other again', async () => {
+    onTestFailed(() => { console.error(lab.logs()) })
+    await lab.meshOk(member, ['stop'])
+    await lab.meshOk(admin, ['stop'])
+    // forget every address learned before: only the control plane can tell them now
+    for (const n of [admin, member]) {
+      fs.rmSync(path.join(n.home, 'peers.json'), { force: true })
+      fs.rmSync(path.join(n.home, `ring_topology_${poolId}.json`), { force: true })
+    }
+    const cp = spawn('ip', ['netns', 'exec', admin.ns, process.execPath, CONTROL_PLANE_JS, '--home', path.join(lab.dir, 'cp'), '--json', '--port', '8080'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    await new Promise((resolve, reject) => { cp.stdout.once('data', resolve); cp.once('exit', reject) })
+    const url = `http://${admin.address}:8080`
+    const t0 = performance.now()
+    await lab.meshOk(admin, ['start', '--control-plane', url])
+    await lab.meshOk(member, ['start', '--control-plane', url])
+    await vi.waitFor(() => {
+      expect(ringOf(admin)).toEqual(['admin', 'member'])
+      expect(ringOf(member)).toEqual(['admin', 'member'])
+    }, { timeout: 60_000, interval: 50 })
+    console.log(`no-multicast e2e: restart with --control-plane only → ring of 2 in ${Math.round(performance.now() - t0)} ms`)
+    // the control plane's ring and the gossip ring agree
+    await vi.waitFor(async () => {
+      const s = JSON.parse(await lab.meshOk(member, ['pool-status', '--json'])) as { agent: { controlPlane: { pools: Array<{ hash: string }> } }, pools: Array<{ ring: { hash: string } }> }
+      expect(s.agent.controlPlane.pools[0]?.hash).toBe(s.pools[0]?.ring.hash)
+    }, { timeout: 30_000, interval: 500 })
+  }, 180_000)
 })
