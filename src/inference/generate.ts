@@ -11,8 +11,16 @@ export interface GenerateOptions {
   /** Each token as it is decided (prompt tokens first), with the bytes run.c would print for it. */
   readonly onToken?: (id: number, printed: Uint8Array) => void
   readonly allReduce?: AllReduce
+  /**
+   * How a position runs, given the KV positions the generation needs: by default this device's
+   * forward pass (with `allReduce`); a distributed job passes its leader's step.
+   */
+  readonly stepper?: (positions: number) => Promise<Step>
   readonly now?: () => number // ms clock; performance.now by default
 }
+
+/** One position: feed `token` at `pos`, get the logits (vocab,). */
+export type Step = (token: number, pos: number) => Promise<Float32Array>
 
 export type StopReason = 'bos' | 'eos' | 'max-tokens' | 'context-full'
 
@@ -39,7 +47,7 @@ export async function generate (m: ShardedModel, tok: Tokenizer, opts: GenerateO
 
   // the last sampled token is printed but never fed, so it needs no position
   const positions = Math.min(seqLen, prompt.length - 1 + opts.maxTokens)
-  const state = createRunState(m.config, m.shard, positions)
+  const step = opts.stepper !== undefined ? await opts.stepper(positions) : localStep(m, positions, opts.allReduce ?? localAllReduce)
   const tokens = [prompt[0]]
   const printed: Uint8Array[] = []
   let stopReason: StopReason = positions < prompt.length - 1 + opts.maxTokens ? 'context-full' : 'max-tokens'
@@ -47,7 +55,7 @@ export async function generate (m: ShardedModel, tok: Tokenizer, opts: GenerateO
   let token = prompt[0]
   let pos = 0
   while (pos < positions) {
-    const logits = await forward(m, state, token, pos, opts.allReduce ?? localAllReduce)
+    const logits = await step(token, pos)
     const sampled = pos >= prompt.length - 1
     const next = sampled ? opts.sampler.sample(logits) : prompt[pos + 1]
     pos++
@@ -75,4 +83,9 @@ export async function generate (m: ShardedModel, tok: Tokenizer, opts: GenerateO
     totalMs: end - start,
     tokensPerSecond: afterFirst > 0 && firstTokenAt !== null ? afterFirst / ((end - firstTokenAt) / 1000) : null
   }
+}
+
+function localStep (m: ShardedModel, positions: number, allReduce: AllReduce): Step {
+  const state = createRunState(m.config, m.shard, positions)
+  return async (token, pos) => await forward(m, state, token, pos, allReduce)
 }

@@ -11,6 +11,10 @@ export interface AllReduceOptions {
   readonly nLayers: number
   /** How long a step waits for the other partials before the job is given up (failover's cue). */
   readonly timeoutMs: number
+  /** The ring epoch the job runs on: frames from another epoch are dropped. Default: the plane's. */
+  readonly epoch?: number
+  /** The job's other frames (the leader's 'token' frames), which share the job's handler on the plane. */
+  readonly other?: (peerId: string, h: FrameHeader, payload: Float32Array) => FrameDrop | null
 }
 
 /** Where forward's n-th all-reduce call is: two per layer (attention, then FFN), nLayers per position. */
@@ -43,7 +47,9 @@ export function planeAllReduce (opts: AllReduceOptions): PlaneAllReduce {
   let sum = new Float32Array(0)
 
   plane.openJob(job, {
+    epoch: opts.epoch,
     frame: (peerId: string, h: FrameHeader, payload: Float32Array): FrameDrop | null => {
+      if (h.kind !== 'attention' && h.kind !== 'ffn') return opts.other?.(peerId, h, payload) ?? 'wrong-step'
       const queue = received.get(peerId)
       if (queue === undefined) return 'not-member'
       const at = peerStep.get(peerId) ?? 0
@@ -61,6 +67,7 @@ export function planeAllReduce (opts: AllReduceOptions): PlaneAllReduce {
       return null
     },
     linkClosed: (peerId: string) => {
+      if (!received.has(peerId)) return // not a member of this job
       gone.add(peerId)
       waiting.get(peerId)?.reject(new TensorLinkError(`member ${peerId} left job ${job}: its tensor-plane link closed`))
       waiting.delete(peerId)

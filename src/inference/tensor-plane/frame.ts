@@ -14,7 +14,8 @@ export const TAG_BYTES = 16
 /** 2^48 frames per link before the nonce would wrap. */
 export const MAX_SEQ = 2 ** 48 - 1
 
-export const FRAME_KINDS = ['hello', 'attention', 'ffn'] as const
+// append only: the index is the wire value. 'token': the job leader's next input token, one float
+export const FRAME_KINDS = ['hello', 'attention', 'ffn', 'token'] as const
 export type FrameKind = typeof FRAME_KINDS[number]
 
 export interface FrameHeader {

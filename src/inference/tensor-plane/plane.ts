@@ -14,12 +14,16 @@ export type FrameDrop =
   | 'wrong-step' // not the layer/position/kind the sender must be at
   | 'too-far-ahead' // the sender is more steps ahead than the protocol allows
   | 'unexpected-hello'
+  | 'not-leader' // a token frame from a member that does not lead the job
+  | 'bad-token' // a token frame that is not one token id of the model's vocabulary
 /** Why a link was closed: the byte stream can no longer be framed, or the peer is not who it must be. */
 export type LinkClose = HeaderFault | 'bad-hello' | 'unknown-peer' | 'handshake-failed' | 'handshake-timeout' | 'duplicate-link'
 export type DropReason = FrameDrop | LinkClose
 
 /** What a job's all-reduce does with frames: a returned reason drops the frame (counted). */
 export interface JobHandler {
+  /** The ring epoch the job was planned on; frames of any other epoch are dropped. Default: the plane's. */
+  readonly epoch?: number
   frame: (peerId: string, h: FrameHeader, payload: Float32Array) => FrameDrop | null
   linkClosed: (peerId: string) => void
 }
@@ -49,6 +53,7 @@ export class TensorPlane {
   readonly drops = new Map<DropReason, number>()
   private readonly links = new Map<string, Link>()
   private readonly jobs = new Map<number, JobHandler>()
+  private readonly linkWaiters = new Map<string, Array<() => void>>()
   private readonly sockets = new Set<net.Socket>()
   private server: net.Server | null = null
 
@@ -85,11 +90,11 @@ export class TensorPlane {
     await link.ready
   }
 
-  /** Seal and send one payload to a peer on the current epoch. */
+  /** Seal and send one payload to a peer, on the job's epoch (the plane's if the job names none). */
   send (peerId: string, h: { kind: FrameKind, layer: number, job: number, position: number }, payload: Float32Array): void {
     const link = this.links.get(peerId)
     if (link === undefined) throw new TensorLinkError(`no tensor-plane link to ${peerId}`)
-    link.send({ ...h, epoch: this.epoch }, payload)
+    link.send({ ...h, epoch: this.jobs.get(h.job)?.epoch ?? this.epoch }, payload)
   }
 
   openJob (job: number, handler: JobHandler): void { this.jobs.set(job, handler) }
@@ -103,9 +108,10 @@ export class TensorPlane {
 
   /** @internal a link's accepted frame: epoch and job are checked here, the rest by the job. */
   deliver (peerId: string, h: FrameHeader, payload: Float32Array): void {
-    if (h.epoch < this.epoch) return this.count('stale-epoch')
-    if (h.epoch > this.epoch) return this.count('future-epoch')
     const job = this.jobs.get(h.job)
+    const epoch = job?.epoch ?? this.epoch
+    if (h.epoch < epoch) return this.count('stale-epoch')
+    if (h.epoch > epoch) return this.count('future-epoch')
     if (job === undefined) return this.count('unknown-job')
     const drop = job.frame(peerId, h, payload)
     if (drop !== null) this.count(drop)
@@ -118,7 +124,23 @@ export class TensorPlane {
   register (peerId: string, link: Link): boolean {
     if (this.links.has(peerId)) return false
     this.links.set(peerId, link)
+    for (const w of this.linkWaiters.get(peerId) ?? []) w()
+    this.linkWaiters.delete(peerId)
     return true
+  }
+
+  /** Resolves once a link to the peer is up (the peer dials it); TensorLinkError after `timeoutMs`. */
+  async waitForLink (peerId: string, timeoutMs: number): Promise<void> {
+    if (this.links.has(peerId)) return
+    await new Promise<void>((resolve, reject) => {
+      const done = (): void => { clearTimeout(timer); resolve() }
+      const timer = setTimeout(() => {
+        const rest = (this.linkWaiters.get(peerId) ?? []).filter((w) => w !== done)
+        if (rest.length === 0) this.linkWaiters.delete(peerId); else this.linkWaiters.set(peerId, rest)
+        reject(new TensorLinkError(`${peerId} did not open its tensor-plane link within ${timeoutMs} ms`))
+      }, timeoutMs)
+      this.linkWaiters.set(peerId, [...(this.linkWaiters.get(peerId) ?? []), done])
+    })
   }
 
   /** @internal */

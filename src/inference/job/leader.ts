@@ -1,0 +1,200 @@
+import type { ModelConfig } from '../config.js'
+import type { ShardedModel } from '../forward.js'
+import type { Shard } from '../shard.js'
+import { AllReduceTimeoutError, TensorLinkError } from '../tensor-plane/errors.js'
+import type { TensorPlane } from '../tensor-plane/plane.js'
+import { JobFailedError, MemberLostError, MemberRefusedError, RingNotReadyError } from './errors.js'
+import type { ControlChannel, JobOpen } from './messages.js'
+import { evenRanges, planJob, type JobMember, type PlannedMember } from './plan.js'
+import { openSession, type JobSession, type SessionTimes } from './session.js'
+
+/** A converged ring of the job's pool, as the leader plans on it. */
+export interface RingView {
+  readonly epoch: number
+  /** in ring order, with column ranges */
+  readonly members: readonly JobMember[]
+}
+
+export interface LeaderDeps {
+  readonly plane: TensorPlane
+  readonly poolId: string
+  readonly modelId: string
+  readonly config: ModelConfig
+  readonly modelFor: (shard: Shard) => Promise<ShardedModel>
+  /** open a control stream to a member (JobMessage over libp2p in the agent) */
+  readonly open: (nodeId: string) => Promise<ControlChannel>
+  /** bring up tensor-plane links to these members */
+  readonly link: (peers: readonly string[]) => Promise<void>
+  /**
+   * A converged ring with this node in it (RingNotReadyError if none comes in time). With
+   * `moveOn`, first wait (bounded) for the ring to leave that epoch: a failed member leaves it.
+   */
+  readonly ring: (moveOn?: number) => Promise<RingView>
+  /** a fresh tensor-plane job number for each attempt */
+  readonly jobNumber: () => number
+  /** one line for the user: a failover, a member left out */
+  readonly notice: (text: string) => void
+  /** how long an all-reduce step or a member's answer may take */
+  readonly timeoutMs: number
+  /** how long a job keeps failing over before it gives up */
+  readonly failoverMs: number
+}
+
+/** One member's share of a finished job, for `mesh inference` and `mesh inference-stats`. */
+export interface MemberStats extends SessionTimes {
+  readonly nodeId: string
+  readonly start: number
+  readonly end: number
+  readonly heads: number // own query heads
+  readonly hiddenUnits: number // own FFN units
+  readonly leader: boolean
+}
+
+/** One try at running the job on one ring epoch. */
+interface Attempt {
+  readonly job: number
+  readonly epoch: number
+  readonly plan: readonly PlannedMember[]
+  readonly session: JobSession
+  readonly channels: Map<string, ControlChannel>
+}
+
+const recoverable = (err: unknown): boolean =>
+  err instanceof TensorLinkError || err instanceof AllReduceTimeoutError || err instanceof MemberLostError ||
+  err instanceof MemberRefusedError || err instanceof RingNotReadyError
+
+/**
+ * The leader's side of a distributed job. `step` runs one position across the ring and returns
+ * the logits, so `generate` drives it like the local forward pass. When a member dies or leaves,
+ * the step does not fail: the leader waits for the ring's next epoch, plans the shards again over
+ * the members left, has them rebuild their KV caches by replaying every token fed so far, and
+ * carries on. With the same tokens fed, greedy output does not change.
+ */
+export class LeaderRun {
+  private attempt: Attempt | null = null
+  private readonly history: number[] = []
+  /** members left out of this job, and why (a different model, not a member) */
+  private readonly excluded = new Map<string, string>()
+  private failingSince: number | null = null
+  private lastEpoch: number | undefined
+  /** this node's time over every attempt */
+  readonly own: SessionTimes = { positions: 0, computeMs: 0, networkMs: 0 }
+  failovers = 0
+
+  constructor (private readonly deps: LeaderDeps, private readonly positions: number) {}
+
+  /** Run position `pos` on token `token` across the job's members; the logits (vocab,). */
+  step = async (token: number, pos: number): Promise<Float32Array> => {
+    for (;;) {
+      try {
+        if (this.attempt === null) {
+          this.attempt = await this.begin()
+          for (let p = 0; p < this.history.length; p++) await this.feed(this.attempt, this.history[p], p)
+        }
+        const logits = await this.feed(this.attempt, token, pos)
+        this.history[pos] = token
+        this.failingSince = null
+        return logits
+      } catch (err) {
+        if (!recoverable(err)) { this.abort(); throw err }
+        this.recover(err as Error)
+      }
+    }
+  }
+
+  private recover (err: Error): void {
+    const now = Date.now()
+    this.failingSince ??= now
+    const failed = this.attempt
+    this.drop()
+    if (err instanceof RingNotReadyError && this.history.length === 0 && this.failovers === 0) throw err
+    if (now - this.failingSince > this.deps.failoverMs) throw new JobFailedError(`the job could not continue within ${this.deps.failoverMs} ms of a failure: ${err.message}`)
+    if (err instanceof MemberRefusedError && (err.reason === 'model-mismatch' || err.reason === 'not-member')) {
+      this.excluded.set(err.nodeId, err.message)
+      this.deps.notice(`member ${short(err.nodeId)} left out of this job: ${err.reason === 'model-mismatch' ? 'it serves a different model' : 'it is not a member of the ring'}`)
+      return
+    }
+    this.failovers++
+    this.lastEpoch = failed?.epoch ?? this.lastEpoch
+    this.deps.notice(`a member was lost at position ${this.history.length} (${err.message}); re-planning on the next ring epoch`)
+  }
+
+  private async begin (): Promise<Attempt> {
+    const { deps } = this
+    const self = deps.plane.selfId
+    const view = await deps.ring(this.lastEpoch)
+    const serving = view.members.filter((m) => !this.excluded.has(m.nodeId))
+    if (!serving.some((m) => m.nodeId === self)) throw new JobFailedError('this node is not in the ring it would lead the job on')
+    const members = serving.length === view.members.length ? serving : evenRanges(serving.map((m) => m.nodeId))
+    const plan = planJob(deps.config, members)
+    const job = deps.jobNumber()
+    const model = await deps.modelFor(plan.find((m) => m.nodeId === self)!.shard)
+    const session = openSession({ plane: deps.plane, job, epoch: view.epoch, members: plan.map((m) => m.nodeId), model, positions: this.positions, timeoutMs: deps.timeoutMs })
+    const attempt: Attempt = { job, epoch: view.epoch, plan, session, channels: new Map() }
+    this.attempt = attempt
+    const open: JobOpen = {
+      type: 'open', job, poolId: deps.poolId, epoch: view.epoch, leader: self, modelId: deps.modelId, positions: this.positions,
+      members: plan.map(({ nodeId, start, end }) => ({ nodeId, start, end }))
+    }
+    const others = plan.filter((m) => m.nodeId !== self).map((m) => m.nodeId)
+    await Promise.all([
+      deps.link(others),
+      ...others.map(async (nodeId) => {
+        let ch: ControlChannel
+        try { ch = await deps.open(nodeId) } catch (err) { throw new MemberLostError(nodeId, `cannot open a job on member ${short(nodeId)}: ${(err as Error).message}`) }
+        attempt.channels.set(nodeId, ch)
+        await ch.send(open)
+        const answer = await ch.receive(deps.timeoutMs)
+        if (answer?.type === 'refused') throw new MemberRefusedError(nodeId, answer.reason, answer.message)
+        if (answer?.type !== 'ready') throw new MemberLostError(nodeId, `member ${short(nodeId)} did not answer the job-open`)
+      })
+    ])
+    return attempt
+  }
+
+  private async feed (a: Attempt, token: number, pos: number): Promise<Float32Array> {
+    const t = Float32Array.of(token)
+    for (const nodeId of a.channels.keys()) this.deps.plane.send(nodeId, { kind: 'token', layer: 0, job: a.job, position: pos }, t)
+    return await a.session.forward(token, pos)
+  }
+
+  /** Close the current attempt: its members see their control streams end and drop the job. */
+  private drop (): void {
+    const a = this.attempt
+    if (a === null) return
+    this.attempt = null
+    this.own.positions += a.session.times.positions
+    this.own.computeMs += a.session.times.computeMs
+    this.own.networkMs += a.session.times.networkMs
+    a.session.close()
+    for (const ch of a.channels.values()) ch.close()
+  }
+
+  abort (): void { this.drop() }
+
+  /** End the job on every member and collect what each spent; members that do not report are left out. */
+  async finish (): Promise<MemberStats[]> {
+    const a = this.attempt
+    if (a === null) return []
+    const reports = await Promise.all([...a.channels].map(async ([nodeId, ch]) => {
+      try {
+        await ch.send({ type: 'end' })
+        const r = await ch.receive(this.deps.timeoutMs)
+        return r?.type === 'report' ? [nodeId, r] as const : undefined
+      } catch {
+        return undefined
+      }
+    }))
+    this.drop()
+    const byNode = new Map(reports.filter((r) => r !== undefined))
+    const self = this.deps.plane.selfId
+    return a.plan.flatMap((m) => {
+      const times = m.nodeId === self ? this.own : byNode.get(m.nodeId)
+      if (times === undefined) return []
+      const heads = (m.shard.kvHeadEnd - m.shard.kvHeadStart) * (this.deps.config.nHeads / this.deps.config.nKvHeads)
+      return [{ nodeId: m.nodeId, start: m.start, end: m.end, heads, hiddenUnits: m.shard.hiddenEnd - m.shard.hiddenStart, leader: m.nodeId === self, positions: times.positions, computeMs: times.computeMs, networkMs: times.networkMs }]
+    })
+  }
+}
+
+const short = (id: string): string => id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-4)}` : id

@@ -1,0 +1,133 @@
+import type { ModelConfig } from '../config.js'
+import type { ShardedModel } from '../forward.js'
+import type { Shard } from '../shard.js'
+import type { FrameDrop, TensorPlane } from '../tensor-plane/plane.js'
+import type { ControlChannel, JobOpen, Refusal } from './messages.js'
+import { JobPlanError, planJob } from './plan.js'
+import { openSession, type SessionTimes } from './session.js'
+
+export interface MemberDeps {
+  readonly plane: TensorPlane
+  /** the model this member serves (ModelIdentity.id) and its shape */
+  readonly modelId: string
+  readonly config: ModelConfig
+  /** this member's part of the model for a shard (swappable for a loader that reads only the slices owned) */
+  readonly modelFor: (shard: Shard) => Promise<ShardedModel>
+  /** bring up tensor-plane links to these members of the job */
+  readonly link: (peers: readonly string[]) => Promise<void>
+  /** the ring epoch this member is in, for the pool the job names */
+  readonly epochOf: (poolId: string) => number | undefined
+  /** how long an all-reduce step, or the wait for the leader's next token, may take */
+  readonly timeoutMs: number
+}
+
+/** What became of a job on this member. */
+export type MemberOutcome =
+  | { kind: 'refused', reason: Refusal, message: string }
+  | { kind: 'done', times: SessionTimes }
+  | { kind: 'failed', error: Error, times: SessionTimes }
+
+/** Why a job-open cannot be served here, or undefined when it can (checks cheapest first). */
+export function refusalOf (open: JobOpen, selfId: string, modelId: string, epoch: number | undefined): { reason: Refusal, message: string } | undefined {
+  if (epoch === undefined) return { reason: 'not-member', message: `this node has no ring in pool ${open.poolId}` }
+  if (!open.members.some((m) => m.nodeId === selfId)) return { reason: 'not-member', message: `this node is not among the job's members` }
+  if (!open.members.some((m) => m.nodeId === open.leader)) return { reason: 'bad-plan', message: 'the leader is not among the job\'s members' }
+  if (open.epoch < epoch) return { reason: 'stale-epoch', message: `the job is planned on ring epoch ${open.epoch}; this member is at epoch ${epoch}` }
+  if (open.modelId !== modelId) return { reason: 'model-mismatch', message: `this member serves model ${modelId.slice(0, 12)}, the job needs ${open.modelId.slice(0, 12)}` }
+  return undefined
+}
+
+/**
+ * Serve one job as a member: check the open, build this member's shard, bring up the tensor-plane
+ * links, answer ready, then run a forward pass for each token the leader sends (over the tensor
+ * plane) until the leader says end; then report the time spent. A failure ends the job here; the
+ * leader sees the stream close and fails over.
+ */
+export async function serveJob (open: JobOpen, channel: ControlChannel, deps: MemberDeps): Promise<MemberOutcome> {
+  const self = deps.plane.selfId
+  const refusal = refusalOf(open, self, deps.modelId, deps.epochOf(open.poolId))
+  const refuse = async (r: { reason: Refusal, message: string }): Promise<MemberOutcome> => {
+    await channel.send({ type: 'refused', ...r }).catch(() => {})
+    channel.close()
+    return { kind: 'refused', ...r }
+  }
+  if (refusal !== undefined) return await refuse(refusal)
+  let shard: Shard
+  try {
+    shard = planJob(deps.config, open.members).find((m) => m.nodeId === self)!.shard
+  } catch (err) {
+    if (err instanceof JobPlanError) return await refuse({ reason: 'bad-plan', message: err.message })
+    throw err
+  }
+  const model = await deps.modelFor(shard)
+  const feed = new TokenFeed(model.config.vocabSize)
+  const session = openSession({
+    plane: deps.plane,
+    job: open.job,
+    epoch: open.epoch,
+    members: open.members.map((m) => m.nodeId),
+    model,
+    positions: open.positions,
+    timeoutMs: deps.timeoutMs,
+    other: (peerId, h, payload) => h.kind !== 'token' ? 'wrong-step' : peerId !== open.leader ? 'not-leader' : feed.push(h.position, payload)
+  })
+  try {
+    await deps.link(open.members.map((m) => m.nodeId).filter((id) => id !== self))
+    await channel.send({ type: 'ready' })
+    // the leader's word on the control stream: 'end', or the stream closing (a failover, a dead leader)
+    void channel.receive().then((m) => { if (m?.type === 'end') feed.end(); else feed.abort(new Error('the leader closed the job')) })
+    for (let pos = 0; ; pos++) {
+      const token = await feed.next(pos, deps.timeoutMs)
+      if (token === null) break
+      if (pos >= open.positions) throw new RangeError(`the leader sent position ${pos}, beyond the ${open.positions} positions it opened`)
+      await session.forward(token, pos)
+    }
+    await channel.send({ type: 'report', ...session.times })
+    return { kind: 'done', times: session.times }
+  } catch (err) {
+    return { kind: 'failed', error: err instanceof Error ? err : new Error(String(err)), times: session.times }
+  } finally {
+    session.close()
+    channel.close()
+  }
+}
+
+/**
+ * The leader's tokens, one per position in order, as they arrive on the tensor plane. The leader
+ * can be at most one position ahead of a member (it needs the member's partials to finish a
+ * position), so a frame for any other position is dropped.
+ */
+export class TokenFeed {
+  private readonly queue = new Map<number, number>()
+  private nextPush = 0
+  private waiter: ((v: number | null) => void) | undefined
+  private failed: Error | undefined
+  private ended = false
+  constructor (private readonly vocab: number) {}
+
+  push (position: number, payload: Float32Array): FrameDrop | null {
+    if (position !== this.nextPush) return 'wrong-step'
+    const token = payload.length === 1 ? payload[0] : -1
+    if (!Number.isInteger(token) || token < 0 || token >= this.vocab) return 'bad-token'
+    this.nextPush++
+    if (this.waiter !== undefined) { const w = this.waiter; this.waiter = undefined; w(token) } else this.queue.set(position, token)
+    return null
+  }
+
+  end (): void { this.ended = true; this.waiter?.(null); this.waiter = undefined }
+  abort (e: Error): void { this.failed = e; this.end() }
+
+  /** The token for `pos`; null once the leader ended the job. */
+  async next (pos: number, timeoutMs: number): Promise<number | null> {
+    const queued = this.queue.get(pos)
+    if (queued !== undefined) { this.queue.delete(pos); return queued }
+    if (this.failed !== undefined) throw this.failed
+    if (this.ended) return null
+    const got = await new Promise<number | null>((resolve, reject) => {
+      const timer = setTimeout(() => { this.waiter = undefined; reject(new Error(`no token for position ${pos} from the leader within ${timeoutMs} ms`)) }, timeoutMs)
+      this.waiter = (v) => { clearTimeout(timer); resolve(v) }
+    })
+    if (got === null && this.failed !== undefined) throw this.failed
+    return got
+  }
+}
