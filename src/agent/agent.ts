@@ -19,6 +19,9 @@ import { claimPidFile, releasePidFile } from './pidfile.js'
 import { poolNetwork } from './net/pool-network.js'
 import { RecordPoolTrust } from './net/pool-trust.js'
 import { PoolDirectory } from './pools.js'
+import { inferenceRequestSchema, JobService } from './inference/jobs.js'
+import { ModelHost } from './inference/models.js'
+import { planeHost, TensorLinks } from './inference/tensor-links.js'
 
 /** Anything the agent runs that holds sockets, timers or files. start/stop are idempotent. */
 export interface Startable { start: () => void | Promise<void>, stop: () => void | Promise<void> }
@@ -151,6 +154,9 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
       log: log.child({ component: 'control-plane' }),
       clock
     })
+  // distributed inference: the tensor plane's links, and jobs led here or served for other members
+  const links = new TensorLinks({ net, selfId: device.nodeId, log: log.child({ component: 'tensor' }) }, { host: planeHost(config.ring.listen) })
+  const jobs = new JobService({ net, links, models: new ModelHost(), selfId: device.nodeId, log: log.child({ component: 'jobs' }) })
 
   const signer = ed25519Signer(device.privateKey, device.publicKey)
   const beacons = new BeaconService(config.beacon, {
@@ -197,7 +203,18 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
 
   let resolveStopped!: () => void
   const stopped = new Promise<void>((resolve) => { resolveStopped = resolve })
-  const api = new LocalApi(config.home, { status, peers: listPeers, ring: (poolId) => net.ringReports(poolId), stop: () => { void agent.stop() } })
+  const api = new LocalApi(config.home, {
+    status,
+    peers: listPeers,
+    ring: (poolId) => net.ringReports(poolId),
+    stop: () => { void agent.stop() },
+    inference: async (body, emit) => {
+      const req = inferenceRequestSchema.safeParse(body)
+      if (!req.success) return emit({ type: 'error', error: 'InferenceSettingError', usage: true, message: `bad inference request: ${req.error.issues[0]?.path.join('.') ?? ''} ${req.error.issues[0]?.message ?? ''}` })
+      await jobs.run(req.data, emit)
+    },
+    inferenceStats: () => jobs.stats()
+  })
 
   // background chores: re-read the pool store, save the peer cache
   const chores: Startable = (() => {
@@ -231,6 +248,8 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
     ['net', net],
     ['model', model],
     ...(controlPlane === undefined ? [] : [['control-plane', controlPlane] as [string, Startable]]),
+    ['tensor', links],
+    ['jobs', jobs],
     ['beacons', beacons],
     ['announcer', announcer],
     ['join', join],

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { poolPeersCommand, startCommand, stopCommand } from './agent.js'
 import { inferenceCommand } from './inference.js'
+import { inferenceStatsCommand } from './inference-pool.js'
 import { initCommand } from './init.js'
 import type { CliIO, GlobalArgs } from './io.js'
 import { modelCommand } from './model.js'
@@ -21,5 +22,5 @@ export const commands: MeshCommand[] = [
   startCommand, stopCommand,
   poolListCommand, poolStatusCommand, poolPeersCommand, ringStatusCommand,
   poolApproveCommand, poolRejectCommand, poolPolicyCommand, poolRevokeCommand,
-  inferenceCommand, modelCommand
+  inferenceCommand, inferenceStatsCommand, modelCommand
 ]

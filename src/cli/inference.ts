@@ -1,12 +1,12 @@
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import type { Argv, CommandModule } from 'yargs'
-import { UsageError } from '../errors.js'
 import { InferenceSettingError, TokenizerFormatError } from '../inference/errors.js'
 import { generate } from '../inference/generate.js'
 import { chooseEngine, ENGINES, loadModel, shardedModel, type EngineName } from '../inference/model.js'
 import { createSampler } from '../inference/sampler.js'
 import type { MeshCommand } from './commands.js'
+import { inferOnPool } from './inference-pool.js'
 import type { CliIO, GlobalArgs } from './io.js'
 import { byteProgress } from './progress.js'
 
@@ -24,13 +24,15 @@ interface InferenceArgs extends GlobalArgs {
   seed?: string
   threads: number
   engine: string
+  'pool-id'?: string
 }
 
 export const inferenceCommand: MeshCommand = (io): CommandModule<GlobalArgs, InferenceArgs> => ({
   command: 'inference',
-  describe: 'generate text from a prompt (--local: on this device, without an agent)',
+  describe: 'generate text from a prompt across the pool\'s ring, through the agent (--local: on this device, without an agent)',
   builder: (y: Argv<GlobalArgs>) => y
     .option('local', { type: 'boolean', default: false, describe: 'run on this device only, without the agent and the pool' })
+    .option('pool-id', { type: 'string', describe: 'the pool whose ring runs the job (Pool ID or a unique prefix of at least 16 hex digits)', defaultDescription: 'the only pool joined' })
     .option('prompt', { type: 'string', default: '', describe: 'text to continue; empty starts from BOS' })
     .option('max-tokens', { type: 'number', default: 256, describe: 'new tokens to generate (stops earlier at BOS/EOS or a full context)' })
     .option('model', { type: 'string', default: BUNDLED('stories260K.bin'), defaultDescription: 'bundled stories260K', describe: 'llama2.c checkpoint (v0 or v1 fp32)' })
@@ -44,8 +46,11 @@ export const inferenceCommand: MeshCommand = (io): CommandModule<GlobalArgs, Inf
 })
 
 async function runInference (args: InferenceArgs, io: CliIO): Promise<void> {
-  if (!args.local) throw new UsageError('inference on the pool needs the agent, which this version cannot reach yet; add --local to run on this device')
   const settings = parseSettings(args)
+  if (!args.local) {
+    await inferOnPool(args.home, { prompt: args.prompt, maxTokens: settings.maxTokens, temperature: settings.temperature, topP: settings.topP, seed: settings.seed, poolId: args['pool-id'] }, args.json, io)
+    return
+  }
   const progress = byteProgress(io, 'loading model')
   // auto always picks wasm (chooseEngine), so it loads into the wasm heap too
   const loaded = await loadModel({ checkpointPath: args.model, tokenizerPath: args.tokenizer, onProgress: progress.onProgress, forWasm: args.engine === 'auto' || args.engine === 'wasm' })

@@ -11,7 +11,13 @@ export interface ApiRoutes {
   ring: (poolId: string | undefined) => unknown
   /** answer first, then stop: the caller waits for the process to exit */
   stop: () => void
+  /** run an inference job, streaming its events; `body` is the untrusted request JSON */
+  inference?: (body: unknown, emit: (event: object) => void) => Promise<void>
+  inferenceStats?: () => unknown
 }
+
+/** An inference request is a prompt and a few settings: a bound well above any context. */
+const MAX_BODY_BYTES = 256 * 1024
 
 // Linux sun_path is 108 bytes including the terminating NUL
 const MAX_SOCKET_PATH = 107
@@ -52,6 +58,8 @@ export class LocalApi {
       if (req.method === 'GET' && url.pathname === '/v1/status') return reply(200, this.routes.status())
       if (req.method === 'GET' && url.pathname === '/v1/peers') return reply(200, this.routes.peers(url.searchParams.get('pool') ?? undefined))
       if (req.method === 'GET' && url.pathname === '/v1/ring') return reply(200, this.routes.ring(url.searchParams.get('pool') ?? undefined))
+      if (req.method === 'GET' && url.pathname === '/v1/inference-stats' && this.routes.inferenceStats !== undefined) return reply(200, this.routes.inferenceStats())
+      if (req.method === 'POST' && url.pathname === '/v1/inference' && this.routes.inference !== undefined) return this.stream(req, res, this.routes.inference)
       if (req.method === 'POST' && url.pathname === '/v1/stop') {
         res.on('finish', () => { this.routes.stop() })
         return reply(202, { stopping: true })
@@ -60,6 +68,29 @@ export class LocalApi {
     } catch (err) {
       reply(500, { error: err instanceof Error ? err.message : String(err) })
     }
+  }
+
+  /** Read a bounded JSON body, then answer with one JSON event per line (NDJSON) as the route emits them. */
+  private stream (req: http.IncomingMessage, res: http.ServerResponse, route: NonNullable<ApiRoutes['inference']>): void {
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on('data', (c: Buffer) => {
+      size += c.length
+      if (size > MAX_BODY_BYTES) { res.writeHead(413, { 'content-type': 'application/json' }); res.end(JSON.stringify({ error: `request larger than ${MAX_BODY_BYTES} bytes` })); req.destroy() } else chunks.push(c)
+    })
+    req.on('end', () => {
+      if (res.writableEnded) return
+      let body: unknown
+      try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')) } catch {
+        res.writeHead(400, { 'content-type': 'application/json' })
+        res.end(JSON.stringify({ error: 'the request is not JSON' }))
+        return
+      }
+      res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+      route(body, (event) => { if (!res.writableEnded) res.write(JSON.stringify(event) + '\n') })
+        .catch((err: unknown) => { res.write(JSON.stringify({ type: 'error', error: 'Error', usage: false, message: err instanceof Error ? err.message : String(err) }) + '\n') })
+        .finally(() => { res.end() })
+    })
   }
 
   async stop (): Promise<void> {

@@ -270,6 +270,11 @@ export class PoolNetwork {
     }, { maxInboundStreams })
   }
 
+  /** The address a connected member was reached at (a multiaddr), for protocols that connect it directly. */
+  remoteAddressOf (nodeId: string): string | undefined {
+    return this.libp2p.getConnections().find((c) => c.remotePeer.toString() === nodeId)?.remoteAddr.toString()
+  }
+
   /** A new stream to a connected, admitted member. */
   async openMemberStream (nodeId: string, protocol: string, signal: AbortSignal): Promise<Stream> {
     const conn = this.libp2p.getConnections().find((c) => c.remotePeer.toString() === nodeId)

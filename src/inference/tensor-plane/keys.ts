@@ -19,3 +19,14 @@ export function deriveLinkKeys (secret: Uint8Array, selfId: string, peerId: stri
     Buffer.from(hkdfSync('sha256', secret, SALT, `${from}\u0000${to}`, 32))
   return { send: key(selfId, peerId), receive: key(peerId, selfId) }
 }
+
+const PAIR_SALT = Buffer.from('mesh tensor-plane pair v1')
+
+/**
+ * The pair secret two members agree for their tensor-plane link, from their X25519 shared secret,
+ * bound to the pool and both node ids (in a fixed order, so both sides derive the same bytes).
+ */
+export function pairSecret (shared: Uint8Array, poolId: string, a: string, b: string): Buffer {
+  const [lo, hi] = a < b ? [a, b] : [b, a]
+  return Buffer.from(hkdfSync('sha256', shared, PAIR_SALT, `${poolId}\u0000${lo}\u0000${hi}`, 32))
+}

@@ -1,0 +1,248 @@
+import type { Stream } from '@libp2p/interface'
+import { randomBytes, randomInt } from 'node:crypto'
+import { z } from 'zod'
+import { MeshError, UsageError } from '../../errors.js'
+import { generate } from '../../inference/generate.js'
+import { RingNotReadyError } from '../../inference/job/errors.js'
+import { LeaderRun, type MemberStats, type RingView } from '../../inference/job/leader.js'
+import { serveJob } from '../../inference/job/member.js'
+import { JOB_PROTOCOL } from '../../inference/job/messages.js'
+import { createSampler } from '../../inference/sampler.js'
+import { wholeModel } from '../../inference/shard.js'
+import type { RingStatus } from '../net/pool-ring.js'
+import type { Logger } from '../log.js'
+import { libp2pChannel } from './job-channel.js'
+import type { ModelHost } from './models.js'
+import type { MemberStreams, TensorLinks } from './tensor-links.js'
+
+/** A pool this agent cannot run a job in: none joined, several without --pool-id, or an unknown id. */
+export class NoPoolError extends UsageError {}
+
+export interface JobsComponents {
+  readonly net: MemberStreams & { poolIds: () => string[], ringStatus: (poolId: string) => RingStatus | undefined }
+  readonly links: TensorLinks
+  readonly models: ModelHost
+  readonly selfId: string
+  readonly log: Logger
+}
+
+export interface JobsConfig {
+  /** an all-reduce step, a member's answer, a token from the leader: a member that takes longer is lost */
+  readonly stepTimeoutMs: number
+  /** how long a new job waits for a converged ring before "ring not ready" */
+  readonly ringReadyMs: number
+  /** after a failure, how long to wait for the ring to move to a new epoch before re-planning anyway */
+  readonly epochWaitMs: number
+  /** how long a job keeps failing over before it gives up */
+  readonly failoverMs: number
+  /** jobs kept for `mesh inference-stats` */
+  readonly historySize: number
+}
+
+export function lanJobDefaults (): JobsConfig {
+  // a dead member closes its TCP link at once; the timeout only catches a hung one, and must not
+  // fire on a busy laptop
+  return { stepTimeoutMs: 10_000, ringReadyMs: 15_000, epochWaitMs: 15_000, failoverMs: 45_000, historySize: 20 }
+}
+
+export const inferenceRequestSchema = z.strictObject({
+  prompt: z.string().max(64 * 1024),
+  maxTokens: z.number().int().min(1).max(1 << 20),
+  temperature: z.number().min(0),
+  topP: z.number().gt(0).max(1),
+  seed: z.string().regex(/^\d{1,20}$/),
+  poolId: z.string().regex(/^[0-9a-f]{1,64}$/).optional()
+})
+export type InferenceRequest = z.infer<typeof inferenceRequestSchema>
+
+/** What the local API streams to `mesh inference`, one JSON object a line. */
+export type InferenceEvent =
+  | { type: 'started', jobId: string, poolId: string }
+  | { type: 'token', id: number, piece: string } // piece: base64 of the bytes run.c prints for it
+  | { type: 'notice', message: string }
+  | { type: 'done', result: JobResult }
+  | { type: 'error', error: string, usage: boolean, message: string }
+
+export interface JobResult {
+  job_id: string
+  pool_id: string
+  text: string
+  token_ids: number[]
+  prompt_token_ids: number[]
+  generated_tokens: number
+  stop_reason: string
+  tokens_per_second: number | null
+  time_to_first_token_ms: number
+  total_ms: number
+  failovers: number
+  finished_at: string
+  model: { id: string }
+  members: Array<{ node_id: string, leader: boolean, columns: [number, number], heads: number, hidden_units: number, positions: number, compute_ms: number, network_ms: number }>
+}
+
+export interface InferenceStats {
+  totals: { jobs: number, failed: number, generated_tokens: number, failovers: number }
+  jobs: JobResult[]
+}
+
+/**
+ * Distributed inference on this agent: as a member, it serves /mesh/job streams from the leaders
+ * of its pools; as a leader, it runs the jobs `mesh inference` asks for across the pool's ring.
+ */
+export class JobService {
+  private readonly history: JobResult[] = []
+  private readonly totals = { jobs: 0, failed: 0, generated_tokens: 0, failovers: 0 }
+  private started = false
+
+  constructor (private readonly c: JobsComponents, private readonly cfg: JobsConfig = lanJobDefaults()) {}
+
+  async start (): Promise<void> {
+    if (this.started) return
+    this.started = true
+    // each job a member serves holds one stream: room for many concurrent jobs
+    await this.c.net.handleMemberProtocol(JOB_PROTOCOL, async (stream, from) => { await this.serve(stream, from) }, 64)
+  }
+
+  async stop (): Promise<void> { await this.c.models.stop() }
+
+  stats (): InferenceStats { return { totals: { ...this.totals }, jobs: [...this.history] } }
+
+  private async serve (stream: Stream, from: string): Promise<void> {
+    const ch = libp2pChannel(stream)
+    const open = await ch.receive(this.cfg.stepTimeoutMs)
+    if (open?.type !== 'open') { ch.close(); return }
+    if (open.leader !== from || !this.c.net.isAdmitted(from, open.poolId)) {
+      await ch.send({ type: 'refused', reason: 'not-member', message: 'the sender does not hold a certificate for that pool, or is not the job\'s leader' }).catch(() => {})
+      ch.close()
+      return
+    }
+    try {
+      const loaded = await this.c.models.loaded()
+      const outcome = await serveJob(open, ch, {
+        plane: this.c.links.plane,
+        modelId: loaded.identity.id,
+        config: loaded.checkpoint.config,
+        modelFor: async (shard) => await this.c.models.modelForShard(shard),
+        link: async (peers) => { await this.c.links.link(open.poolId, peers) },
+        epochOf: (poolId) => this.c.net.ringStatus(poolId)?.topology.epoch,
+        timeoutMs: this.cfg.stepTimeoutMs
+      })
+      const detail = { job: open.job, leader: from, epoch: open.epoch, members: open.members.length }
+      if (outcome.kind === 'refused') this.c.log.info({ ...detail, reason: outcome.reason, why: outcome.message }, 'refused a job')
+      else if (outcome.kind === 'failed') this.c.log.info({ ...detail, err: outcome.error.message, positions: outcome.times.positions }, 'job ended early on this member')
+      else this.c.log.info({ ...detail, ...outcome.times }, 'served a job')
+    } catch (err) {
+      this.c.log.error({ err: String(err) }, 'cannot serve a job')
+      ch.close()
+    }
+  }
+
+  /** Lead a job on a pool's ring; every event goes to `emit` as it happens. */
+  async run (req: InferenceRequest, emit: (e: InferenceEvent) => void): Promise<void> {
+    try {
+      const result = await this.lead(req, emit)
+      this.totals.jobs++
+      this.totals.generated_tokens += result.generated_tokens
+      this.totals.failovers += result.failovers
+      this.history.push(result)
+      if (this.history.length > this.cfg.historySize) this.history.shift()
+      emit({ type: 'done', result })
+    } catch (err) {
+      this.totals.failed++
+      if (!(err instanceof MeshError)) this.c.log.error({ err }, 'inference job failed')
+      emit({ type: 'error', error: err instanceof Error ? err.constructor.name : 'Error', usage: err instanceof UsageError, message: err instanceof Error ? err.message : String(err) })
+    }
+  }
+
+  private async lead (req: InferenceRequest, emit: (e: InferenceEvent) => void): Promise<JobResult> {
+    const poolId = this.pickPool(req.poolId)
+    const jobId = randomBytes(8).toString('hex')
+    const loaded = await this.c.models.loaded()
+    const config = loaded.checkpoint.config
+    const sampler = createSampler({ temperature: req.temperature, topP: req.topP, seed: BigInt(req.seed) })
+    // fail fast, before the prompt is encoded: no ring, no job
+    await this.ringView(poolId)
+    emit({ type: 'started', jobId, poolId })
+    let run: LeaderRun | undefined
+    try {
+      const g = await generate(await this.c.models.modelForShard(wholeModel(config)), loaded.tokenizer, {
+        prompt: req.prompt,
+        maxTokens: req.maxTokens,
+        sampler,
+        stepper: async (positions) => {
+          run = new LeaderRun({
+            plane: this.c.links.plane,
+            poolId,
+            modelId: loaded.identity.id,
+            config,
+            modelFor: async (shard) => await this.c.models.modelForShard(shard),
+            open: async (nodeId) => libp2pChannel(await this.c.net.openMemberStream(nodeId, JOB_PROTOCOL, AbortSignal.timeout(this.cfg.stepTimeoutMs))),
+            link: async (peers) => { await this.c.links.link(poolId, peers) },
+            ring: async (moveOn) => await this.ringView(poolId, moveOn),
+            jobNumber: () => randomInt(1, 0xffffffff),
+            notice: (message) => { this.c.log.warn({ jobId, message }, 'job notice'); emit({ type: 'notice', message }) },
+            timeoutMs: this.cfg.stepTimeoutMs,
+            failoverMs: this.cfg.failoverMs
+          }, positions)
+          return run.step
+        },
+        onToken: (id, piece) => { emit({ type: 'token', id, piece: Buffer.from(piece).toString('base64') }) }
+      })
+      const members = await run!.finish()
+      return {
+        job_id: jobId,
+        pool_id: poolId,
+        text: Buffer.from(g.printed).toString('utf8'),
+        token_ids: g.tokenIds,
+        prompt_token_ids: g.promptTokenIds,
+        generated_tokens: g.generated,
+        stop_reason: g.stopReason,
+        tokens_per_second: g.tokensPerSecond,
+        time_to_first_token_ms: g.firstTokenMs,
+        total_ms: g.totalMs,
+        failovers: run!.failovers,
+        finished_at: new Date().toISOString(),
+        model: { id: loaded.identity.id },
+        members: members.map(memberRow)
+      }
+    } finally {
+      run?.abort()
+    }
+  }
+
+  private pickPool (asked: string | undefined): string {
+    const pools = this.c.net.poolIds()
+    if (asked !== undefined) {
+      const hits = pools.filter((p) => p.startsWith(asked))
+      if (hits.length === 1) return hits[0]
+      throw new NoPoolError(hits.length === 0 ? `this agent has no ring in pool ${asked}; see \`mesh pool-list\`` : `pool id ${asked} matches ${hits.length} pools; give more digits`)
+    }
+    if (pools.length === 1) return pools[0]
+    if (pools.length === 0) throw new NoPoolError('this agent holds no pool certificate yet: join a pool (`mesh pool-join`) and wait for the admin to certify it')
+    throw new NoPoolError(`this agent is in ${pools.length} pools; choose one with --pool-id`)
+  }
+
+  /** The pool's ring once converged with this node in it; with `moveOn`, first wait (bounded) for another epoch. */
+  private async ringView (poolId: string, moveOn?: number): Promise<RingView> {
+    const started = Date.now()
+    let last: RingStatus | undefined
+    for (;;) {
+      last = this.c.net.ringStatus(poolId)
+      const t = last?.topology
+      const waitingForEpoch = moveOn !== undefined && t?.epoch === moveOn && Date.now() - started < this.cfg.epochWaitMs
+      if (t !== undefined && last?.converged === true && !waitingForEpoch && t.members.some((m) => m.nodeId === this.c.selfId)) {
+        return { epoch: t.epoch, members: t.members.map(({ nodeId, start, end }) => ({ nodeId, start, end })) }
+      }
+      if (Date.now() - started > this.cfg.ringReadyMs + (moveOn === undefined ? 0 : this.cfg.epochWaitMs)) break
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    const t = last?.topology
+    throw new RingNotReadyError(t === undefined
+      ? `this agent has no ring for pool ${poolId.slice(0, 16)} yet; check \`mesh ring-status\``
+      : `the ring of pool ${poolId.slice(0, 16)} is not ready (epoch ${t.epoch}, ${t.members.length} members, not converged after ${this.cfg.ringReadyMs} ms); check \`mesh ring-status\``)
+  }
+}
+
+function memberRow (m: MemberStats): JobResult['members'][number] {
+  return { node_id: m.nodeId, leader: m.leader, columns: [m.start, m.end], heads: m.heads, hidden_units: m.hiddenUnits, positions: m.positions, compute_ms: m.computeMs, network_ms: m.networkMs }
+}

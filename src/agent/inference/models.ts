@@ -1,0 +1,50 @@
+import os from 'node:os'
+import { fileURLToPath } from 'node:url'
+import type { ShardedModel } from '../../inference/forward.js'
+import { chooseEngine, loadModel, shardedModel, type LoadedModel } from '../../inference/model.js'
+import type { Shard } from '../../inference/shard.js'
+
+/** The bundled stories260K, relative to this file in both src/agent/inference and dist/agent/inference. */
+const BUNDLED = (file: string): string => fileURLToPath(new URL(`../../../models/stories260K/${file}`, import.meta.url))
+
+export interface ModelFiles { readonly checkpointPath: string, readonly tokenizerPath: string }
+export const bundledModel = (): ModelFiles => ({ checkpointPath: BUNDLED('stories260K.bin'), tokenizerPath: BUNDLED('tok512.bin') })
+
+/**
+ * The model this agent serves, loaded on first use, and its shards on the wasm engine (as
+ * `mesh inference --local` runs it). For now every member loads the whole checkpoint and runs its
+ * shard's slice of it; `modelForShard` is where a loader that reads only the owned slices plugs in.
+ */
+export class ModelHost {
+  private loading: Promise<LoadedModel> | undefined
+  private readonly shards = new Map<string, Promise<ShardedModel>>()
+
+  constructor (private readonly files: ModelFiles = bundledModel()) {}
+
+  async loaded (): Promise<LoadedModel> {
+    // chooseEngine always picks wasm: load straight into its heap
+    this.loading ??= loadModel({ ...this.files, forWasm: true })
+    try {
+      return await this.loading
+    } catch (err) {
+      this.loading = undefined // a missing or bad file can be fixed without restarting the agent
+      throw err
+    }
+  }
+
+  async modelForShard (shard: Shard): Promise<ShardedModel> {
+    const key = `${shard.kvHeadStart}:${shard.kvHeadEnd}:${shard.hiddenStart}:${shard.hiddenEnd}`
+    let m = this.shards.get(key)
+    if (m === undefined) {
+      m = this.loaded().then(async (loaded) => await shardedModel(loaded, chooseEngine(loaded.checkpoint.config, os.availableParallelism()), shard))
+      this.shards.set(key, m)
+    }
+    return await m
+  }
+
+  async stop (): Promise<void> {
+    const all = [...this.shards.values()]
+    this.shards.clear()
+    await Promise.all(all.map(async (p) => { await (await p.catch(() => undefined))?.matmuls.close() }))
+  }
+}
