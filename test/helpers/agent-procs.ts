@@ -41,3 +41,18 @@ export async function agentStatus (home: string): Promise<any> {
 export function logOf (home: string): string {
   try { return fs.readFileSync(`${home}/logs/agent.log`, 'utf8') } catch { return '' }
 }
+
+/**
+ * Start an agent per home (recorded in `started` first, so afterEach can kill them), each with its
+ * own beacon port and unicast beacons to all the others: no multicast needed on the test host.
+ */
+export async function startAgents (homes: readonly string[], started: string[]): Promise<number[]> {
+  const ports = await Promise.all(homes.map(async () => await freeUdpPort()))
+  await Promise.all(homes.map(async (home, i) => {
+    started.push(home)
+    const bootstrap = ports.filter((_, j) => j !== i).flatMap((p) => ['--bootstrap', `127.0.0.1:${p}`])
+    const r = await mesh(home, ['start', '--beacon-port', String(ports[i]), ...bootstrap])
+    if (r.code !== 0) throw new Error(`start failed: ${r.stderr}\n${logOf(home)}`)
+  }))
+  return ports
+}

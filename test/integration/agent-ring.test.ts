@@ -4,7 +4,7 @@ import { callAgent } from '../../src/agent/api/client.js'
 import type { RingReport } from '../../src/agent/net/pool-ring.js'
 import { readPid } from '../../src/agent/pidfile.js'
 import { readTopology, topologyContent } from '../../src/ring/topology.js'
-import { freeUdpPort, killAgents, logOf, mesh } from '../helpers/agent-procs.js'
+import { killAgents, logOf, mesh, startAgents } from '../helpers/agent-procs.js'
 import { tempRoot, testPool, type TestDevice } from '../helpers/pools.js'
 
 const homes: string[] = []
@@ -20,24 +20,13 @@ async function ring (home: string): Promise<RingReport[]> {
   return JSON.parse(r.stdout) as RingReport[]
 }
 
-/** Start every agent with unicast beacons to all the others: no multicast needed on the test host. */
-async function startAll (devs: TestDevice[]): Promise<number[]> {
-  const ports = await Promise.all(devs.map(async () => await freeUdpPort()))
-  await Promise.all(devs.map(async (d, i) => {
-    homes.push(d.home)
-    const bootstrap = ports.filter((_, j) => j !== i).flatMap((p) => ['--bootstrap', `127.0.0.1:${p}`])
-    const r = await mesh(d.home, ['start', '--beacon-port', String(ports[i]), ...bootstrap])
-    if (r.code !== 0) throw new Error(`start failed: ${r.stderr}\n${logOf(d.home)}`)
-  }))
-  return ports
-}
 
 describe('agents form a ring (child processes on 127.0.0.1)', () => {
   it('three agents converge; ring-status shows it; kill -9 and graceful stop take members out', async () => {
     const root = tempRoot(); dirs.push(root)
     const pool = testPool(root, ['admin', 'm1', 'm2'])
     const devs = [pool.admin, ...pool.members]
-    await startAll(devs)
+    await startAgents(devs.map((d) => d.home), homes)
     // the topology files are what other programs read: wait on them, then ask the agents
     const membersIn = (d: TestDevice): string[] => readTopology(d.home, pool.poolId)?.members.map((m) => m.nodeId) ?? []
     await vi.waitFor(() => {

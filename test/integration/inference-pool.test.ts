@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { callAgent } from '../../src/agent/api/client.js'
 import type { RingReport } from '../../src/agent/net/pool-ring.js'
 import { readPid } from '../../src/agent/pidfile.js'
-import { freeUdpPort, killAgents, logOf, mesh, MESH_JS } from '../helpers/agent-procs.js'
+import { killAgents, mesh, MESH_JS, startAgents } from '../helpers/agent-procs.js'
 import { tempRoot, testPool, type TestDevice } from '../helpers/pools.js'
 
 const golden = JSON.parse(fs.readFileSync('test/fixtures/golden/stories260K-greedy.json', 'utf8')) as {
@@ -23,16 +23,6 @@ afterEach(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true })
 })
 
-/** Agents as child processes on 127.0.0.1, each with its own MESH_HOME, unicast beacons to the others. */
-async function startAll (devs: TestDevice[]): Promise<void> {
-  const ports = await Promise.all(devs.map(async () => await freeUdpPort()))
-  await Promise.all(devs.map(async (d, i) => {
-    homes.push(d.home)
-    const bootstrap = ports.filter((_, j) => j !== i).flatMap((p) => ['--bootstrap', `127.0.0.1:${p}`])
-    const r = await mesh(d.home, ['start', '--beacon-port', String(ports[i]), ...bootstrap])
-    if (r.code !== 0) throw new Error(`start failed: ${r.stderr}\n${logOf(d.home)}`)
-  }))
-}
 
 async function waitForRing (devs: TestDevice[]): Promise<void> {
   await vi.waitFor(async () => {
@@ -48,7 +38,7 @@ async function pool (n: number): Promise<TestDevice[]> {
   const root = tempRoot(); dirs.push(root)
   const p = testPool(root, Array.from({ length: n }, (_, i) => i === 0 ? 'admin' : `m${i}`))
   const devs = [p.admin, ...p.members]
-  await startAll(devs)
+  await startAgents(devs.map((d) => d.home), homes)
   await waitForRing(devs)
   return devs
 }
@@ -110,7 +100,7 @@ describe('mesh inference across agents (child processes on 127.0.0.1)', () => {
     const down = await infer(p.admin.home, ['--prompt', 'hi'])
     expect(down).toMatchObject({ code: 1, stdout: '' })
     expect(down.stderr).toMatch(/^mesh: the mesh agent is not running for .*; start it with `mesh start`\n$/)
-    await startAll([p.admin])
+    await startAgents([p.admin.home], homes)
     await waitForRing([p.admin])
     const long = await infer(p.admin.home, ['--prompt', 'word '.repeat(600), '--max-tokens', '4'])
     expect(long).toMatchObject({ code: 2, stdout: '' })

@@ -129,7 +129,7 @@ export class LeaderRun {
     const plan = planJob(deps.config, members)
     const job = deps.jobNumber()
     const model = await deps.modelFor(plan.find((m) => m.nodeId === self)!.shard)
-    const session = openSession({ plane: deps.plane, job, epoch: view.epoch, members: plan.map((m) => m.nodeId), model, positions: this.positions, timeoutMs: deps.timeoutMs })
+    const session = openSession({ plane: deps.plane, job, epoch: view.epoch, members: plan.map((m) => m.nodeId), model, positions: this.positions, classify: true, timeoutMs: deps.timeoutMs })
     const attempt: Attempt = { job, epoch: view.epoch, plan, session, channels: new Map() }
     this.attempt = attempt
     const open: JobOpen = {

@@ -68,6 +68,7 @@ export async function serveJob (open: JobOpen, channel: ControlChannel, deps: Me
     members: open.members.map((m) => m.nodeId),
     model,
     positions: open.positions,
+    classify: false,
     timeoutMs: deps.timeoutMs,
     other: (peerId, h, payload) => h.kind !== 'token' ? 'wrong-step' : peerId !== open.leader ? 'not-leader' : feed.push(h.position, payload)
   })

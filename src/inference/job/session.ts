@@ -1,4 +1,4 @@
-import { forward, type AllReduce, type ShardedModel } from '../forward.js'
+import { forward, forwardLayers, type AllReduce, type ShardedModel } from '../forward.js'
 import { createRunState, type RunState } from '../state.js'
 import { planeAllReduce } from '../tensor-plane/all-reduce.js'
 import type { FrameHeader } from '../tensor-plane/frame.js'
@@ -12,6 +12,8 @@ export interface SessionOptions {
   readonly members: readonly string[]
   readonly model: ShardedModel
   readonly positions: number
+  /** the leader computes the logits; members skip the classifier */
+  readonly classify: boolean
   /** how long an all-reduce step waits for the other partials */
   readonly timeoutMs: number
   /** the job's non-tensor frames ('token'); see planeAllReduce */
@@ -27,6 +29,7 @@ export interface SessionTimes { positions: number, computeMs: number, networkMs:
  */
 export interface JobSession {
   readonly state: RunState
+  /** the logits (vocab,) when the session classifies, else the final normed state */
   forward: (token: number, pos: number) => Promise<Float32Array>
   readonly times: SessionTimes
   close: () => void
@@ -47,7 +50,9 @@ export function openSession (o: SessionOptions): JobSession {
       const t = performance.now()
       const network = times.networkMs
       try {
-        return await forward(o.model, state, token, pos, timed)
+        if (o.classify) return await forward(o.model, state, token, pos, timed)
+        await forwardLayers(o.model, state, token, pos, timed)
+        return state.x
       } finally {
         times.computeMs += performance.now() - t - (times.networkMs - network)
         times.positions++
