@@ -95,10 +95,10 @@ describe('mesh inference --local', () => {
     })
   }
 
-  it('asks for --local until pool inference exists', async () => {
+  it('without --local needs the agent, and says how to start it', async () => {
     const r = await mesh('inference', '--prompt', 'hi')
-    expect(r.code).toBe(2)
-    expect(r.stderr).toMatch(/^mesh: .*add --local/)
+    expect(r).toMatchObject({ code: 1, stdout: '' })
+    expect(r.stderr).toMatch(/^mesh: the mesh agent is not running for .*; start it with `mesh start`\n$/)
   })
 })
 
