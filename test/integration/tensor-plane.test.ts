@@ -1,5 +1,6 @@
 import net from 'node:net'
 import { readFileSync } from 'node:fs'
+import { Duplex, PassThrough } from 'node:stream'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { generate } from '../../src/inference/generate.js'
 import { readCheckpointHeader } from '../../src/inference/checkpoint.js'
@@ -56,6 +57,19 @@ describe('all-to-all all-reduce over the tensor plane', () => {
 })
 
 describe('tensor-plane links', () => {
+  it('run over any byte stream, not only TCP (a relayed stream in the agent)', async () => {
+    const [a, b] = ['a', 'b'].map((selfId) => new TensorPlane({ selfId, secretFor: () => PAIR_SECRET, maxPayloadBytes: 256, epoch: 1 }))
+    open.push(a, b)
+    const ab = new PassThrough(); const ba = new PassThrough()
+    b.acceptOver(Duplex.from({ readable: ab, writable: ba }))
+    await a.dialOver('b', Duplex.from({ readable: ba, writable: ab }))
+    await vi.waitFor(() => { expect(b.hasLink('a')).toBe(true) })
+    const [ra, rb] = allReduces([a, b], 3, 1)
+    const x = Float32Array.of(1, 2); const y = Float32Array.of(10, 20)
+    await Promise.all([ra.allReduce(x), rb.allReduce(y)])
+    expect([...x, ...y]).toEqual([11, 22, 11, 22])
+  })
+
   it('refuses a peer without the pair secret, and a stranger', async () => {
     const listener = new TensorPlane({ selfId: 'a', secretFor: (p) => p === 'b' ? PAIR_SECRET : undefined, maxPayloadBytes: 256, epoch: 1 })
     const wrongSecret = new TensorPlane({ selfId: 'b', secretFor: () => Buffer.alloc(32, 9), maxPayloadBytes: 256, epoch: 1 })

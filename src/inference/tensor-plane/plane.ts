@@ -1,4 +1,5 @@
 import net from 'node:net'
+import type { Duplex } from 'node:stream'
 import { TensorLinkError, NonceExhaustedError } from './errors.js'
 import { decodeHeader, HEADER_BYTES, MAX_SEQ, openFrame, sealFrame, TAG_BYTES, type FrameHeader, type FrameKind, type HeaderFault } from './frame.js'
 import { deriveLinkKeys, type LinkKeys } from './keys.js'
@@ -54,10 +55,12 @@ export class TensorPlane {
   private readonly links = new Map<string, Link>()
   private readonly jobs = new Map<number, JobHandler>()
   private readonly linkWaiters = new Map<string, Array<() => void>>()
-  private readonly sockets = new Set<net.Socket>()
+  private readonly sockets = new Set<Duplex>()
   private server: net.Server | null = null
 
   constructor (readonly opts: TensorPlaneOptions) {
+    const idBytes = Buffer.byteLength(opts.selfId)
+    if (idBytes === 0 || idBytes > MAX_ID_BYTES) throw new TensorLinkError(`node id ${JSON.stringify(opts.selfId)} must be 1 to ${MAX_ID_BYTES} bytes of UTF-8`)
     this.selfId = opts.selfId
     this.epoch = opts.epoch
   }
@@ -78,14 +81,21 @@ export class TensorPlane {
 
   /** Dial a peer's tensor plane; resolves once the peer has proved it holds the pair's secret. */
   async connect (peerId: string, host: string, port: number): Promise<void> {
+    if (this.opts.secretFor(peerId) === undefined) throw new TensorLinkError(`${peerId} is not a member this node shares a tensor-plane secret with`)
+    await this.dialOver(peerId, net.connect({ host, port, noDelay: true }))
+  }
+
+  /**
+   * Run the dialer's side of a link over any byte stream already open to the peer (a TCP socket;
+   * a relayed libp2p stream when no direct connection works): the frames and checks are the same.
+   */
+  async dialOver (peerId: string, stream: Duplex): Promise<void> {
     const secret = this.opts.secretFor(peerId)
     if (secret === undefined) throw new TensorLinkError(`${peerId} is not a member this node shares a tensor-plane secret with`)
     const id = Buffer.from(this.selfId)
-    if (id.length === 0 || id.length > MAX_ID_BYTES) throw new TensorLinkError(`node id ${JSON.stringify(this.selfId)} must be 1 to ${MAX_ID_BYTES} bytes of UTF-8`)
-    const socket = net.connect({ host, port, noDelay: true })
-    this.track(socket)
-    const link = new Link(this, socket, peerId, deriveLinkKeys(secret, this.selfId, peerId))
-    socket.write(Buffer.concat([Buffer.from([id.length]), id]))
+    this.track(stream)
+    const link = new Link(this, stream, peerId, deriveLinkKeys(secret, this.selfId, peerId))
+    stream.write(Buffer.concat([Buffer.from([id.length]), id]))
     link.sendHello()
     await link.ready
   }
@@ -150,13 +160,18 @@ export class TensorPlane {
     for (const job of this.jobs.values()) job.linkClosed(peerId)
   }
 
-  private track (socket: net.Socket): void {
+  private track (socket: Duplex): void {
     this.sockets.add(socket)
     socket.once('close', () => this.sockets.delete(socket))
   }
 
   private accept (socket: net.Socket): void {
     socket.setNoDelay(true)
+    this.acceptOver(socket)
+  }
+
+  /** The listener's side of a link over any byte stream a peer opened (see dialOver). */
+  acceptOver (socket: Duplex): void {
     this.track(socket)
     socket.on('error', () => {}) // the close that follows cleans up
     const timer = setTimeout(() => { this.count('handshake-timeout'); socket.destroy() }, this.opts.handshakeMs ?? 5_000)
@@ -192,7 +207,7 @@ class Link {
   private readonly settle: { resolve: () => void, reject: (e: Error) => void }
   readonly ready: Promise<void>
 
-  constructor (private readonly plane: TensorPlane, private readonly socket: net.Socket, private readonly peerId: string, private readonly keys: LinkKeys) {
+  constructor (private readonly plane: TensorPlane, private readonly socket: Duplex, private readonly peerId: string, private readonly keys: LinkKeys) {
     let settle!: { resolve: () => void, reject: (e: Error) => void }
     this.ready = new Promise<void>((resolve, reject) => { settle = { resolve, reject } })
     this.settle = settle
