@@ -1,7 +1,7 @@
 import type { Argv } from 'yargs'
 import { callAgent, streamAgent } from '../agent/api/client.js'
 import { AgentApiError } from '../agent/errors.js'
-import { NoPoolError, type InferenceEvent, type InferenceStats, type JobResult } from '../agent/inference/jobs.js'
+import { NoPoolError, type InferenceEvent, type InferenceStats, type JobResult } from '../agent/inference/events.js'
 import { MeshError } from '../errors.js'
 import { InferenceSettingError, PromptTooLongError } from '../inference/errors.js'
 import { JobFailedError, RingNotReadyError } from '../inference/job/errors.js'

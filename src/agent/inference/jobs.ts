@@ -1,7 +1,7 @@
 import type { Stream } from '@libp2p/interface'
 import { randomBytes, randomInt } from 'node:crypto'
-import { z } from 'zod'
 import { MeshError, UsageError } from '../../errors.js'
+import { NoPoolError, type InferenceEvent, type InferenceRequest, type InferenceStats, type JobResult } from './events.js'
 import { generate } from '../../inference/generate.js'
 import { RingNotReadyError } from '../../inference/job/errors.js'
 import { LeaderRun, type MemberStats, type RingView } from '../../inference/job/leader.js'
@@ -15,8 +15,6 @@ import { libp2pChannel } from './job-channel.js'
 import type { ModelHost } from './models.js'
 import type { MemberStreams, TensorLinks } from './tensor-links.js'
 
-/** A pool this agent cannot run a job in: none joined, several without --pool-id, or an unknown id. */
-export class NoPoolError extends UsageError {}
 
 export interface JobsComponents {
   readonly net: MemberStreams & { poolIds: () => string[], ringStatus: (poolId: string) => RingStatus | undefined }
@@ -43,46 +41,6 @@ export function lanJobDefaults (): JobsConfig {
   // a dead member closes its TCP link at once; the timeout only catches a hung one, and must not
   // fire on a busy laptop
   return { stepTimeoutMs: 10_000, ringReadyMs: 15_000, epochWaitMs: 15_000, failoverMs: 45_000, historySize: 20 }
-}
-
-export const inferenceRequestSchema = z.strictObject({
-  prompt: z.string().max(64 * 1024),
-  maxTokens: z.number().int().min(1).max(1 << 20),
-  temperature: z.number().min(0),
-  topP: z.number().gt(0).max(1),
-  seed: z.string().regex(/^\d{1,20}$/),
-  poolId: z.string().regex(/^[0-9a-f]{1,64}$/).optional()
-})
-export type InferenceRequest = z.infer<typeof inferenceRequestSchema>
-
-/** What the local API streams to `mesh inference`, one JSON object a line. */
-export type InferenceEvent =
-  | { type: 'started', jobId: string, poolId: string }
-  | { type: 'token', id: number, piece: string } // piece: base64 of the bytes run.c prints for it
-  | { type: 'notice', message: string }
-  | { type: 'done', result: JobResult }
-  | { type: 'error', error: string, usage: boolean, message: string }
-
-export interface JobResult {
-  job_id: string
-  pool_id: string
-  text: string
-  token_ids: number[]
-  prompt_token_ids: number[]
-  generated_tokens: number
-  stop_reason: string
-  tokens_per_second: number | null
-  time_to_first_token_ms: number
-  total_ms: number
-  failovers: number
-  finished_at: string
-  model: { id: string }
-  members: Array<{ node_id: string, leader: boolean, columns: [number, number], heads: number, hidden_units: number, positions: number, compute_ms: number, network_ms: number }>
-}
-
-export interface InferenceStats {
-  totals: { jobs: number, failed: number, generated_tokens: number, failovers: number }
-  jobs: JobResult[]
 }
 
 /**
