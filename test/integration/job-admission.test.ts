@@ -7,6 +7,7 @@ import { ModelHost } from '../../src/agent/inference/models.js'
 import { TensorLinks } from '../../src/agent/inference/tensor-links.js'
 import { poolNetwork, type PoolNetwork } from '../../src/agent/net/pool-network.js'
 import { RecordPoolTrust } from '../../src/agent/net/pool-trust.js'
+import { BUNDLED_MODEL } from '../../src/inference/served.js'
 import { JOB_PROTOCOL, type JobOpen } from '../../src/inference/job/messages.js'
 import { evenRanges } from '../../src/inference/job/plan.js'
 import { libp2pPrivateKey, listPoolRecords, loadDevice } from '../../src/pool/index.js'
@@ -35,7 +36,7 @@ async function startNet (dev: TestDevice): Promise<PoolNetwork> {
 async function jobAgent (dev: TestDevice): Promise<PoolNetwork> {
   const net = await startNet(dev)
   const links = new TensorLinks({ net, selfId: dev.nodeId, log: silent }, { host: '127.0.0.1' })
-  const jobs = new JobService({ net, links, models: new ModelHost(), selfId: dev.nodeId, log: silent })
+  const jobs = new JobService({ net, links, models: new ModelHost(() => BUNDLED_MODEL), selfId: dev.nodeId, log: silent })
   await links.start()
   await jobs.start()
   cleanups.push(async () => { await jobs.stop(); await links.stop() })
@@ -53,7 +54,7 @@ describe('who may take part in a job (libp2p on 127.0.0.1)', () => {
     const a = await jobAgent(p.admin)
     const x = await startNet(stranger)
     await x.dial(a.listenAddresses()[0]!)
-    const attempt = x.openMemberStream(p.admin.nodeId, JOB_PROTOCOL, 3000).then(async ({ stream }) => {
+    const attempt = x.openMemberStream(p.admin.nodeId, JOB_PROTOCOL, AbortSignal.timeout(3000)).then(async (stream) => {
       const ch = libp2pChannel(stream)
       await ch.send(openFor(p.poolId, stranger.nodeId, [stranger.nodeId, p.admin.nodeId]))
       return await ch.receive(3000)
@@ -71,7 +72,7 @@ describe('who may take part in a job (libp2p on 127.0.0.1)', () => {
     const y = await startNet(q.admin)
     await y.dial(a.listenAddresses()[0]!)
     await vi.waitFor(() => { expect(a.isAdmitted(q.admin.nodeId, q.poolId)).toBe(true) }, { timeout: 10_000, interval: 50 })
-    const { stream } = await y.openMemberStream(p.admin.nodeId, JOB_PROTOCOL, 3000)
+    const stream = await y.openMemberStream(p.admin.nodeId, JOB_PROTOCOL, AbortSignal.timeout(3000))
     const ch = libp2pChannel(stream)
     await ch.send(openFor(p.poolId, q.admin.nodeId, [q.admin.nodeId, p.admin.nodeId]))
     expect(await ch.receive(5000)).toMatchObject({ type: 'refused', reason: 'not-member' })

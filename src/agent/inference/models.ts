@@ -1,14 +1,12 @@
 import os from 'node:os'
-import { fileURLToPath } from 'node:url'
 import type { ShardedModel } from '../../inference/forward.js'
 import { chooseEngine, loadModel, shardedModel, type LoadedModel } from '../../inference/model.js'
+import type { ModelFiles } from '../../inference/served.js'
 import type { Shard } from '../../inference/shard.js'
+import { MeshError } from '../../errors.js'
 
-/** The bundled stories260K, relative to this file in both src/agent/inference and dist/agent/inference. */
-const BUNDLED = (file: string): string => fileURLToPath(new URL(`../../../models/stories260K/${file}`, import.meta.url))
-
-export interface ModelFiles { readonly checkpointPath: string, readonly tokenizerPath: string }
-export const bundledModel = (): ModelFiles => ({ checkpointPath: BUNDLED('stories260K.bin'), tokenizerPath: BUNDLED('tok512.bin') })
+/** A job needs the model before this agent has it. */
+export class ModelNotReadyError extends MeshError {}
 
 /**
  * The model this agent serves, loaded on first use, and its shards on the wasm engine (as
@@ -19,11 +17,14 @@ export class ModelHost {
   private loading: Promise<LoadedModel> | undefined
   private readonly shards = new Map<string, Promise<ShardedModel>>()
 
-  constructor (private readonly files: ModelFiles = bundledModel()) {}
+  /** `files`: the model served now; null while it is still being fetched from a peer */
+  constructor (private readonly files: () => ModelFiles | null) {}
 
   async loaded (): Promise<LoadedModel> {
+    const files = this.files()
+    if (files === null) throw new ModelNotReadyError('this agent is still fetching its model from a pool member; try again when `mesh start` shows it ready')
     // chooseEngine always picks wasm: load straight into its heap
-    this.loading ??= loadModel({ ...this.files, forWasm: true })
+    this.loading ??= loadModel({ ...files, forWasm: true })
     try {
       return await this.loading
     } catch (err) {
