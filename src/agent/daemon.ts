@@ -32,8 +32,15 @@ export async function runningAgent (home: string): Promise<AgentStatus | undefin
   }
 }
 
-/** the detached agent's entry: the agent alone, without the CLI (named so `ps` and the pid check see "mesh") */
-const AGENT_SCRIPT = fileURLToPath(new URL('./mesh-agent.js', import.meta.url))
+/**
+ * The detached agent's entry: the agent alone, without the CLI (named so `ps` and the pid check see
+ * "mesh"). The one-file bundle that `npm run build` makes (scripts/bundle-agent.mjs) loads several
+ * times faster than the ~780 modules it holds; a build without it runs the modules as they are.
+ */
+function agentScript (): string {
+  const bundle = fileURLToPath(new URL('./mesh-agent.bundle.js', import.meta.url))
+  return fs.existsSync(bundle) ? bundle : fileURLToPath(new URL('./mesh-agent.js', import.meta.url))
+}
 /** how `mesh start` hands its flags to the detached agent (JSON of AgentOverrides) */
 export const OVERRIDES_ENV = 'MESH_AGENT_OVERRIDES'
 const READY_TIMEOUT_MS = 15_000
@@ -55,7 +62,7 @@ export async function startDetached (home: string, flags: AgentOverrides): Promi
   fs.mkdirSync(path.dirname(outFile), { recursive: true, mode: 0o700 })
   const startOffset = fs.existsSync(outFile) ? fs.statSync(outFile).size : 0
   const out = fs.openSync(outFile, 'a', 0o600)
-  const child = spawn(process.execPath, [AGENT_SCRIPT, home], {
+  const child = spawn(process.execPath, [agentScript(), home], {
     detached: true, stdio: ['ignore', out, out], env: { ...process.env, [OVERRIDES_ENV]: JSON.stringify(flags) }
   })
   fs.closeSync(out)

@@ -27,12 +27,18 @@ async function serveModel (config: AgentConfig, log: Logger): Promise<ModelPlan>
  * `mesh start --foreground`: run the agent in this process until SIGINT/SIGTERM or `mesh stop`.
  * `onReady` runs once the local API answers.
  */
-export async function runForeground (home: string, flags: AgentOverrides, opts: { logToStderr: boolean, onReady?: (pid: number) => void }): Promise<void> {
+export async function runForeground (home: string, flags: AgentOverrides, opts: {
+  logToStderr: boolean
+  onReady?: (pid: number) => void
+  /** when the process started and finished its imports (epoch ms), logged for start-up profiling */
+  boot?: { processStartedAt: number, importsDoneAt: number }
+}): Promise<void> {
   const device = loadDevice(home) // NotInitializedError before `mesh init`
   const config = agentConfig(home, flags)
   const up = await runningAgent(home)
   if (up !== undefined) throw new AgentAlreadyRunningError(home, up.pid)
   const log = createAgentLogger(home, { level: process.env.MESH_LOG_LEVEL, stderr: opts.logToStderr })
+  if (opts.boot !== undefined) log.info(opts.boot, 'agent process up')
   const model = await serveModel(config, log)
   const agent = createAgent(config, { device, log, model })
   const onSignal = (sig: NodeJS.Signals): void => {

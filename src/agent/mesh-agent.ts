@@ -9,6 +9,8 @@ import { parseOverrides } from './config.js'
 import { OVERRIDES_ENV } from './daemon.js'
 import { runForeground } from './foreground.js'
 
+// static imports are evaluated before this line runs: the gap to the process start is their cost
+const boot = { processStartedAt: Math.round(performance.timeOrigin), importsDoneAt: Date.now() }
 const home = process.argv[2]
 function readOverrides (): ReturnType<typeof parseOverrides> {
   try { return parseOverrides(JSON.parse(process.env[OVERRIDES_ENV] ?? '{}')) } catch { return { problem: 'not JSON' } }
@@ -19,7 +21,7 @@ if (home === undefined || 'problem' in overrides) {
   process.exitCode = 2
 } else {
   try {
-    await runForeground(home, overrides, { logToStderr: false })
+    await runForeground(home, overrides, { logToStderr: false, boot })
   } catch (err) {
     if (!(err instanceof MeshError)) throw err
     process.stderr.write(`mesh: ${err.message}\n`)

@@ -19,6 +19,19 @@ export function poolListText (pools: PoolSummary[]): string {
   return table(['POOL ID', 'NAME', 'ROLE', 'STATE', 'CERTIFICATE'], pools.map(p => [p.shortId, p.name, p.role, p.state, certText(p)]))
 }
 
+/** Said under stored data when no agent answers. */
+export const STORED_ONLY_NOTE = 'Agent not running: these are the stored records only; `mesh start` shows the live ring and peers.'
+
+/** pool-list with the running agent: the stored columns plus the live ring and peers. */
+export function livePoolListText (pools: Array<PoolSummary & { ring: { epoch: number, members: number, converged: boolean } | null, peers: Record<string, number> | null }>): string {
+  if (pools.length === 0) return poolListText(pools)
+  return table(['POOL ID', 'NAME', 'ROLE', 'STATE', 'CERTIFICATE', 'RING', 'PEERS ONLINE'], pools.map(p => [
+    p.shortId, p.name, p.role, p.state, certText(p),
+    p.ring === null ? 'not in it' : `epoch ${p.ring.epoch}, ${p.ring.members} member${p.ring.members === 1 ? '' : 's'}${p.ring.converged ? '' : ', converging'}`,
+    p.peers === null ? '0' : `${p.peers.ONLINE ?? 0}${(p.peers.SUSPECT ?? 0) > 0 ? ` (+${p.peers.SUSPECT} suspect)` : ''}`
+  ]))
+}
+
 export function poolStatusText (s: PoolSummary, joinToken: string | undefined): string {
   const lines = [
     `Pool ${s.shortId} "${s.name}"`,

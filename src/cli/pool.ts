@@ -9,11 +9,13 @@ import { listPoolRecords, readPoolRecord, resolvePoolId } from '../pool/store.js
 import { runningAgent } from '../agent/daemon.js'
 import { AgentNotRunningError } from '../agent/errors.js'
 import { waitForCertificate } from '../agent/wait.js'
+import type { AgentStatus } from '../agent/agent.js'
+import type { PoolSummary } from '../pool/status.js'
 import { agentStatusText, liveAgentJson, peersLine, ringLine } from './agent.js'
 import { fromEnv, handler, optionalSeconds, optionalString, requiredString } from './args.js'
 import type { MeshCommand } from './commands.js'
 import type { CliIO, GlobalArgs } from './io.js'
-import { poolListText, poolStatusText } from './pool-format.js'
+import { livePoolListText, poolListText, poolStatusText, STORED_ONLY_NOTE } from './pool-format.js'
 
 /** The loud warning of the `open` policy, on stderr so --json output stays clean. */
 export function warnIfOpen (policy: PoolPolicy, io: CliIO): void {
@@ -81,15 +83,31 @@ export const poolJoinCommand: MeshCommand = (io) => ({
   })
 })
 
+/** A pool as stored, with what the running agent says of it: its ring and peer counts. */
+export type LivePool = PoolSummary & {
+  /** 'agent': ring and peers are live from the running agent; 'stored': the agent is not running */
+  source: 'agent' | 'stored'
+  /** null when the agent is not running or (ring) the pool has no certificate yet */
+  ring: AgentStatus['pools'][number]['ring']
+  peers: AgentStatus['pools'][number]['peers'] | null
+}
+
+export function withLive (summary: PoolSummary, live: AgentStatus | undefined): LivePool {
+  const seen = live?.pools.find(p => p.poolId === summary.poolId)
+  return { ...summary, source: live === undefined ? 'stored' : 'agent', ring: seen?.ring ?? null, peers: seen?.peers ?? null }
+}
+
 export const poolListCommand: MeshCommand = (io) => ({
   command: 'pool-list',
-  describe: 'the pools of this device: role, state, certificate expiry',
+  describe: 'the pools of this device: role, state, certificate expiry; ring epoch, members and peers online from the running agent',
   builder: (y: Argv<GlobalArgs>) => y,
-  handler: handler<{}>((args) => {
+  handler: handler<{}>(async (args) => {
     loadDevice(args.home)
     const now = Date.now()
-    const pools = listPoolRecords(args.home).map(r => summarizePool(r, now))
-    io.out(args.json ? JSON.stringify(pools) : poolListText(pools))
+    const live = await runningAgent(args.home)
+    const pools = listPoolRecords(args.home).map(r => withLive(summarizePool(r, now), live))
+    if (args.json) { io.out(JSON.stringify(pools)); return }
+    io.out(live !== undefined ? livePoolListText(pools) : pools.length === 0 ? poolListText(pools) : `${poolListText(pools)}\n\n${STORED_ONLY_NOTE}`)
   })
 })
 
@@ -104,20 +122,15 @@ export const poolStatusCommand: MeshCommand = (io) => ({
     const records = typed === undefined ? listPoolRecords(args.home) : [readPoolRecord(args.home, resolvePoolId(args.home, typed))]
     const now = Date.now()
     const live = await runningAgent(args.home)
-    const pools = records.map(r => {
-      const seen = live?.pools.find(p => p.poolId === r.poolId)
-      return {
-        ...summarizePool(r, now),
-        ...(r.role === 'admin' ? { joinToken: r.joinToken } : {}),
-        ...(live !== undefined ? { peers: seen?.peers ?? null, ring: seen?.ring ?? null } : {})
-      }
-    })
+    const pools = records.map(r => ({ ...withLive(summarizePool(r, now), live), ...(r.role === 'admin' ? { joinToken: r.joinToken } : {}) }))
     if (args.json) {
-      io.out(JSON.stringify({ nodeId: device.nodeId, name: device.name, networkId: device.networkId, pools, agent: liveAgentJson(live) }))
+      io.out(JSON.stringify({ nodeId: device.nodeId, name: device.name, networkId: device.networkId, source: live === undefined ? 'stored' : 'agent', pools, agent: liveAgentJson(live) }))
       return
     }
-    const head = `This device: ${device.nodeId} "${device.name}" on network ${device.networkId}\n${agentStatusText(live)}`
-    const body = pools.length === 0 ? 'No pools yet.' : pools.map(p => poolStatusText(p, p.joinToken) + peersLine(p.peers) + ringLine(p.ring)).join('\n\n')
+    const head = `This device: ${device.nodeId} "${device.name}" on network ${device.networkId}\n${live === undefined ? STORED_ONLY_NOTE : agentStatusText(live)}`
+    const body = pools.length === 0
+      ? 'No pools yet.'
+      : pools.map(p => poolStatusText(p, p.joinToken) + (live === undefined ? '' : peersLine(p.peers) + ringLine(p.ring))).join('\n\n')
     io.out(`${head}\n\n${body}`)
   })
 })

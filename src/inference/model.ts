@@ -5,7 +5,6 @@ import type { ModelConfig } from './config.js'
 import { allocateHeap, fileReadAt, hashFile, type LoadProgress } from './files.js'
 import type { ShardedModel } from './forward.js'
 import { tsMatmuls, type Matmuls } from './matmuls.js'
-import { onnxMatmuls } from './onnx-matmuls.js'
 import { checkShard, isWholeModel, wholeModel, type Shard } from './shard.js'
 import { fillShard, planShard } from './shard-weights.js'
 import { loadTokenizer, type Tokenizer } from './tokenizer.js'
@@ -141,7 +140,8 @@ async function onEngine (config: ModelConfig, weights: Weights, shard: Shard, en
 async function createMatmuls (config: ModelConfig, weights: Weights, shard: Shard, engine: Engine, heap: WasmHeap | null): Promise<Matmuls> {
   switch (engine.name) {
     case 'ts': return tsMatmuls(config, weights, shard)
-    case 'onnx': return await onnxMatmuls(config, weights, shard, engine.threads)
+    // imported here: loading onnxruntime's native library costs every command (and `mesh start`) hundreds of ms
+    case 'onnx': return await (await import('./onnx-matmuls.js')).onnxMatmuls(config, weights, shard, engine.threads)
     case 'wasm':
       if (heap === null) throw new Error('load the model with forWasm to run it on the wasm engine')
       return await wasmMatmuls(config, weights, shard, heap, engine.threads)

@@ -53,6 +53,14 @@ describe.skipIf(why !== undefined)('ring across network namespaces', () => {
     const t = topo(lab.node(0))!
     expect(t.members.map((m) => m.end - m.start)).toEqual([2048, 2048, 2048, 2048])
     expect(t.members.every((m) => m.addresses[0]?.startsWith('/ip4/10.77.0.'))).toBe(true)
+    // pool-list and pool-status read the live ring and peers from the agent
+    await vi.waitFor(async () => {
+      const list = JSON.parse(await meshOk(lab.node(0), ['pool-list', '--json'])) as Array<{ source: string, ring: { epoch: number, members: number, converged: boolean } | null, peers: Record<string, number> | null }>
+      expect(list).toMatchObject([{ source: 'agent', ring: { epoch: t.epoch, members: 4, converged: true }, peers: { ONLINE: 3 } }])
+    }, { timeout: 20_000, interval: 200 })
+    expect(await meshOk(lab.node(1), ['pool-list'])).toMatch(new RegExp(`lab +member +member +valid until \\S+ +epoch ${t.epoch}, 4 members +3`))
+    const status = JSON.parse(await meshOk(lab.node(1), ['pool-status', '--json'])) as { source: string, pools: Array<{ ring: { members: number } }> }
+    expect(status).toMatchObject({ source: 'agent', pools: [{ ring: { members: 4 } }] })
   }, 120_000)
 
   it('kill -9: the member goes OFFLINE and out of every ring; restarted, it is back under a new epoch', async () => {
@@ -94,5 +102,25 @@ describe.skipIf(why !== undefined)('ring across network namespaces', () => {
     }, { timeout: 30_000, interval: 100 })
     lab.setLink(cut, true)
     await converged(lab.nodes, 4)
+  }, 120_000)
+
+  it('`mesh pool-revoke NODE` on the admin: the member is disconnected and out of every ring within 10 s', async () => {
+    const [admin, , , revoked] = lab.nodes as [LabNode, LabNode, LabNode, LabNode]
+    const others = lab.nodes.filter((n) => n !== revoked)
+    const id = nodeIds.get(revoked) as string
+    await converged(lab.nodes, 4)
+    const t0 = Date.now()
+    await meshOk(admin, ['pool-revoke', id, '--pool-id', poolId])
+    await vi.waitFor(() => { for (const n of others) expect(membersOf(n)).not.toContain(id) }, { timeout: 30_000, interval: 50 })
+    const outOfOthers = Date.now() - t0
+    // it was shown the list that revokes it: it left the pool's ring (its file is gone) and talks to nobody
+    await vi.waitFor(() => { expect(membersOf(revoked)).toEqual([]) }, { timeout: 30_000, interval: 50 })
+    const took = Date.now() - t0
+    console.log(`ring e2e: after \`mesh pool-revoke\` was invoked, the member left the others' rings in ${outOfOthers} ms, its own in ${took} ms`)
+    expect(took).toBeLessThan(10_000)
+    await converged(others, 3)
+    // it stays out: the others refuse its connections (certificate revoked)
+    const peers = JSON.parse(await meshOk(lab.node(1), ['pool-peers', '--json', '--pool-id', poolId])) as Array<{ nodeId: string, status: string }>
+    expect(peers.find((p) => p.nodeId === id)?.status ?? 'OFFLINE').not.toBe('ONLINE')
   }, 120_000)
 })

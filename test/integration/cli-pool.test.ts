@@ -77,7 +77,11 @@ describe('pools (executable)', () => {
     await meshFails(child, home, ['pool-join', '--pool-id', a.record.poolId, '--pool-root-pubkey', a.rootPublicKey.slice(1), '--name', 'office'], /root public key must be 64 hex digits/)
     const out = await meshOk(child, home, ['pool-join', '--pool-id', a.record.poolId.slice(0, 16), '--pool-root-pubkey', a.rootPublicKey, '--name', 'office', '--token', a.joinToken])
     expect(out).toContain(`Recorded pool ${a.record.poolId}`)
-    expect(await meshOk(child, home, ['pool-list'])).toMatch(new RegExp(`${a.record.poolId.slice(0, 16)} +office +member +pending-certificate +waiting for the admin`))
+    const listed = await meshOk(child, home, ['pool-list'])
+    expect(listed).toMatch(new RegExp(`${a.record.poolId.slice(0, 16)} +office +member +pending-certificate +waiting for the admin`))
+    // no agent runs here: stored records, and a note that says so
+    expect(listed).toContain('Agent not running: these are the stored records only')
+    expect(JSON.parse(await meshOk(child, home, ['pool-list', '--json']))).toMatchObject([{ poolId: a.record.poolId, source: 'stored', ring: null, peers: null }])
   })
   it('corrupt config.json and a tampered certificate byte are reported with the file', async () => {
     const { home, pool } = homeWithPool(tmp, 'box', 'manual')

@@ -10,10 +10,13 @@ import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import fs from 'node:fs'
 import { performance } from 'node:perf_hooks'
+import { decodeMemberCert, decodeRevocationList, RevokedError } from '../../pool/index.js'
 import type { Capacity, ShardMode } from '../../ring/assign.js'
 import { nextIncarnation } from '../../ring/incarnation.js'
 import { lanDefaults, type LivenessConfig } from '../../ring/liveness-config.js'
+import { readTopology, topologyPath } from '../../ring/topology.js'
 import { RateLimitedWarner, type Logger } from '../log.js'
 import { CERT_PROTOCOL, decodeCertBundle, encodeCertBundle, MAX_BUNDLE_BYTES } from './cert-bundle.js'
 import { MemberDirectory } from './directory.js'
@@ -80,6 +83,8 @@ export class PoolNetwork {
   private readonly rings = new Map<string, PoolRing>()
   private readonly timers: NodeJS.Timeout[] = []
   private readonly pinging = new Set<string>()
+  /** pools whose heartbeat goes out at the next turn of the event loop (see heartbeatSoon) */
+  private readonly heartbeatDue = new Set<string>()
   private readonly dialing = new Set<string>()
   /** connected peers whose certificates we have seen: those may be refused as soon as they lose admission */
   private readonly shown = new Set<string>()
@@ -90,6 +95,8 @@ export class PoolNetwork {
   private readonly refusals: RateLimitedWarner
   private incarnation = 0
   private model: string
+  /** set while stopping: after our goodbye no other heartbeat may leave */
+  private leaving = false
   private readonly cfg: Required<PoolNetworkInit>
   private readonly relays: RelayReservations
   /** the circuit relay transport's reservation store, once libp2p built it */
@@ -112,6 +119,7 @@ export class PoolNetwork {
 
   async start (): Promise<void> {
     if (this.node !== undefined) return
+    this.leaving = false
     this.c.trust.reload()
     this.incarnation = nextIncarnation(this.c.home, Date.now())
     const withRelays = this.cfg.relays.length > 0
@@ -136,6 +144,13 @@ export class PoolNetwork {
     await node.handle(CERT_PROTOCOL, (stream, connection) => { void this.onCertStream(stream, connection) }, { maxInboundStreams: 4, runOnLimitedConnection: true })
     node.addEventListener('connection:open', (e) => { this.onConnectionOpen(e.detail) })
     node.addEventListener('peer:disconnect', (e) => { this.onDisconnect(e.detail) })
+    // a peer that just subscribed to a pool topic hears our heartbeat now, not up to a period later
+    node.services.pubsub.addEventListener('subscription-change', (e) => {
+      for (const s of e.detail.subscriptions) {
+        const poolId = [...this.rings.keys()].find((id) => ringTopic(id) === s.topic)
+        if (s.subscribe && poolId !== undefined) this.heartbeatSoon(poolId)
+      }
+    })
     this.directory.recheck(Date.now())
     this.syncRings()
     const every = (ms: number, fn: () => void | Promise<void>): void => {
@@ -146,7 +161,8 @@ export class PoolNetwork {
     every(this.cfg.redialIntervalMs, () => { this.redial() })
     every(this.cfg.trustReloadMs, () => { this.reloadTrust() })
     await this.publishHeartbeats('alive')
-    void this.relays.ensure(node)
+    // relays, and members from the peer cache and the last topology files: now rather than at the first redial tick
+    this.redial()
     this.c.log.info({ nodeId: this.peerId, addrs: this.listenAddresses(), incarnation: this.incarnation, relays: this.cfg.relays }, 'pool network started')
   }
 
@@ -155,6 +171,8 @@ export class PoolNetwork {
     const node = this.node
     if (node === undefined) return
     for (const t of this.timers.splice(0)) clearInterval(t)
+    this.heartbeatDue.clear()
+    this.leaving = true
     await this.publishHeartbeats('leaving').catch(() => {})
     // publish only queues the goodbye on the gossip streams; stopping at once can close them first
     await new Promise((resolve) => setTimeout(resolve, LEAVE_FLUSH_MS))
@@ -351,6 +369,7 @@ export class PoolNetwork {
     let bundle
     try { bundle = decodeCertBundle(bytes) } catch { this.count('bad-bundle'); return }
     const now = Date.now()
+    const firstShow = !this.shown.has(nodeId)
     this.shown.add(nodeId)
     const wasAdmitted = this.directory.poolsOf(nodeId).length > 0
     let learned = false
@@ -365,13 +384,40 @@ export class PoolNetwork {
       try { if (this.directory.learn(cert, now)) learned = true } catch { this.count('invalid-certificate') }
     }
     const admitted = this.directory.poolsOf(nodeId).length > 0
+    const revokedIn = admitted ? [] : this.revokedPools(bundle.certificates, now)
+    if (admitted && firstShow) this.c.log.info({ peer: nodeId, pools: this.directory.poolsOf(nodeId) }, 'peer admitted')
     if (!admitted) {
       this.count('no-shared-pool')
-      this.refusals.warn(`refuse:${nodeId}`, Date.now(), { peer: nodeId }, 'peer has no valid certificate for a pool we share; disconnecting')
-      void this.libp2p.hangUp(peer).catch(() => {})
+      this.refusals.warn(`refuse:${nodeId}`, Date.now(), { peer: nodeId, revokedIn }, 'peer has no valid certificate for a pool we share; disconnecting')
+      // a revoked member is shown the root-signed list that revokes it, so it leaves the pool's ring
+      // and stops dialling instead of waiting to time everyone out
+      void (revokedIn.length > 0 ? this.tellRevoked(peer, revokedIn) : Promise.resolve())
+        .finally(() => { void this.node?.hangUp(peer).catch(() => {}) })
     }
     if (learned) this.membersChanged()
     else if (admitted && !wasAdmitted) void this.sendBundle(peer, true)
+  }
+
+  /** The pools in which these certificates (a refused peer's) are revoked by the list we hold. */
+  private revokedPools (certificates: readonly Uint8Array[], now: number): string[] {
+    const pools = new Set<string>()
+    for (const bytes of certificates) {
+      try { this.c.trust.verifyCertificate(bytes, now) } catch (err) {
+        if (err instanceof RevokedError) pools.add(decodeMemberCert(bytes).poolId)
+      }
+    }
+    return [...pools]
+  }
+
+  private async tellRevoked (peer: PeerId, pools: readonly string[]): Promise<void> {
+    const revocations = this.c.trust.revocationLists().filter((l) => pools.includes(decodeRevocationList(l).poolId))
+    try {
+      const stream = await this.libp2p.dialProtocol(peer, CERT_PROTOCOL, { signal: AbortSignal.timeout(this.cfg.admissionTimeoutMs) })
+      await lpStream(stream, { maxDataLength: MAX_BUNDLE_BYTES }).write(encodeCertBundle({ certificates: [], revocations }))
+      await stream.close()
+    } catch (err) {
+      this.c.log.debug({ peer: peer.toString(), err: String(err) }, 'could not send the revocation list')
+    }
   }
 
   /** Certificates or revocations changed: rings follow, refused peers go, the news spreads. */
@@ -412,6 +458,7 @@ export class PoolNetwork {
     for (const [poolId, own] of ours) {
       let ring = this.rings.get(poolId)
       if (ring === undefined) {
+        this.hintsFromLastTopology(poolId)
         ring = new PoolRing({
           home: this.c.home,
           poolId,
@@ -423,7 +470,9 @@ export class PoolNetwork {
           mode: this.cfg.shardMode,
           config: this.cfg.liveness,
           privateKey: this.c.privateKey,
-          log: this.c.log
+          log: this.c.log,
+          // tell the pool at once: peers agree on the new ring and its epoch in round trips, not heartbeat periods
+          onChanged: () => { this.heartbeatSoon(poolId) }
         }, now)
         this.rings.set(poolId, ring)
         const topic = ringTopic(poolId)
@@ -439,7 +488,37 @@ export class PoolNetwork {
       pubsub.unsubscribe(ringTopic(poolId))
       pubsub.topicValidators.delete(ringTopic(poolId))
       this.rings.delete(poolId)
+      // our certificate was revoked or expired: we are in no ring of this pool, and the file must not say otherwise
+      fs.rmSync(topologyPath(this.c.home, poolId), { force: true })
+      this.c.log.warn({ poolId }, 'no valid certificate for this pool any more (revoked or expired); left its ring')
     }
+  }
+
+  /**
+   * The ring file of our last life names the members we were with and where they listened: dial
+   * them at start-up even if the peer cache missed them (it is saved every few seconds, a kill -9
+   * loses the rest). Read before the new ring overwrites the file.
+   */
+  private hintsFromLastTopology (poolId: string): void {
+    let last
+    try { last = readTopology(this.c.home, poolId) } catch { return } // corrupt: the ring rewrites it
+    for (const m of last?.members ?? []) {
+      if (m.nodeId !== this.peerId && !this.hints.has(m.nodeId) && m.addresses.length > 0) this.hints.set(m.nodeId, [...m.addresses].slice(0, 8))
+    }
+  }
+
+  /** Publish a pool's heartbeat at the next turn of the event loop; calls in the same turn coalesce. */
+  private heartbeatSoon (poolId: string): void {
+    if (this.leaving || this.heartbeatDue.has(poolId)) return
+    this.heartbeatDue.add(poolId)
+    setImmediate(() => {
+      if (!this.heartbeatDue.delete(poolId)) return // stopped meanwhile
+      const ring = this.rings.get(poolId)
+      if (ring === undefined || this.node === undefined) return
+      void ring.heartbeat('alive')
+        .then(async (hb) => { await this.node?.services.pubsub.publish(ringTopic(poolId), hb) })
+        .catch((err: unknown) => { this.c.log.debug({ poolId, err: String(err) }, 'immediate heartbeat failed') })
+    })
   }
 
   /** Gossip's gate for a pool topic: only admitted peers may pass messages, only members' heartbeats count. */
@@ -495,6 +574,7 @@ export class PoolNetwork {
   /** Reconnect to members we know and are not connected to (a restart, a healed partition). */
   private redial (): void {
     void this.relays.ensure(this.libp2p)
+    if (this.rings.size === 0) return // in no pool's ring: no member to dial
     const connected = new Set(this.libp2p.getConnections().map((c) => c.remotePeer.toString()))
     const wanted = new Set<string>(this.hints.keys())
     for (const poolId of this.rings.keys()) for (const m of this.directory.members(poolId)) wanted.add(m.nodeId)

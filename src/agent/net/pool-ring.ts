@@ -9,6 +9,8 @@ export interface PoolRingInit extends RingMembershipInit {
   readonly home: string
   readonly privateKey: PrivateKey
   readonly log: Logger
+  /** the ring, its epoch or a member's status changed (called after the file is written) */
+  readonly onChanged?: () => void
 }
 
 /** Live data of one pool's ring, for `mesh ring-status` and `mesh pool-status`. */
@@ -83,6 +85,7 @@ export class PoolRing {
     this.updatedAt = new Date().toISOString()
     this.logMembershipChange(t)
     this.write('ring changed')
+    this.init.onChanged?.()
   }
 
   /** Who joined and who left the ring, and why: the first thing to look for when a ring shrinks. */
