@@ -7,25 +7,30 @@
  * - failure detection: kill -9 of a member until it is out of every other member's ring file;
  * - N-member convergence: all members started at once until every file shows the same N-ring.
  * Times from invoking `mesh` include process start-up; "after up" starts when `mesh start` returned.
+ * With RING_BENCH_LOSS=0.05 every node drops that share of the packets it receives (iptables
+ * statistic match) from the first kill on.
  *
- *   npm run build && node --import tsx bench/ring.ts [members=4] [kills=7]
+ *   npm run build && node --import tsx bench/ring.ts [members=4] [kills=10]
  */
 import os from 'node:os'
 import { readPid } from '../src/agent/pidfile.js'
 import { readTopology, topologyContent } from '../src/ring/topology.js'
 import { until } from '../test/e2e/lan-join.js'
-import { NetnsLab, netnsUnavailable, type LabNode } from '../test/e2e/netns.js'
+import { lossUnavailable, NetnsLab, netnsUnavailable, type LabNode } from '../test/e2e/netns.js'
 
 const members = Number(process.argv[2] ?? 4)
-const kills = Number(process.argv[3] ?? 7)
-const why = netnsUnavailable()
+const kills = Number(process.argv[3] ?? 10)
+const loss = Number(process.env.RING_BENCH_LOSS ?? 0)
+const why = netnsUnavailable() ?? (loss > 0 ? lossUnavailable() : undefined)
 if (why !== undefined) {
   console.error(`ring bench skipped: ${why}`)
   process.exit(0)
 }
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] as number }
-const fmt = (xs: number[]): string => `median ${Math.round(median(xs))} ms (min ${Math.round(Math.min(...xs))}, max ${Math.round(Math.max(...xs))}, n=${xs.length})`
+/** nearest-rank percentile: with 10 samples p99 is the largest */
+const percentile = (xs: number[], p: number): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.ceil(p / 100 * s.length) - 1)] as number }
+const fmt = (xs: number[]): string => `median ${Math.round(median(xs))} ms, p99 ${Math.round(percentile(xs, 99))} ms (min ${Math.round(Math.min(...xs))}, max ${Math.round(Math.max(...xs))}, n=${xs.length})`
 
 const lab = NetnsLab.create(members + 1)
 let poolId = ''
@@ -62,6 +67,7 @@ try {
     joinToReady.push(performance.now() - t0)
   }
 
+  for (const n of nodes) lab.setLoss(n, loss)
   const detect: number[] = []
   const restart: number[] = []
   const restartAfterUp: number[] = []
@@ -89,7 +95,7 @@ try {
     together.push(performance.now() - t0)
   }
 
-  console.log(`ring bench: ${nodes.length} agents in netns, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load ${os.loadavg()[0]?.toFixed(1)}, LAN liveness defaults`)
+  console.log(`ring bench: ${nodes.length} agents in netns, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load ${os.loadavg()[0]?.toFixed(1)}, LAN liveness defaults${loss > 0 ? `, ${loss * 100} % packet loss from the first kill on` : ''}`)
   console.log(`  pool-join → ring-ready (new device):            ${fmt(joinToReady)}`)
   console.log(`  mesh start → ring-ready (certified, restart):   ${fmt(restart)}; after start returned ${fmt(restartAfterUp)}`)
   console.log(`  kill -9 → out of every ring:                    ${fmt(detect)}`)

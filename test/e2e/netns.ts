@@ -13,6 +13,12 @@ import { fileURLToPath } from 'node:url'
 
 export const MESH_JS = fileURLToPath(new URL('../../dist/cli/mesh.js', import.meta.url))
 
+/** Why packet loss cannot be emulated here (iptables missing), or undefined when it can. */
+export function lossUnavailable (): string | undefined {
+  try { execFileSync('iptables', ['--version'], { stdio: 'ignore' }) } catch { return 'iptables is not installed (apt-get install -y iptables)' }
+  return undefined
+}
+
 /** Why namespace tests cannot run here, or undefined when they can. */
 export function netnsUnavailable (): string | undefined {
   if (process.platform !== 'linux') return 'network namespaces need Linux'
@@ -134,6 +140,24 @@ export class NetnsLab {
     const sw = `${this.prefix}sw`
     ip('-n', sw, 'link', 'set', 'br0', 'type', 'bridge', 'mcast_snooping', '0')
     this.nodes.forEach((_n, i) => { execFileSync('bridge', ['-n', sw, 'link', 'set', 'dev', `v${i}`, 'mcast_flood', 'off'], { stdio: ['ignore', 'ignore', 'pipe'] }) })
+  }
+
+  /**
+   * Drop this share of the packets that arrive at a node (0 removes the rule): real random loss
+   * by iptables' statistic match in the node's namespace, as this kernel has no netem qdisc.
+   * Every packet crosses one receiver, so each link loses `probability` of its packets.
+   */
+  setLoss (node: LabNode, probability: number): void {
+    execFileSync('ip', ['netns', 'exec', node.ns, 'iptables', '-F', 'INPUT'], { stdio: ['ignore', 'ignore', 'pipe'] })
+    if (probability <= 0) return
+    execFileSync('ip', ['netns', 'exec', node.ns, 'iptables', '-A', 'INPUT', '-i', 'eth0', '-m', 'statistic', '--mode', 'random',
+      '--probability', String(probability), '-j', 'DROP'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  }
+
+  /** Packets the loss rule of a node has dropped so far. */
+  droppedPackets (node: LabNode): number {
+    const out = execFileSync('ip', ['netns', 'exec', node.ns, 'iptables', '-L', 'INPUT', '-v', '-n', '-x'], { encoding: 'utf8' })
+    return out.split('\n').filter((l) => l.includes('DROP')).reduce((sum, l) => sum + Number(l.trim().split(/\s+/)[0] ?? 0), 0)
   }
 
   /** Run `mesh ARGS` inside a node's namespace with its MESH_HOME; resolves with the exit code and output. */

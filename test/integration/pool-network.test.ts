@@ -140,7 +140,12 @@ describe('pool network on 127.0.0.1', () => {
     }, { timeout: 30_000, interval: 100 })
     // the list reached b by gossip and is stored in its pool record
     expect(readTopology(pool.members[0]!.home, pool.poolId)?.members).toHaveLength(2)
-    // refused everywhere, the revoked member is left alone in its own view
-    await vi.waitFor(() => { expect(ringOf(c, pool.poolId)).toEqual([victim.nodeId]) }, { timeout: 30_000, interval: 100 })
+    // refused with the list that revokes it, the revoked member stores it and leaves the pool's ring:
+    // no ring, no ring file, no pool protocols
+    await vi.waitFor(() => {
+      expect(c.poolIds()).toEqual([])
+      expect(fs.existsSync(topologyPath(victim.home, pool.poolId))).toBe(false)
+    }, { timeout: 30_000, interval: 100 })
+    expect(listPoolRecords(victim.home)[0]?.revocation).not.toBeNull()
   }, 90_000)
 })
