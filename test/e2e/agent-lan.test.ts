@@ -59,7 +59,9 @@ describe.skipIf(unavailable !== undefined)(`LAN join in network namespaces${unav
     for (const [node, pool] of [[wrong, tokenPool], [manual, manualPool]] as const) {
       const nodeId = (await callAgent<AgentStatus>(node.home, 'GET', '/v1/status')).nodeId
       await l.meshOk(admin, ['pool-approve', nodeId, '--pool-id', pool.poolId])
-      await until(async () => await state(node.home, pool.poolId) === 'member', 20_000, `certificate for ${node.name} after approval`)
+      // a refused (wrong-token) member gets its certificate with its next request, and its backoff
+      // reaches 30 s (±20 %) by now on a slow machine: wait longer than that
+      await until(async () => await state(node.home, pool.poolId) === 'member', 45_000, `certificate for ${node.name} after approval`)
     }
     const waited = await waiting
     expect(waited.code).toBe(0)
