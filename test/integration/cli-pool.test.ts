@@ -68,7 +68,7 @@ describe('pools (executable)', () => {
     expect(r.stderr).toMatch(/WARNING: policy "open" signs a certificate for ANY device/)
     expect(JSON.parse(r.stdout)).toMatchObject({ name: 'demo', policy: 'open' })
   })
-  it('pool-join records the pool pending its certificate; a mismatched id or bad key is refused', async () => {
+  it('pool-join records the pool pending its certificate; a mismatched id or bad key is refused', { timeout: 90_000 }, async () => {
     const { pool: a } = homeWithPool(tmp, 'admin', 'token')
     const { pool: b } = homeWithPool(tmp, 'admin2', 'token')
     const { home } = homeWithPool(tmp, 'member')
