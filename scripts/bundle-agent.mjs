@@ -14,8 +14,12 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
 const dist = path.join(root, 'dist')
 const outfile = path.join(dist, 'agent', 'mesh-agent.bundle.js')
 
-/** our modules outside src/agent, src/pool, src/ring: imported from dist/ at run time */
-const KEEP_OUT = /[\\/]dist[\\/](inference|control-plane|relay)[\\/]/
+/**
+ * Our modules imported from dist/ at run time, not bundled: those that find files through
+ * import.meta.url (inference), and every module they share with the agent (pool, errors,
+ * atomic-file), so each exists once and `instanceof MeshError` holds across the boundary.
+ */
+const KEEP_OUT = /[\\/]dist[\\/]((inference|control-plane|relay|pool)[\\/]|errors\.js$|atomic-file\.js$)/
 
 await build({
   entryPoints: [path.join(dist, 'agent', 'mesh-agent.js')],
