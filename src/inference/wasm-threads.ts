@@ -45,6 +45,8 @@ const MIN_PARALLEL_WEIGHTS = 32768
 const CHUNK_WEIGHTS = 65536
 const MAX_CHUNKS = 4096
 const JOB_INTS = 6
+/** The longest a thread may sit on one round's chunks before the product is given up. */
+const STALL_MS = 10_000
 // control block (Int32Array): the claim word (round number << 16 | next unclaimed chunk), chunks
 // finished, chunks in the round, quit and error flags, chunks the workers ran, then the round's
 // chunks, JOB_INTS each
@@ -172,8 +174,11 @@ export async function parallelMatvec (memory: WebAssembly.Memory, threads: numbe
       claimChunks(ctl, matvec, round)
       let done = Atomics.load(ctl, DONE)
       for (let i = 0; done !== chunks.length && i < SPINS; i++) done = Atomics.load(ctl, DONE)
+      // bounded: a worker that died mid-round must fail the product, not block this thread forever
       while (done !== chunks.length) {
-        Atomics.wait(ctl, DONE, done)
+        if (Atomics.wait(ctl, DONE, done, STALL_MS) === 'timed-out' && Atomics.load(ctl, DONE) === done) {
+          throw new Error(`wasm worker threads made no progress for ${STALL_MS} ms; run with --threads 1`)
+        }
         done = Atomics.load(ctl, DONE)
       }
       if (Atomics.load(ctl, FAILED) !== 0) throw new Error('a wasm matvec chunk failed (a product outside the memory)')
