@@ -2,6 +2,8 @@ import crypto from 'node:crypto'
 import os from 'node:os'
 import { MeshError } from '../errors.js'
 import type { ServedModel } from '../inference/served.js'
+import { unitsForColumns } from '../inference/shard.js'
+import type { RingReport } from './net/pool-ring.js'
 import { ModelService, type FetchStatus, type ModelPlan } from './model-service.js'
 import { libp2pPrivateKey, poolTrust, type Device } from '../pool/index.js'
 import { Announcer } from './announcer.js'
@@ -74,6 +76,12 @@ const POOL_POLL_MS = 1000
 const CACHE_SAVE_MS = 10_000
 /** after start, cached peers not yet heard are announced to by unicast for this long */
 const CACHE_PROBE_MS = 60_000
+
+/** Each ring member's units of the served model, so ring-status can say who gets none. */
+function withUnits (reports: RingReport[], m: ServedModel | null): RingReport[] {
+  if (m === null) return reports
+  return reports.map((r) => ({ ...r, units: Object.fromEntries(r.topology.members.map((x) => [x.nodeId, unitsForColumns(m.config, x.start, x.end)])) }))
+}
 
 function servedStatus (m: ServedModel | null): AgentStatus['model'] {
   if (m === null) return null
@@ -207,7 +215,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
   const api = new LocalApi(config.home, {
     status,
     peers: listPeers,
-    ring: (poolId) => net.ringReports(poolId),
+    ring: (poolId) => withUnits(net.ringReports(poolId), model.served()),
     stop: () => { void agent.stop() },
     inference: async (body, emit) => {
       const req = inferenceRequestSchema.safeParse(body)

@@ -44,6 +44,8 @@ function agentScript (): string {
 /** how `mesh start` hands its flags to the detached agent (JSON of AgentOverrides) */
 export const OVERRIDES_ENV = 'MESH_AGENT_OVERRIDES'
 const READY_TIMEOUT_MS = 15_000
+/** the agent hashes its model before it answers: allow for a slow disk (50 MB/s) on top */
+const HASH_BYTES_PER_MS = 50_000
 
 /**
  * `mesh start`: run the agent detached (its own session, output to logs/agent.out) and return once
@@ -55,6 +57,7 @@ export async function startDetached (home: string, flags: AgentOverrides): Promi
   // and a missing or malformed model (the agent hashes it); one to fetch is the agent's business
   const checkpointPath = localCheckpoint(config.model, home)
   if (checkpointPath !== null) await checkModelFiles({ ...config.model, checkpointPath })
+  const readyTimeoutMs = READY_TIMEOUT_MS + (checkpointPath === null ? 0 : Math.round(fs.statSync(checkpointPath).size / HASH_BYTES_PER_MS))
   const up = await runningAgent(home)
   if (up !== undefined) throw new AgentAlreadyRunningError(home, up.pid)
 
@@ -70,7 +73,7 @@ export async function startDetached (home: string, flags: AgentOverrides): Promi
   child.on('exit', (code, signal) => { exited = signal !== null ? `signal ${signal}` : `code ${code ?? '?'}` })
   child.unref()
 
-  const deadline = Date.now() + READY_TIMEOUT_MS
+  const deadline = Date.now() + readyTimeoutMs
   for (;;) {
     const status = await runningAgent(home).catch(() => undefined)
     if (status !== undefined && status.pid === child.pid) return status
@@ -79,7 +82,7 @@ export async function startDetached (home: string, flags: AgentOverrides): Promi
       throw new AgentStartError(`the agent exited at start-up (${exited})${said !== undefined ? `: ${said.replace(/^mesh: /, '')}` : ''}; see ${agentLogFile(home)}`)
     }
     if (Date.now() > deadline) {
-      throw new AgentStartError(`the agent (pid ${child.pid ?? '?'}) did not answer within ${READY_TIMEOUT_MS / 1000} s; see ${agentLogFile(home)}`)
+      throw new AgentStartError(`the agent (pid ${child.pid ?? '?'}) did not answer within ${Math.round(readyTimeoutMs / 1000)} s; see ${agentLogFile(home)}`)
     }
     await new Promise((resolve) => setTimeout(resolve, 50))
   }

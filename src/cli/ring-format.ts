@@ -1,5 +1,6 @@
 import { matchModel, shortModelId } from '../ring/model-match.js'
 import type { RingReport } from '../agent/net/pool-ring.js'
+import type { ShardUnits } from '../inference/shard.js'
 
 function ago (ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000))
@@ -11,6 +12,13 @@ function ago (ms: number): string {
 function table (rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? []
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n')
+}
+
+/** What a member computes of the model: heads and FFN units, or none (it still passes the all-reduces). */
+function unitsCell (u: ShardUnits | undefined): string {
+  if (u === undefined) return '?'
+  if (u.queryHeads === 0 && u.hidden === 0) return 'none (share too small)'
+  return `${u.queryHeads} heads, ${u.hidden} ffn`
 }
 
 /** A member's MODEL and JOBS cells: excluded members say why. */
@@ -35,10 +43,13 @@ export function formatRingReports (reports: readonly RingReport[]): string {
       `changed ${ago(r.ageMs)}`
     ].join('  ')
     const models = r.models
-    const rows = [['POS', 'NODE ID', 'NAME', 'COLUMNS', 'SHARE', 'STATUS', ...(models === undefined ? [] : ['MODEL', 'JOBS']), 'ADDRESS'],
+    const units = r.units
+    const rows = [['POS', 'NODE ID', 'NAME', 'COLUMNS', 'SHARE', ...(units === undefined ? [] : ['UNITS']), 'STATUS', ...(models === undefined ? [] : ['MODEL', 'JOBS']), 'ADDRESS'],
       ...t.members.map((m) => [
         String(m.position), m.nodeId, m.name, `[${m.start}, ${m.end})`,
-        `${(((m.end - m.start) / t.columns) * 100).toFixed(1)}%`, m.status.toUpperCase(),
+        `${(((m.end - m.start) / t.columns) * 100).toFixed(1)}%`,
+        ...(units === undefined ? [] : [unitsCell(units[m.nodeId])]),
+        m.status.toUpperCase(),
         ...(models === undefined ? [] : modelCells(models.self, models.members[m.nodeId] ?? undefined)),
         m.addresses[0] ?? ''
       ])]

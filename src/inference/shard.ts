@@ -68,3 +68,11 @@ export function shardForColumns (c: ModelConfig, start: number, end: number, col
     hiddenEnd: cut(c.hiddenDim, end)
   }
 }
+
+/** How many parallel units a member owning ring columns [start, end) computes; all zero: none. */
+export interface ShardUnits { readonly kvHeads: number, readonly queryHeads: number, readonly hidden: number }
+
+export function unitsForColumns (c: ModelConfig, start: number, end: number): ShardUnits {
+  const d = shardDims(c, shardForColumns(c, start, end))
+  return { kvHeads: d.kvDim / headSize(c), queryHeads: d.nHeads, hidden: d.hidden }
+}

@@ -71,6 +71,8 @@ describe('mesh start --model', () => {
     await vi.waitFor(async () => {
       const [report] = await callAgent<RingReport[]>(pool.admin.home, 'GET', '/v1/ring')
       expect(report?.models).toEqual({ self: bundled, members: { [adminId]: bundled, [memberId]: otherId } })
+      // stories260K (4 kv heads, 8 query heads, 172 FFN units) split evenly between two members
+      expect(report?.units?.[adminId]).toEqual({ kvHeads: 2, queryHeads: 4, hidden: 86 })
     }, { timeout: 30_000, interval: 100 })
     await vi.waitFor(async () => {
       const [report] = await callAgent<RingReport[]>(pool.members[0]!.home, 'GET', '/v1/ring')

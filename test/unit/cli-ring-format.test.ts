@@ -44,6 +44,13 @@ describe('formatRingReports', () => {
     expect(formatRingReports([silent])).toMatch(/12D3KooWBB .* \? +excluded: has not announced a model yet/)
   })
 
+  it('shows the heads and FFN units each member computes, and a member whose share rounds to nothing', () => {
+    const units = { '12D3KooWA': { kvHeads: 4, queryHeads: 8, hidden: 172 }, '12D3KooWBB': { kvHeads: 0, queryHeads: 0, hidden: 0 } }
+    const text = formatRingReports([{ ...report, units }])
+    expect(text).toMatch(/12D3KooWA +desk .* 50\.0% +8 heads, 172 ffn +ONLINE/)
+    expect(text).toMatch(/12D3KooWBB +laptop .* 50\.0% +none \(share too small\) +SUSPECT/)
+  })
+
   it('says when convergence is unknown, and when there is no ring', () => {
     expect(formatRingReports([{ ...report, source: 'file', converged: null }])).toContain('converged: unknown (agent not running)')
     expect(formatRingReports([])).toMatch(/^no rings/)

@@ -1,4 +1,5 @@
 import type { PrivateKey } from '@libp2p/interface'
+import type { ShardUnits } from '../../inference/shard.js'
 import { CorruptFileError, StateWriteError } from '../../atomic-file.js'
 import { decodeHeartbeat, encodeHeartbeat, verifyHeartbeatSignature, type HeartbeatStatus } from '../../ring/heartbeat.js'
 import { RingMembership, type RingMembershipInit } from '../../ring/membership.js'
@@ -37,6 +38,8 @@ export interface RingReport {
   readonly drops?: Record<string, number>
   /** live only: the model this agent serves, and what each ring member announced (null: nothing yet) */
   readonly models?: { readonly self: string, readonly members: Readonly<Record<string, string | null>> }
+  /** live only: the units of this agent's model each member computes for its columns (absent while the model is fetched) */
+  readonly units?: Readonly<Record<string, ShardUnits>>
 }
 
 /** gossip topic of a pool's ring */
