@@ -13,7 +13,7 @@ import { callAgent } from './api/client.js'
 import { envOverrides, readAgentFile, resolveAgentConfig, type AgentConfig, type AgentOverrides } from './config.js'
 import { AgentAlreadyRunningError, AgentNotRunningError, AgentStartError, AgentStopError } from './errors.js'
 import { agentLogFile } from './log.js'
-import { localCheckpoint } from './model-service.js'
+import { localCheckpoint } from './model-files.js'
 import { daemonOutFile, pidFile } from './paths.js'
 import { isAlive, readPid } from './pidfile.js'
 

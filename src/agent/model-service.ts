@@ -1,9 +1,9 @@
-import fs from 'node:fs'
 import { MeshError } from '../errors.js'
 import { hashFile, regularFileSize } from '../inference/files.js'
-import { modelIdentity } from '../inference/model.js'
+import { modelIdentity } from '../inference/identity.js'
 import { identifyModel, type ServedModel } from '../inference/served.js'
 import { fetchedModelPath, type ServeConfig } from './config.js'
+import { localCheckpoint } from './model-files.js'
 import type { Logger } from './log.js'
 import { MODEL_PROTOCOL } from './net/model-wire.js'
 import { fetchModelOver, ModelFetchError, serveModelStream } from './net/model-transfer.js'
@@ -16,16 +16,6 @@ export class ModelMismatchError extends MeshError {}
 export type ModelPlan =
   | { readonly kind: 'serve', readonly model: ServedModel }
   | { readonly kind: 'fetch', readonly sha256: string, readonly dest: string, readonly tokenizerPath: string, readonly modelId: string }
-
-/**
- * The checkpoint file to serve: the one named, else (given a sha256) one fetched earlier; null
- * when it must come from the pool. Without a sha256 it is the one named, there or not.
- */
-export function localCheckpoint (m: ServeConfig, home: string): string | null {
-  if (m.sha256 === undefined || fs.existsSync(m.checkpointPath)) return m.checkpointPath
-  const cached = fetchedModelPath(home, m.sha256)
-  return fs.existsSync(cached) ? cached : null
-}
 
 /**
  * Check and hash the model's files before anything starts, or plan the fetch of a missing

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto'
 import { open } from 'node:fs/promises'
+import { modelIdentity, type ModelIdentity } from './identity.js'
 import { loadCheckpoint, readCheckpointHeader, type Checkpoint, type Weights } from './checkpoint.js'
 import type { ModelConfig } from './config.js'
 import { allocateHeap, fileReadAt, hashFile, type LoadProgress } from './files.js'
@@ -9,18 +9,6 @@ import { checkShard, isWholeModel, wholeModel, type Shard } from './shard.js'
 import { fillShard, planShard } from './shard-weights.js'
 import { loadTokenizer, type Tokenizer } from './tokenizer.js'
 import { wasmHeap, wasmMatmuls, type WasmHeap } from './wasm-matmuls.js'
-
-/** A model is its files: members of a ring compare these to be sure they run the same model. */
-export interface ModelIdentity {
-  readonly checkpointSha256: string
-  readonly tokenizerSha256: string
-  readonly id: string // sha256 of "<checkpoint sha256>\n<tokenizer sha256>\n"
-}
-
-export function modelIdentity (checkpointSha256: string, tokenizerSha256: string): ModelIdentity {
-  const id = createHash('sha256').update(`${checkpointSha256}\n${tokenizerSha256}\n`).digest('hex')
-  return { checkpointSha256, tokenizerSha256, id }
-}
 
 /**
  * Which kernels run the matrix work: plain TypeScript loops, WebAssembly SIMD, or onnxruntime,
@@ -147,3 +135,5 @@ async function createMatmuls (config: ModelConfig, weights: Weights, shard: Shar
       return await wasmMatmuls(config, weights, shard, heap, engine.threads)
   }
 }
+
+export { modelIdentity, type ModelIdentity }

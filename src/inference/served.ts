@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url'
 import { readCheckpointHeader } from './checkpoint.js'
 import type { ModelConfig } from './config.js'
 import { hashFile, type LoadProgress } from './files.js'
-import { modelIdentity, type ModelIdentity } from './model.js'
+import { modelIdentity, type ModelIdentity } from './identity.js'
 import { loadTokenizer } from './tokenizer.js'
 
 /** The files of the model a member serves. */
