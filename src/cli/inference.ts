@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url'
 import type { Argv, CommandModule } from 'yargs'
 import { InferenceSettingError, TokenizerFormatError } from '../inference/errors.js'
 import { generate } from '../inference/generate.js'
-import { chooseEngine, ENGINES, loadModel, shardedModel, type EngineName } from '../inference/model.js'
+import { autoEngineName, chooseEngine, ENGINES, loadModel, shardedModel, type EngineName } from '../inference/model.js'
 import { createSampler } from '../inference/sampler.js'
 import type { MeshCommand } from './commands.js'
 import { inferOnPool } from './inference-pool.js'
@@ -40,8 +40,8 @@ export const inferenceCommand: MeshCommand = (io): CommandModule<GlobalArgs, Inf
     .option('temperature', { type: 'number', default: 1.0, describe: '0 = greedy; 1.0 samples the model\'s own distribution (llama2.c default)' })
     .option('top-p', { type: 'number', default: 0.9, describe: 'nucleus sampling mass in (0, 1]; 1 = off (llama2.c default 0.9)' })
     .option('seed', { type: 'string', describe: 'random seed, an integer from 1 to 2^64-1, for reproducible sampling', defaultDescription: 'the current time' })
-    .option('threads', { type: 'number', default: os.availableParallelism(), defaultDescription: 'all cores', describe: 'threads for the matrix kernels (wasm, onnx)' })
-    .option('engine', { type: 'string', default: 'auto', choices: ['auto', ...ENGINES], describe: 'matrix kernels: auto is wasm, measured fastest on every shape (bench/README.md), on --threads threads for models big enough to split' }),
+    .option('threads', { type: 'number', default: os.availableParallelism(), defaultDescription: 'all cores', describe: 'threads for the matrix kernels (native, wasm, onnx)' })
+    .option('engine', { type: 'string', default: 'auto', choices: ['auto', ...ENGINES], describe: 'kernels: auto is native (C built at install, as fast as llama2.c) where it was built, else wasm (bench/README.md), on --threads threads for models big enough to split' }),
   handler: async (args) => { await runInference(args, io) }
 })
 
@@ -52,14 +52,14 @@ async function runInference (args: InferenceArgs, io: CliIO): Promise<void> {
     return
   }
   const progress = byteProgress(io, 'loading model')
-  // auto always picks wasm (chooseEngine), so it loads into the wasm heap too
-  const loaded = await loadModel({ checkpointPath: args.model, tokenizerPath: args.tokenizer, onProgress: progress.onProgress, forWasm: args.engine === 'auto' || args.engine === 'wasm' })
+  const engineName = args.engine === 'auto' ? autoEngineName() : args.engine as EngineName
+  const loaded = await loadModel({ checkpointPath: args.model, tokenizerPath: args.tokenizer, onProgress: progress.onProgress, forWasm: engineName === 'wasm' })
     .catch((err: unknown) => {
       if (err instanceof TokenizerFormatError) throw new TokenizerFormatError(`${err.message} (give the model's tokenizer with --tokenizer)`)
       throw err
     })
     .finally(progress.done)
-  const engine = args.engine === 'auto' ? chooseEngine(loaded.checkpoint.config, settings.threads) : { name: args.engine as EngineName, threads: args.engine === 'ts' ? 1 : settings.threads }
+  const engine = args.engine === 'auto' ? chooseEngine(loaded.checkpoint.config, settings.threads) : { name: engineName, threads: engineName === 'ts' ? 1 : settings.threads }
   const model = await shardedModel(loaded, engine)
   try {
     const stream = !args.json && io.write !== undefined

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { open, stat, type FileHandle } from 'node:fs/promises'
 import { ModelFileError } from './errors.js'
+import { onHugePages } from './native.js'
 
 /** Called while a file loads: bytes read so far and the total. */
 export type LoadProgress = (readBytes: number, totalBytes: number) => void
@@ -8,8 +9,8 @@ export type LoadProgress = (readBytes: number, totalBytes: number) => void
 /** Gives the buffer a file is read into, so a kernel can own the memory (e.g. a wasm heap). */
 export type Allocate = (bytes: number) => Uint8Array
 
-/** Plain memory; a fresh ArrayBuffer starts at offset 0, so float32 views are always aligned. */
-export const allocateHeap: Allocate = (bytes) => new Uint8Array(new ArrayBuffer(bytes))
+/** Plain memory (on huge pages where it can be); a fresh ArrayBuffer starts at offset 0, so float32 views are always aligned. */
+export const allocateHeap: Allocate = (bytes) => onHugePages(new Uint8Array(new ArrayBuffer(bytes)))
 
 /** Size of a regular file, or a one-line error saying why it cannot be used. */
 export async function regularFileSize (path: string, what: string): Promise<number> {

@@ -45,7 +45,9 @@ export async function forwardLayers (m: ShardedModel, s: RunState, token: number
     rmsnorm(s.xb, s.x, w.layers[l].rmsAtt)
     await mm.qkv(l, s.xb, s.q, s.k, s.v)
     rope(s, d, c, pos)
-    attendOwnHeads(s, d, c, l, pos)
+    cacheKv(s, d, l, pos)
+    if (mm.attend !== undefined) mm.attend(s, l, pos)
+    else attendOwnHeads(s, d, c, l, pos)
     await mm.attentionOut(l, s.att, s.xb2)
     await allReduce(s.xb2)
     addInPlace(s.x, s.xb2)
@@ -81,17 +83,21 @@ function rope (s: RunState, d: ShardDims, c: ModelConfig, pos: number): void {
   if (d.kvDim > 0) rotate(s.k)
 }
 
+function cacheKv (s: RunState, d: ShardDims, l: number, pos: number): void {
+  const at = (l * s.positions + pos) * d.kvDim
+  s.keyCache.set(s.k, at)
+  s.valueCache.set(s.v, at)
+}
+
 /**
- * Cache this position's k and v, then causal attention for each own query head over positions
- * 0..pos, scores q·k/√headSize. Query head h reads kv head h / kvMul (grouped-query attention).
+ * Causal attention for each own query head over positions 0..pos, scores q·k/√headSize. Query
+ * head h reads kv head h / kvMul (grouped-query attention).
  */
 function attendOwnHeads (s: RunState, d: ShardDims, c: ModelConfig, l: number, pos: number): void {
   const hs = headSize(c)
   const group = kvMul(c)
   const layerAt = l * s.positions * d.kvDim
   const { q, att, scores, keyCache, valueCache } = s // locals: V8 keeps them in registers in the hot loops
-  keyCache.set(s.k, layerAt + pos * d.kvDim)
-  valueCache.set(s.v, layerAt + pos * d.kvDim)
   const scale = Math.sqrt(hs)
   for (let h = 0; h < d.nHeads; h++) {
     const qAt = h * hs

@@ -2,16 +2,22 @@ import type { Weights } from './checkpoint.js'
 import type { ModelConfig } from './config.js'
 import { matvec, swiglu } from './kernels.js'
 import { shardDims, type Shard } from './shard.js'
+import type { RunState } from './state.js'
 
 /**
  * The matrix work of one shard, grouped into the parts the forward pass calls once per layer.
  * Matrix-vector products dominate the time; which engine runs them (plain TypeScript, wasm SIMD,
- * onnxruntime) is a benchmark's decision behind this interface. A part may be asynchronous.
+ * C, onnxruntime) is a benchmark's decision behind this interface. A part may be asynchronous.
  */
 export interface Matmuls {
   readonly name: string
   /** q = Wq·xb, k = Wk·xb, v = Wv·xb for the shard's heads. xb (dim,) → q (qDim,), k, v (kvDim,) */
   qkv: (l: number, xb: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array) => void | Promise<void>
+  /**
+   * Optional: attention of the shard's own heads at `pos` over layer l's KV cache, s.q → s.att
+   * (this position's k and v already cached). forward.ts runs its TypeScript loop when absent.
+   */
+  attend?: (s: RunState, l: number, pos: number) => void
   /** out = Wo[:, own heads]·att: this shard's partial attention output. att (qDim,) → out (dim,) */
   attentionOut: (l: number, att: Float32Array, out: Float32Array) => void | Promise<void>
   /** out = W2[:, own units]·(silu(W1·xb) * W3·xb): partial FFN output. xb (dim,) → out (dim,) */

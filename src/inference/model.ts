@@ -1,5 +1,7 @@
 import { open } from 'node:fs/promises'
 import { modelIdentity, type ModelIdentity } from './identity.js'
+import { nativeKernels } from './native.js'
+import { nativeMatmuls } from './native-matmuls.js'
 import { loadCheckpoint, readCheckpointHeader, type Checkpoint, type Weights } from './checkpoint.js'
 import type { ModelConfig } from './config.js'
 import { allocateHeap, fileReadAt, hashFile, type LoadProgress } from './files.js'
@@ -11,28 +13,35 @@ import { loadTokenizer, type Tokenizer } from './tokenizer.js'
 import { wasmHeap, wasmMatmuls, type WasmHeap } from './wasm-matmuls.js'
 
 /**
- * Which kernels run the matrix work: plain TypeScript loops, WebAssembly SIMD, or onnxruntime,
- * on `threads` threads (ts always runs on one).
+ * Which kernels run the matrix work: plain TypeScript loops, WebAssembly SIMD, C built on this
+ * machine (native), or onnxruntime, on `threads` threads (ts always runs on one).
  */
-export type EngineName = 'ts' | 'wasm' | 'onnx'
+export type EngineName = 'ts' | 'wasm' | 'native' | 'onnx'
 export interface Engine { readonly name: EngineName, readonly threads: number }
-export const ENGINES: readonly EngineName[] = ['ts', 'wasm', 'onnx']
+export const ENGINES: readonly EngineName[] = ['ts', 'wasm', 'native', 'onnx']
 
 /**
  * A model whose FFN matrices (dim × hidden) hold fewer weights than this runs on one thread:
- * stories260K (64 × 172 = 11K) has no product worth splitting (wasm-threads.ts keeps products
- * under 32K weights on the calling thread), so a worker would only add its start-up time.
+ * stories260K (64 × 172 = 11K) has no product worth splitting; a second thread only adds its
+ * hand-offs (native 7,400 vs 4,000-5,300 tok/s, bench/README.md).
  */
 const MIN_WEIGHTS_FOR_THREADS = 1 << 17
 
 /**
- * The engine `--engine auto` runs, from bench/README.md: WebAssembly SIMD beat plain TypeScript
- * (4-6x) and onnxruntime (one or two threads) on every shape measured, so it is always wasm; it
- * gets every thread offered when the model's matrices are large enough to split (the stories15M
- * shape, 288 × 768, and larger).
+ * The kernels `--engine auto` runs, from bench/README.md: the C kernels (as fast as llama2.c)
+ * where they were built, else WebAssembly SIMD, which beat plain TypeScript (4-6x) and
+ * onnxruntime on every shape measured.
+ */
+export function autoEngineName (): EngineName {
+  return typeof nativeKernels() === 'string' ? 'wasm' : 'native'
+}
+
+/**
+ * The auto engine on every thread offered when the model's matrices are large enough to split
+ * (the stories15M shape, 288 × 768, and larger), else on one.
  */
 export function chooseEngine (config: ModelConfig, threads: number): Engine {
-  return { name: 'wasm', threads: config.dim * config.hiddenDim >= MIN_WEIGHTS_FOR_THREADS ? threads : 1 }
+  return { name: autoEngineName(), threads: config.dim * config.hiddenDim >= MIN_WEIGHTS_FOR_THREADS ? threads : 1 }
 }
 
 export interface LoadedModel {
@@ -128,6 +137,7 @@ async function onEngine (config: ModelConfig, weights: Weights, shard: Shard, en
 async function createMatmuls (config: ModelConfig, weights: Weights, shard: Shard, engine: Engine, heap: WasmHeap | null): Promise<Matmuls> {
   switch (engine.name) {
     case 'ts': return tsMatmuls(config, weights, shard)
+    case 'native': return nativeMatmuls(config, weights, shard, engine.threads)
     // imported here: loading onnxruntime's native library costs every command (and `mesh start`) hundreds of ms
     case 'onnx': return await (await import('./onnx-matmuls.js')).onnxMatmuls(config, weights, shard, engine.threads)
     case 'wasm':

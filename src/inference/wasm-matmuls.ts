@@ -2,6 +2,7 @@ import type { Weights } from './checkpoint.js'
 import type { ModelConfig } from './config.js'
 import type { Allocate } from './files.js'
 import { swiglu } from './kernels.js'
+import { onHugePages } from './native.js'
 import { classifierWeights, type Matmuls } from './matmuls.js'
 import { shardDims, type Shard } from './shard.js'
 import { parallelMatvec, type MatvecJob, type ParallelMatvecOptions } from './wasm-threads.js'
@@ -36,7 +37,7 @@ export function wasmHeap (): WasmHeap {
       // shared, so worker threads read the same weights; a shared memory needs a maximum
       const pages = Math.ceil((SCRATCH_BYTES + bytes) / PAGE)
       memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
-      return new Uint8Array(memory.buffer, SCRATCH_BYTES, bytes)
+      return onHugePages(new Uint8Array(memory.buffer, SCRATCH_BYTES, bytes))
     },
     memory: () => {
       if (memory === null) throw new Error('load the checkpoint into the wasm heap first')

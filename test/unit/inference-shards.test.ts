@@ -22,7 +22,7 @@ function inProcessAllReduce (members: number): AllReduce {
 }
 
 const golden = JSON.parse(readFileSync('test/fixtures/golden/stories260K-greedy.json', 'utf8')) as { argmax_trace: { prompt_token_ids: number[], argmax_per_position_64: number[] } }
-const cases: Array<[EngineName, number[], number[]]> = (['ts', 'wasm', 'onnx'] as const).flatMap((engine): Array<[EngineName, number[], number[]]> => [
+const cases: Array<[EngineName, number[], number[]]> = (['ts', 'wasm', 'native', 'onnx'] as const).flatMap((engine): Array<[EngineName, number[], number[]]> => [
   [engine, [0, 4096, 8192], [2, 2]],
   [engine, [0, 2000, 6500, 8192], [1, 2, 1]]
 ])

@@ -1,6 +1,6 @@
 import os from 'node:os'
 import type { ShardedModel } from '../../inference/forward.js'
-import { chooseEngine, loadModel, shardedModel, type LoadedModel } from '../../inference/model.js'
+import { autoEngineName, chooseEngine, loadModel, shardedModel, type LoadedModel } from '../../inference/model.js'
 import type { ModelFiles } from '../../inference/served.js'
 import type { Shard } from '../../inference/shard.js'
 import { MeshError } from '../../errors.js'
@@ -9,8 +9,8 @@ import { MeshError } from '../../errors.js'
 export class ModelNotReadyError extends MeshError {}
 
 /**
- * The model this agent serves, loaded on first use, and its shards on the wasm engine (as
- * `mesh inference --local` runs it). For now every member loads the whole checkpoint and runs its
+ * The model this agent serves, loaded on first use, and its shards on the engine
+ * `mesh inference --local` picks (chooseEngine). For now every member loads the whole checkpoint and runs its
  * shard's slice of it; `modelForShard` is where a loader that reads only the owned slices plugs in.
  */
 export class ModelHost {
@@ -23,8 +23,8 @@ export class ModelHost {
   async loaded (): Promise<LoadedModel> {
     const files = this.files()
     if (files === null) throw new ModelNotReadyError('this agent is still fetching its model from a pool member; try again when `mesh start` shows it ready')
-    // chooseEngine always picks wasm: load straight into its heap
-    this.loading ??= loadModel({ ...files, forWasm: true })
+    // load straight into the wasm heap when that is the engine chooseEngine picks
+    this.loading ??= loadModel({ ...files, forWasm: autoEngineName() === 'wasm' })
     try {
       return await this.loading
     } catch (err) {

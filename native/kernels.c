@@ -1,0 +1,159 @@
+/*
+ * The forward pass's hot loops in C, as llama2.c's run.c writes them: the matrix-vector product
+ * (OpenMP over rows) and one layer's attention over the KV cache (OpenMP over heads); and a hint
+ * that puts the weights on huge pages. Built with
+ * the machine's compiler at install (-O3 -march=native), so gcc vectorises them for this CPU, which
+ * WebAssembly's 128-bit SIMD cannot. Every array is a Float32Array view owned by JavaScript: nothing
+ * is copied, and pointers are used only during the call.
+ */
+#include <math.h>
+#include <string.h>
+#include <node_api.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
+/* out[i] = sum_j w[i*stride + j] * x[j], i < rows, j < cols */
+static void matvec(float *out, const float *w, int stride, const float *x, int rows, int cols, int threads) {
+  int i;
+  #pragma omp parallel for private(i) num_threads(threads)
+  for (i = 0; i < rows; i++) {
+    const float *row = w + (size_t)i * stride;
+    float val = 0.0f;
+    for (int j = 0; j < cols; j++) val += row[j] * x[j];
+    out[i] = val;
+  }
+}
+
+/*
+ * Causal attention of heads [0, n_heads) at position pos over one layer's cache: scores q.k/sqrt(hs)
+ * for positions 0..pos, softmax, weighted sum of v into att. Query head h reads kv head h / kv_mul.
+ */
+static void attend(float *att, float *scores, const float *q, const float *kc, const float *vc,
+                   int n_heads, int hs, int kv_dim, int kv_mul, int positions, int pos, int threads) {
+  int h;
+  #pragma omp parallel for private(h) num_threads(threads)
+  for (h = 0; h < n_heads; h++) {
+    const float *qh = q + h * hs;
+    float *sc = scores + (size_t)h * positions;
+    int kv_at = (h / kv_mul) * hs;
+    for (int t = 0; t <= pos; t++) {
+      const float *k = kc + (size_t)t * kv_dim + kv_at;
+      float score = 0.0f;
+      for (int i = 0; i < hs; i++) score += qh[i] * k[i];
+      sc[t] = score / sqrtf(hs);
+    }
+    float max_val = sc[0];
+    for (int t = 1; t <= pos; t++) if (sc[t] > max_val) max_val = sc[t];
+    float sum = 0.0f;
+    for (int t = 0; t <= pos; t++) { sc[t] = expf(sc[t] - max_val); sum += sc[t]; }
+    for (int t = 0; t <= pos; t++) sc[t] /= sum;
+    float *out = att + h * hs;
+    memset(out, 0, hs * sizeof(float));
+    for (int t = 0; t <= pos; t++) {
+      const float *v = vc + (size_t)t * kv_dim + kv_at;
+      float a = sc[t];
+      for (int i = 0; i < hs; i++) out[i] += a * v[i];
+    }
+  }
+}
+
+/* The float data of a Float32Array argument, and its length in floats. */
+static float *floats(napi_env env, napi_value v, size_t *length) {
+  napi_typedarray_type type;
+  void *data;
+  if (napi_get_typedarray_info(env, v, &type, length, &data, NULL, NULL) != napi_ok || type != napi_float32_array) {
+    napi_throw_type_error(env, NULL, "expected a Float32Array");
+    return NULL;
+  }
+  return data;
+}
+
+static int ints(napi_env env, napi_value *argv, int from, int n, int *out) {
+  for (int i = 0; i < n; i++) {
+    if (napi_get_value_int32(env, argv[from + i], &out[i]) != napi_ok || out[i] < 0) {
+      napi_throw_type_error(env, NULL, "expected a non-negative integer");
+      return 0;
+    }
+  }
+  return 1;
+}
+
+/* matvec(out, w, stride, x, rows, cols, threads): bounds are checked here, so a bad call throws instead of reading past a view */
+static napi_value js_matvec(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 7) { napi_throw_type_error(env, NULL, "matvec(out, w, stride, x, rows, cols, threads)"); return NULL; }
+  size_t n_out, n_w, n_x;
+  int a[1], b[3];
+  float *out = floats(env, argv[0], &n_out), *w = out ? floats(env, argv[1], &n_w) : NULL;
+  float *x = w ? floats(env, argv[3], &n_x) : NULL;
+  if (!x || !ints(env, argv, 2, 1, a) || !ints(env, argv, 4, 3, b)) return NULL;
+  int stride = a[0], rows = b[0], cols = b[1], threads = b[2] < 1 ? 1 : b[2];
+  if (rows == 0) return NULL;
+  if (n_out < (size_t)rows || n_x < (size_t)cols || cols > stride || n_w < (size_t)(rows - 1) * stride + cols) {
+    napi_throw_range_error(env, NULL, "matvec: a view is smaller than rows x cols needs");
+    return NULL;
+  }
+  matvec(out, w, stride, x, rows, cols, threads);
+  return NULL;
+}
+
+/* attend(att, scores, q, keyCache, valueCache, nHeads, headSize, kvDim, kvMul, positions, pos, threads), caches at this layer */
+static napi_value js_attend(napi_env env, napi_callback_info info) {
+  size_t argc = 12;
+  napi_value argv[12];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 12) { napi_throw_type_error(env, NULL, "attend(att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos, threads)"); return NULL; }
+  size_t n[5];
+  float *p[5];
+  for (int i = 0; i < 5; i++) if (!(p[i] = floats(env, argv[i], &n[i]))) return NULL;
+  int v[7];
+  if (!ints(env, argv, 5, 7, v)) return NULL;
+  int n_heads = v[0], hs = v[1], kv_dim = v[2], kv_mul = v[3], positions = v[4], pos = v[5], threads = v[6] < 1 ? 1 : v[6];
+  if (n_heads == 0) return NULL;
+  if (kv_mul == 0 || pos >= positions || n[0] < (size_t)n_heads * hs || n[1] < (size_t)n_heads * positions || n[2] < (size_t)n_heads * hs ||
+      (n_heads - 1) / kv_mul * hs + hs > kv_dim || n[3] < (size_t)(pos + 1) * kv_dim || n[4] < (size_t)(pos + 1) * kv_dim) {
+    napi_throw_range_error(env, NULL, "attend: a view is smaller than the heads and positions need");
+    return NULL;
+  }
+  attend(p[0], p[1], p[2], p[3], p[4], n_heads, hs, kv_dim, kv_mul, positions, pos, threads);
+  return NULL;
+}
+
+/*
+ * adviseHugePages(bytes): ask Linux to back a large, not yet touched buffer with 2 MiB pages. A
+ * token streams every weight once, and with 4 KiB pages the TLB misses cost about 15 % of the
+ * bandwidth here. Best effort: nothing happens elsewhere or when transparent huge pages are off.
+ */
+static napi_value js_advise_huge_pages(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (argc != 1 || napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "adviseHugePages(Uint8Array)");
+    return NULL;
+  }
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  const size_t huge = 2u << 20;
+  size_t start = ((size_t)data + huge - 1) & ~(huge - 1), end = ((size_t)data + length) & ~(huge - 1);
+  if (end > start) madvise((void *)start, end - start, MADV_HUGEPAGE);
+#endif
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    { "matvec", NULL, js_matvec, NULL, NULL, NULL, napi_default, NULL },
+    { "attend", NULL, js_attend, NULL, NULL, NULL, napi_default, NULL },
+    { "adviseHugePages", NULL, js_advise_huge_pages, NULL, NULL, NULL, napi_default, NULL },
+  };
+  napi_define_properties(env, exports, 3, props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,32 @@
+import { createRequire } from 'node:module'
+
+/** native/kernels.c, as its N-API binding exposes it (bounds are checked in C). */
+export interface NativeKernels {
+  matvec: (out: Float32Array, w: Float32Array, stride: number, x: Float32Array, rows: number, cols: number, threads: number) => void
+  attend: (att: Float32Array, scores: Float32Array, q: Float32Array, keyCache: Float32Array, valueCache: Float32Array,
+    nHeads: number, headSize: number, kvDim: number, kvMul: number, positions: number, pos: number, threads: number) => void
+  adviseHugePages: (bytes: Uint8Array) => void
+}
+
+// built by scripts/build-native.mjs at install; absent where the machine had no C compiler
+const ADDON = '../../native/build/Release/mesh_kernels.node'
+let addon: NativeKernels | string | undefined
+
+/** The compiled kernels, or why they cannot be used (--engine auto then runs wasm). */
+export function nativeKernels (): NativeKernels | string {
+  if (addon === undefined) {
+    try {
+      addon = createRequire(import.meta.url)(ADDON) as NativeKernels
+    } catch (err) {
+      addon = `the native kernels are not built (${(err as Error).message.split('\n')[0]}); run \`npm run build\` with a C compiler (gcc or clang) installed`
+    }
+  }
+  return addon
+}
+
+/** Huge pages for a fresh buffer that will hold weights, when the native addon is there (see kernels.c). */
+export function onHugePages (bytes: Uint8Array): Uint8Array {
+  const k = nativeKernels()
+  if (typeof k !== 'string' && bytes.byteLength >= 4 << 20) k.adviseHugePages(bytes)
+  return bytes
+}
