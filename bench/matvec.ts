@@ -10,11 +10,12 @@ import os from 'node:os'
 import { parseArgs } from 'node:util'
 import * as ort from 'onnxruntime-node'
 import { matvec } from '../src/inference/kernels.js'
+import { nativeKernels, onHugePages } from '../src/inference/native.js'
 import { encodeModel } from '../src/inference/onnx-graph.js'
 import { instantiateMatvec } from '../src/inference/wasm-matvec.js'
 import { parallelMatvec } from '../src/inference/wasm-threads.js'
 
-const { values } = parseArgs({ options: { engines: { type: 'string', default: 'ts,wasm,wasm(2),onnx(1),onnx(2)' } } })
+const { values } = parseArgs({ options: { engines: { type: 'string', default: 'ts,wasm,wasm(2),native(1),native(2),onnx(1),onnx(2)' } } })
 const ENGINES = new Set((values.engines ?? '').split(','))
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
@@ -38,6 +39,7 @@ async function bench (rows: number, cols: number, totalBytes: number): Promise<v
   const bytes = rows * cols * 4
   const pages = Math.ceil((n * bytes + (cols + rows) * 4 + 64) / PAGE)
   const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true })
+  onHugePages(new Uint8Array(memory.buffer)) // as the engines load weights
   const all = new Float32Array(memory.buffer)
   for (let i = 0; i < n * rows * cols; i++) all[i] = Math.random() - 0.5
   const xAt = n * bytes; const outAt = xAt + cols * 4
@@ -53,6 +55,13 @@ async function bench (rows: number, cols: number, totalBytes: number): Promise<v
     const pool = await parallelMatvec(memory, 2, { minParallelWeights: 0 })
     results.push(['wasm(2)', await time(n, (i) => { pool.run([{ out: outAt, w: i * bytes, strideBytes: cols * 4, x: xAt, rows, cols }]) })])
     await pool.close()
+  }
+  const native = nativeKernels()
+  if (typeof native !== 'string') {
+    const xv = new Float32Array(memory.buffer, xAt, cols)
+    for (const threads of [1, 2].filter((t) => ENGINES.has(`native(${t})`))) {
+      results.push([`native(${threads})`, await time(n, (i) => { native.matvec(y, mats[i], cols, xv, rows, cols, threads) })])
+    }
   }
   for (const threads of [1, 2].filter((t) => ENGINES.has(`onnx(${t})`))) {
     const s = await ort.InferenceSession.create(encodeModel({
