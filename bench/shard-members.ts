@@ -1,6 +1,6 @@
 /**
- * N ring members as N processes on 127.0.0.1, each loading only its shard (loadShardModel, wasm
- * engine) and summing partials over the TCP tensor plane: per member, the weight bytes it holds,
+ * N ring members as N processes on 127.0.0.1, each loading only its shard (loadShardModel, the
+ * engine --engine auto picks, one thread each) and summing partials over the TCP tensor plane: per member, the weight bytes it holds,
  * load time and peak RSS; and tokens/s of the ring. With --pin, member i runs under
  * `taskset -c i` (one core each). Never asserted anywhere.
  *
@@ -18,7 +18,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import { forward, forwardLayers, localAllReduce, type AllReduce } from '../src/inference/forward.js'
-import { loadShardModel } from '../src/inference/model.js'
+import { autoEngineName, loadShardModel } from '../src/inference/model.js'
 import { shardForColumns } from '../src/inference/shard.js'
 import { createRunState } from '../src/inference/state.js'
 import { planeAllReduce } from '../src/inference/tensor-plane/all-reduce.js'
@@ -58,7 +58,7 @@ async function member (task: MemberTask): Promise<void> {
     checkpointPath: task.model,
     tokenizerPath: task.tokenizer,
     shard: (c) => shardForColumns(c, start, end),
-    engine: { name: 'wasm', threads: 1 },
+    engine: { name: autoEngineName(), threads: 1 },
     withClassifier: task.index === 0,
     checkpointSha256: 'not-checked-in-a-bench'
   })
@@ -130,7 +130,7 @@ async function lead (): Promise<void> {
   const results = new Map<number, RunResult[]>(counts.map((n) => [n, []]))
   // interleaved rounds, so bursts of load on the shared machine hit every ring size alike
   for (let r = 0; r < runs; r++) for (const n of counts) results.get(n)?.push(await ring(n, shape, tokens, pin))
-  console.log(`${shapeName}, wasm engine, ${tokens} positions, ${runs} runs (medians)${pin ? ', member i pinned to core i' : ''}; ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`)
+  console.log(`${shapeName}, ${autoEngineName()} engine, ${tokens} positions, ${runs} runs (medians)${pin ? ', member i pinned to core i' : ''}; ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`)
   console.log('| members | tok/s | member | weights MiB | load ms | peak RSS MiB |')
   console.log('| ---: | ---: | ---: | ---: | ---: | ---: |')
   for (const n of counts) {
