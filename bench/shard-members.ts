@@ -34,7 +34,7 @@ const MODELS: Record<string, { model: string, tokenizer: string }> = {
 
 interface MemberTask { index: number, members: number, model: string, tokenizer: string, tokens: number }
 interface Ready { address: { host: string, port: number }, loadMs: number, weightBytes: number }
-interface Done { msPerToken: number, rssMiB: number }
+interface Done { msPerToken: number, waitMsPerToken: number, rssMiB: number }
 type FromMember = { kind: 'ready' } & Ready | { kind: 'linked' } | { kind: 'done' } & Done
 type ToMember = { kind: 'peers', addresses: Array<{ host: string, port: number }> } | { kind: 'go' }
 
@@ -73,25 +73,32 @@ async function member (task: MemberTask): Promise<void> {
   for (let j = task.index + 1; j < task.members; j++) await plane.connect(members[j], peers.addresses[j].host, peers.addresses[j].port)
   while (members.some((p, j) => j !== task.index && !plane.hasLink(p))) await new Promise((resolve) => setTimeout(resolve, 2))
   const reduce = task.members > 1 ? planeAllReduce({ plane, job: 1, members, nLayers: c.nLayers, timeoutMs: 60_000 }) : null
-  const allReduce: AllReduce = reduce?.allReduce ?? localAllReduce
+  const sum = reduce?.allReduce ?? localAllReduce
+  let waitMs = 0 // time in the all-reduce: sending, then waiting for the other members' partials
+  const allReduce: AllReduce = async (partial) => {
+    const t = performance.now()
+    await sum(partial)
+    waitMs += performance.now() - t
+  }
   process.send?.({ kind: 'linked' } satisfies FromMember)
   if ((await nextMessage()).kind !== 'go') throw new Error('expected go')
   const state = createRunState(c, model.shard, task.tokens)
   let firstAt = 0
   for (let pos = 0; pos < task.tokens; pos++) {
-    if (pos === 1) firstAt = performance.now() // as llama2.c: the clock starts after the first position
+    if (pos === 1) { firstAt = performance.now(); waitMs = 0 } // as llama2.c: the clock starts after the first position
     const token = (pos * 7919 + 1) % c.vocabSize
     if (task.index === 0) await forward(model, state, token, pos, allReduce)
     else await forwardLayers(model, state, token, pos, allReduce)
   }
   const msPerToken = (performance.now() - firstAt) / (task.tokens - 1)
+  const waitMsPerToken = waitMs / (task.tokens - 1)
   reduce?.close()
   await plane.close()
   await model.matmuls.close()
-  process.send?.({ kind: 'done', msPerToken, rssMiB: process.resourceUsage().maxRSS / 1024 } satisfies FromMember)
+  process.send?.({ kind: 'done', msPerToken, waitMsPerToken, rssMiB: process.resourceUsage().maxRSS / 1024 } satisfies FromMember)
 }
 
-interface RunResult { tokPerSec: number, perMember: Array<{ loadMs: number, weightMiB: number, rssMiB: number }> }
+interface RunResult { tokPerSec: number, perMember: Array<{ loadMs: number, weightMiB: number, rssMiB: number, waitMs: number }> }
 
 async function ring (n: number, shape: { model: string, tokenizer: string }, tokens: number, pin: boolean): Promise<RunResult> {
   const script = new URL(import.meta.url).pathname
@@ -110,7 +117,7 @@ async function ring (n: number, shape: { model: string, tokenizer: string }, tok
     await Promise.all(children.map(async (ch) => { if (ch.exitCode === null) await once(ch, 'exit') }))
     return {
       tokPerSec: 1000 / done[0].msPerToken,
-      perMember: done.map((d, i) => ({ loadMs: ready[i].loadMs, weightMiB: ready[i].weightBytes / 2 ** 20, rssMiB: d.rssMiB }))
+      perMember: done.map((d, i) => ({ loadMs: ready[i].loadMs, weightMiB: ready[i].weightBytes / 2 ** 20, rssMiB: d.rssMiB, waitMs: d.waitMsPerToken }))
     }
   } finally {
     for (const ch of children) if (ch.exitCode === null) ch.kill()
@@ -131,13 +138,13 @@ async function lead (): Promise<void> {
   // interleaved rounds, so bursts of load on the shared machine hit every ring size alike
   for (let r = 0; r < runs; r++) for (const n of counts) results.get(n)?.push(await ring(n, shape, tokens, pin))
   console.log(`${shapeName}, ${autoEngineName()} engine, ${tokens} positions, ${runs} runs (medians)${pin ? ', member i pinned to core i' : ''}; ${os.cpus().length} cores, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`)
-  console.log('| members | tok/s | member | weights MiB | load ms | peak RSS MiB |')
-  console.log('| ---: | ---: | ---: | ---: | ---: | ---: |')
+  console.log('| members | tok/s | member | weights MiB | load ms | peak RSS MiB | in all-reduce ms/token |')
+  console.log('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
   for (const n of counts) {
     const rs = results.get(n) ?? []
     for (let i = 0; i < n; i++) {
       const m = (f: (x: RunResult['perMember'][number]) => number): string => median(rs.map((x) => f(x.perMember[i]))).toFixed(0)
-      console.log(`| ${i === 0 ? n : ''} | ${i === 0 ? median(rs.map((x) => x.tokPerSec)).toFixed(1) : ''} | ${i} | ${m((x) => x.weightMiB)} | ${m((x) => x.loadMs)} | ${m((x) => x.rssMiB)} |`)
+      console.log(`| ${i === 0 ? n : ''} | ${i === 0 ? median(rs.map((x) => x.tokPerSec)).toFixed(1) : ''} | ${i} | ${m((x) => x.weightMiB)} | ${m((x) => x.loadMs)} | ${m((x) => x.rssMiB)} | ${median(rs.map((x) => x.perMember[i].waitMs)).toFixed(2)} |`)
     }
   }
 }
