@@ -19,6 +19,7 @@ import { loadPeerCache, savePeerCache } from './peer-cache.js'
 import { PeerTable, type PeerView } from './peers.js'
 import { claimPidFile, releasePidFile } from './pidfile.js'
 import { poolNetwork } from './net/pool-network.js'
+import { relaysIn } from './net/relays.js'
 import { RecordPoolTrust } from './net/pool-trust.js'
 import { PoolDirectory } from './pools.js'
 import { inferenceRequestSchema } from './inference/events.js'
@@ -42,8 +43,8 @@ export interface AgentStatus {
     /** the pool's ring as this agent sees it; null until it holds a certificate */
     ring: { epoch: number, hash: string, members: number, converged: boolean } | null
   }>
-  /** libp2p node: listen addresses, refused peers by reason */
-  net: { addresses: string[], drops: Record<string, number> }
+  /** libp2p node: listen addresses, refused peers by reason; tensor-plane links by peer: direct TCP, or a stream on the (maybe relayed) libp2p connection */
+  net: { addresses: string[], drops: Record<string, number>, tensorLinks: Record<string, 'tcp' | 'stream'> }
   /** the model this member serves; `id` is what its heartbeats announce; null while it is being fetched */
   model: { id: string, checkpoint: string, tokenizer: string, checkpointSha256: string, tokenizerSha256: string } | null
   /** the fetch of a missing checkpoint from a pool member (mesh start --model-sha256); null when none was needed */
@@ -131,6 +132,8 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
         lastSeen: clock()
       }, clock(), config.peers)
       net.addPeerAddresses(c.nodeId, a.beacon.listenAddrs)
+      // the admin's relay (it announces its address through it): members need no --relay of their own
+      if (c.roles.includes('admin')) for (const relay of relaysIn(a.beacon.listenAddrs)) net.addRelay(relay)
       if (fresh) {
         log.info({ pool: a.poolId, node: c.nodeId, name: c.name, address: from.address }, 'peer online')
         announcer.soon()
@@ -198,7 +201,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
           ring: ring === undefined ? null : { epoch: ring.topology.epoch, hash: ring.topology.hash, members: ring.topology.members.length, converged: ring.converged }
         }
       }),
-      net: { addresses: net.listenAddresses(), drops: Object.fromEntries(net.drops) },
+      net: { addresses: net.listenAddresses(), drops: Object.fromEntries(net.drops), tensorLinks: links.plane.linkTransports() },
       model: servedStatus(model.served()),
       modelFetch: model.fetchStatus(),
       controlPlane: controlPlane?.status() ?? null

@@ -81,7 +81,7 @@ export class ModelService {
     await this.c.net.handleMemberProtocol(MODEL_PROTOCOL, async (stream) => {
       const m = this.model
       await serveModelStream(stream, m === null ? null : { path: m.checkpointPath, sha256: m.identity.checkpointSha256 }, this.c.log)
-    }, MAX_UPLOADS)
+    }, MAX_UPLOADS, { runOnLimitedConnection: false })
     const plan = this.plan
     this.running = plan.kind === 'fetch' ? this.fetchLoop(plan) : Promise.resolve()
   }

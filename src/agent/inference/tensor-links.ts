@@ -1,14 +1,18 @@
 import type { Stream } from '@libp2p/interface'
 import { lpStream } from '@libp2p/utils'
 import { createPublicKey, diffieHellman, generateKeyPairSync, type KeyObject } from 'node:crypto'
+import net from 'node:net'
 import { z } from 'zod'
 import { pairSecret } from '../../inference/tensor-plane/keys.js'
 import { TensorLinkError } from '../../inference/tensor-plane/errors.js'
 import { TensorPlane } from '../../inference/tensor-plane/plane.js'
 import type { Logger } from '../log.js'
+import { streamDuplex } from '../net/stream-duplex.js'
 
 /** Tensor-plane keys and addresses, agreed over the certificate-gated libp2p connection. */
 export const TENSOR_PROTOCOL = '/mesh/tensor/1.0.0'
+/** The same link's frames over a libp2p stream, when no direct TCP connection works (members behind NATs, a relay between them). */
+export const TENSOR_STREAM_PROTOCOL = '/mesh/tensor-stream/1.0.0'
 const MAX_MESSAGE_BYTES = 1024
 
 /** What the links need of the pool network (PoolNetwork provides it). */
@@ -31,6 +35,8 @@ export interface TensorLinksInit {
   /** largest tensor accepted: 4 bytes × the widest model dim served (2^16 floats covers every llama2.c header this engine accepts) */
   readonly maxPayloadBytes?: number
   readonly timeoutMs?: number
+  /** how long a direct TCP link may take to connect and prove the secret before the libp2p stream is used instead */
+  readonly directTimeoutMs?: number
 }
 
 const hello = z.strictObject({ poolId: z.string().regex(/^[0-9a-f]{64}$/), publicKey: z.string().regex(/^[0-9a-f]{64}$/), port: z.number().int().min(1).max(65535) })
@@ -62,8 +68,11 @@ export function directHost (remoteAddr: string): string | undefined {
  * This agent's tensor plane and how its links come up. For each pair of job members the one with
  * the smaller node id opens a /mesh/tensor stream: both send an ephemeral X25519 key and their plane's
  * port, derive the pair secret (bound to the pool and both ids), and the smaller id dials the TCP
- * link to the address the libp2p connection reached. The other side waits for that link.
- * The secret only ever crosses a Noise channel to a peer whose certificate was checked.
+ * link to the address the libp2p connection reached. When that connection is relayed, or the TCP
+ * link does not come up within `directTimeoutMs`, the same frames run over a /mesh/tensor-stream
+ * stream on the libp2p connection instead (slower: hundreds of µs a round trip, twice encrypted).
+ * The other side waits for that link. The secret only ever crosses a Noise channel to a peer
+ * whose certificate was checked.
  */
 export class TensorLinks {
   readonly plane: TensorPlane
@@ -71,9 +80,12 @@ export class TensorLinks {
   private readonly pending = new Map<string, Promise<void>>()
   private port = 0
   private readonly timeoutMs: number
+  private readonly directTimeoutMs: number
 
   constructor (private readonly c: TensorLinksComponents, private readonly init: TensorLinksInit = {}) {
     this.timeoutMs = init.timeoutMs ?? 10_000
+    // a LAN connects in a millisecond; a busy member may take a while to answer the hello
+    this.directTimeoutMs = init.directTimeoutMs ?? 2000
     this.plane = new TensorPlane({ selfId: c.selfId, secretFor: (p) => this.secrets.get(p), maxPayloadBytes: init.maxPayloadBytes ?? 4 << 16, epoch: 0 })
   }
 
@@ -81,6 +93,8 @@ export class TensorLinks {
     if (this.port !== 0) return
     this.port = (await this.plane.listen(0, this.init.host ?? '0.0.0.0')).port
     await this.c.net.handleMemberProtocol(TENSOR_PROTOCOL, async (stream, from) => { await this.answer(stream, from) }, 32)
+    // the plane's handshake proves the pair secret, as on its TCP port
+    await this.c.net.handleMemberProtocol(TENSOR_STREAM_PROTOCOL, async (stream) => { this.plane.acceptOver(streamDuplex(stream)) }, 32)
     this.c.log.info({ port: this.port }, 'tensor plane listening')
   }
 
@@ -105,8 +119,8 @@ export class TensorLinks {
     const stream = await this.c.net.openMemberStream(peer, TENSOR_PROTOCOL, AbortSignal.timeout(this.timeoutMs))
     const remoteAddr = this.c.net.remoteAddressOf(peer) ?? 'no connection'
     const host = directHost(remoteAddr)
+    let port: number
     try {
-      if (host === undefined) throw new TensorLinkError(`member ${peer} is reached over ${remoteAddr}, not a direct IPv4 connection; the tensor plane needs one`)
       const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
       await lp.write(Buffer.from(JSON.stringify({ poolId, publicKey: rawPublicKey(publicKey), port: this.port })))
       const parsed = answer.safeParse(JSON.parse(Buffer.from((await lp.read({ signal: AbortSignal.timeout(this.timeoutMs) })).subarray()).toString('utf8')))
@@ -114,11 +128,38 @@ export class TensorLinks {
       if ('refused' in parsed.data) throw new TensorLinkError(`member ${peer} refused a tensor-plane link: ${parsed.data.refused}`)
       const shared = diffieHellman({ privateKey, publicKey: importPublicKey(parsed.data.publicKey) })
       this.secrets.set(peer, pairSecret(shared, poolId, this.c.selfId, peer))
+      port = parsed.data.port
       await stream.close()
-      await this.plane.connect(peer, host, parsed.data.port)
     } catch (err) {
       stream.abort(err instanceof Error ? err : new Error(String(err)))
       throw err instanceof TensorLinkError ? err : new TensorLinkError(`cannot link the tensor plane to ${peer}: ${(err as Error).message}`)
+    }
+    const path = host !== undefined && await this.direct(peer, host, port) ? 'tcp' : await this.overStream(peer)
+    this.c.log.info({ peer, path, via: remoteAddr }, 'tensor-plane link up')
+  }
+
+  /** A direct TCP link, or false (logged) if it does not come up in time: a NAT or firewall between us. */
+  private async direct (peer: string, host: string, port: number): Promise<boolean> {
+    const socket = net.connect({ host, port, noDelay: true })
+    const timer = setTimeout(() => { socket.destroy(new Error(`no answer within ${this.directTimeoutMs} ms`)) }, this.directTimeoutMs)
+    try {
+      await this.plane.dialOver(peer, socket)
+      return true
+    } catch (err) {
+      this.c.log.info({ peer, host, port, err: (err as Error).message }, 'no direct tensor-plane link; using a stream on the libp2p connection')
+      return false
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  private async overStream (peer: string): Promise<'stream'> {
+    try {
+      const stream = await this.c.net.openMemberStream(peer, TENSOR_STREAM_PROTOCOL, AbortSignal.timeout(this.timeoutMs))
+      await this.plane.dialOver(peer, streamDuplex(stream))
+      return 'stream'
+    } catch (err) {
+      throw err instanceof TensorLinkError ? err : new TensorLinkError(`cannot link the tensor plane to ${peer} over libp2p: ${(err as Error).message}`)
     }
   }
 

@@ -68,6 +68,14 @@ const LEAVE_FLUSH_MS = 300
 
 type Services = { identify: ReturnType<ReturnType<typeof identify>>, ping: ReturnType<ReturnType<typeof ping>>, pubsub: GossipSub }
 
+export interface MemberProtocolOptions {
+  /**
+   * Serve the protocol on relayed connections too (default): the relay caps what each carries
+   * (bytes, time; see src/relay), so a protocol that moves more than that must say false.
+   */
+  runOnLimitedConnection?: boolean
+}
+
 /** Counters of what peers sent that we refused. */
 export type NetDropReason =
   | 'bad-bundle' | 'invalid-certificate' | 'invalid-revocation' | 'not-admitted' | 'no-shared-pool' | 'gossip-from-non-member'
@@ -122,11 +130,11 @@ export class PoolNetwork {
     this.leaving = false
     this.c.trust.reload()
     this.incarnation = nextIncarnation(this.c.home, Date.now())
-    const withRelays = this.cfg.relays.length > 0
     const node = await createLibp2p({
       privateKey: this.c.privateKey,
       addresses: { listen: this.cfg.listen },
-      transports: [tcp(), ...(withRelays ? [this.relayTransport()] : [])],
+      // the relay transport even without relays: one may be learned from the admin's beacons later
+      transports: [tcp(), this.relayTransport()],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       services: {
@@ -137,7 +145,7 @@ export class PoolNetwork {
         // limits (duration, bytes), which libp2p v3 calls "limited": gossip must opt in to run there
         pubsub: gossipsub({ emitSelf: false, allowPublishToZeroTopicPeers: true, floodPublish: true, runOnLimitedConnection: true }),
         // DCUtR upgrades a relayed connection to a direct one where hole punching works
-        ...(withRelays ? { dcutr: dcutr() } : {})
+        dcutr: dcutr()
       }
     })
     this.node = node
@@ -163,7 +171,7 @@ export class PoolNetwork {
     await this.publishHeartbeats('alive')
     // relays, and members from the peer cache and the last topology files: now rather than at the first redial tick
     this.redial()
-    this.c.log.info({ nodeId: this.peerId, addrs: this.listenAddresses(), incarnation: this.incarnation, relays: this.cfg.relays }, 'pool network started')
+    this.c.log.info({ nodeId: this.peerId, addrs: this.listenAddresses(), incarnation: this.incarnation, relays: this.relays.relays }, 'pool network started')
   }
 
   /** Say goodbye on every pool topic so peers drop us at once, then close everything. */
@@ -215,6 +223,13 @@ export class PoolNetwork {
     if (node === undefined || nodeId === node.peerId.toString()) return // before start the redial timer picks it up
     const changed = before === undefined || before.join() !== addrs.join()
     if (changed && node.getConnections().every((c) => c.remotePeer.toString() !== nodeId)) void this.dialMember(nodeId)
+  }
+
+  /** Reserve a slot on this relay too (learned from the pool admin's beacon), and reach members through it. */
+  addRelay (relayAddr: string): void {
+    if (!this.relays.add(relayAddr)) return
+    this.c.log.info({ relay: relayAddr }, 'relay learned from the pool admin; reserving a slot there')
+    if (this.node !== undefined) void this.relays.ensure(this.node)
   }
 
   /** Dial an address (a --bootstrap entry); the certificate exchange follows by itself. */
@@ -276,7 +291,7 @@ export class PoolNetwork {
    * Serve a pool protocol: a stream from a peer without a valid certificate of a shared pool is
    * refused (counted) before the handler sees it.
    */
-  async handleMemberProtocol (protocol: string, handler: (stream: Stream, nodeId: string) => Promise<void>, maxInboundStreams: number): Promise<void> {
+  async handleMemberProtocol (protocol: string, handler: (stream: Stream, nodeId: string) => Promise<void>, maxInboundStreams: number, opts: MemberProtocolOptions = {}): Promise<void> {
     await this.libp2p.handle(protocol, (stream, connection) => {
       const nodeId = connection.remotePeer.toString()
       if (this.directory.poolsOf(nodeId).length === 0) {
@@ -285,19 +300,25 @@ export class PoolNetwork {
         return
       }
       handler(stream, nodeId).catch((err: unknown) => { this.c.log.warn({ protocol, peer: nodeId, err: String(err) }, 'pool protocol stream failed') })
-    }, { maxInboundStreams })
+    }, { maxInboundStreams, runOnLimitedConnection: opts.runOnLimitedConnection ?? true })
+  }
+
+  /** A connection to a member: a direct one if there is one (DCUtR may have added it beside a relayed one). */
+  private connectionTo (nodeId: string): Connection | undefined {
+    const conns = this.libp2p.getConnections().filter((c) => c.remotePeer.toString() === nodeId && c.status === 'open')
+    return conns.find((c) => c.limits === undefined) ?? conns[0]
   }
 
   /** The address a connected member was reached at (a multiaddr), for protocols that connect it directly. */
   remoteAddressOf (nodeId: string): string | undefined {
-    return this.libp2p.getConnections().find((c) => c.remotePeer.toString() === nodeId)?.remoteAddr.toString()
+    return this.connectionTo(nodeId)?.remoteAddr.toString()
   }
 
-  /** A new stream to a connected, admitted member. */
+  /** A new stream to a connected, admitted member, over a relayed (limited) connection if that is all there is. */
   async openMemberStream (nodeId: string, protocol: string, signal: AbortSignal): Promise<Stream> {
-    const conn = this.libp2p.getConnections().find((c) => c.remotePeer.toString() === nodeId)
+    const conn = this.connectionTo(nodeId)
     if (conn === undefined || this.directory.poolsOf(nodeId).length === 0) throw new Error(`${nodeId} is not a connected pool member`)
-    return await conn.newStream(protocol, { signal })
+    return await conn.newStream(protocol, { signal, runOnLimitedConnection: true })
   }
 
   private count (reason: NetDropReason): void {
@@ -587,7 +608,7 @@ export class PoolNetwork {
       for (const a of ring.membership.addressesOf(nodeId)) addrs.add(a)
     }
     // through each of our relays too: it refuses unless the member holds a reservation there
-    for (const r of this.cfg.relays) addrs.add(relayedAddress(r, nodeId))
+    for (const r of this.relays.relays) addrs.add(relayedAddress(r, nodeId))
     if (addrs.size === 0 || this.dialing.has(nodeId) || this.relays.isRelay(nodeId)) return
     this.dialing.add(nodeId)
     const withPeer = [...addrs].map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${nodeId}`))

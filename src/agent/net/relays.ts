@@ -8,7 +8,10 @@
  * would lose the reservation for good. Here reservations are (re)made by `ensure()`, which the pool
  * network calls after start and on its redial timer.
  *
- * Exports: parseRelayAddress, relayedAddress, ReservationStoreHandle, RelayReservations.
+ * Relays come from `--relay` (and config), and from the relayed addresses a pool's admin announces
+ * in its signed beacons (relaysIn): a member told nothing about the relay still reserves a slot there.
+ *
+ * Exports: parseRelayAddress, relayedAddress, relaysIn, ReservationStoreHandle, RelayReservations.
  */
 import type { PeerId } from '@libp2p/interface'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
@@ -36,6 +39,17 @@ export function relayedAddress (relayAddr: string, nodeId: string): string {
   return `${relayAddr}/p2p-circuit/p2p/${nodeId}`
 }
 
+/** The relays behind relayed addresses (…/p2p/RELAY/p2p-circuit/p2p/NODE), as parseRelayAddress gives them; others are skipped. */
+export function relaysIn (addrs: readonly string[]): string[] {
+  const found = new Set<string>()
+  for (const a of addrs) {
+    const at = a.indexOf('/p2p-circuit')
+    if (at <= 0) continue
+    try { found.add(parseRelayAddress(a.slice(0, at))) } catch { /* not a relay address we can use */ }
+  }
+  return [...found]
+}
+
 /** The part of @libp2p/circuit-relay-v2's transport we use: its reservation store. */
 export interface ReservationStoreHandle {
   addRelay: (peerId: PeerId, type: 'configured') => Promise<unknown>
@@ -53,12 +67,25 @@ export class RelayReservations {
   /** relays whose last attempt failed: said once per failure streak, not every redial */
   private readonly failing = new Set<string>()
 
+  private readonly list: string[]
+
   constructor (
-    readonly relays: readonly string[],
+    relays: readonly string[],
     private readonly store: () => ReservationStoreHandle | undefined,
     private readonly log: Logger,
     private readonly timeoutMs: number
-  ) {}
+  ) {
+    this.list = [...relays]
+  }
+
+  get relays (): readonly string[] { return this.list }
+
+  /** Use another relay from now on (reserved at the next ensure); false if it is known already. */
+  add (relayAddr: string): boolean {
+    if (this.list.includes(relayAddr)) return false
+    this.list.push(relayAddr)
+    return true
+  }
 
   /** Whether a peer is one of our relays: it holds no certificate, and must not be refused for that. */
   isRelay (nodeId: string): boolean {

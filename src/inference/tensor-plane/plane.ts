@@ -68,6 +68,11 @@ export class TensorPlane {
   dropCount (reason: DropReason): number { return this.drops.get(reason) ?? 0 }
   hasLink (peerId: string): boolean { return this.links.has(peerId) }
 
+  /** Each linked peer and what its link runs on: a direct TCP socket, or another byte stream (dialOver). */
+  linkTransports (): Record<string, 'tcp' | 'stream'> {
+    return Object.fromEntries([...this.links].map(([peer, link]) => [peer, link.overTcp ? 'tcp' : 'stream']))
+  }
+
   async listen (port = 0, host = '127.0.0.1'): Promise<{ host: string, port: number }> {
     const server = net.createServer((socket) => { this.accept(socket) })
     this.server = server
@@ -218,6 +223,8 @@ class Link {
       this.plane.unregister(peerId, this)
     })
   }
+
+  get overTcp (): boolean { return this.socket instanceof net.Socket }
 
   sendHello (): void { this.send({ kind: 'hello', layer: 0, job: 0, epoch: this.plane.epoch, position: 0 }, new Float32Array(0)) }
 

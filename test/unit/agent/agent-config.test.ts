@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { CorruptFileError } from '../../../src/atomic-file.js'
 import { envOverrides, lanDefaults, parseBootstrap, readAgentFile, resolveAgentConfig } from '../../../src/agent/config.js'
 import { BUNDLED_MODEL } from '../../../src/inference/served.js'
-import { parseRelayAddress, relayedAddress } from '../../../src/agent/net/relays.js'
+import { parseRelayAddress, relayedAddress, relaysIn } from '../../../src/agent/net/relays.js'
 import { UsageError } from '../../../src/errors.js'
 
 describe('agent config', () => {
@@ -50,5 +50,11 @@ describe('agent config', () => {
     expect(() => parseRelayAddress('/ip4/10.0.0.9/tcp/4001')).toThrow(/lacks the relay's \/p2p\/ID/)
     expect(() => parseRelayAddress(`${r}/p2p-circuit`)).toThrow(/is a relayed address/)
     expect(() => resolveAgentConfig('/h', { relays: ['nonsense'] })).toThrow(UsageError)
+  })
+  it('relays behind the relayed addresses a beacon announces: each once; direct and malformed addresses give none', () => {
+    const r = '/ip4/10.0.0.9/tcp/4001/p2p/12D3KooWAghadJhLhAjNp7tUmmG5MostYUfQREHsonKeN2zdYdPe'
+    const node = '12D3KooWEh6BPzHUsAtTudRvYfWLdfrXVGsqaAaBsgjYPqbxcuU9'
+    expect(relaysIn(['/ip4/10.0.0.2/tcp/4100', relayedAddress(r, node), `${r}/p2p-circuit/p2p/${node}`])).toEqual([r])
+    expect(relaysIn(['/p2p-circuit/p2p/X', '/ip4/10.0.0.9/tcp/4001/p2p-circuit/p2p/X', 'garbage/p2p-circuit'])).toEqual([])
   })
 })
