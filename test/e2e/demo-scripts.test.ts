@@ -4,6 +4,7 @@ import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, onTestFailed, vi } from 'vitest'
 import { readTopology } from '../../src/ring/topology.js'
 import { DEVICE1_SH, DEVICE2_SH, namespacePids, ScriptRun } from './demo-scripts.js'
+import { expectGoldenInference } from './golden-inference.js'
 import { NetnsLab, netnsUnavailable, type LabNode } from './netns.js'
 
 const why = netnsUnavailable()
@@ -73,7 +74,7 @@ describe.skipIf(why !== undefined)('scripts/device1.sh and device2.sh across net
     expect(namespacePids(member)).toEqual([])
   }
 
-  it('the member joins: pool-peers, ring-status and the ring file show two members of 4096 columns; Ctrl+C stops all', async () => {
+  it('the member joins: pool-peers, ring-status and the ring file show two members of 4096 columns; inference gives the golden text; Ctrl+C stops all', async () => {
     onTestFailed(report)
     const { d1, d2, poolId, certMs, ringMs } = await runBoth()
     const scriptCert = d2.lineAt(/certificate received/)
@@ -97,6 +98,12 @@ describe.skipIf(why !== undefined)('scripts/device1.sh and device2.sh across net
       expect(peers.map((p) => [p.name, p.status])).toEqual([[n === admin ? 'device2' : 'device1', 'ONLINE']])
     }
     for (const f of ['relay.log', 'control-plane.log']) expect(fs.statSync(path.join(admin.home, 'logs', f)).size).toBeGreaterThan(0)
+
+    // the quick start's last step: a generation on the two-member ring, from either box
+    const { result, ms } = await expectGoldenInference(lab, member)
+    expect(result.members.map((m) => m.leader)).toContain(false)
+    expect(result.members).toHaveLength(2)
+    console.log(`demo e2e: mesh inference, 32 tokens on the ring of 2, ${Math.round(ms)} ms wall time (${Math.round(performance.now() - d2.startedAt)} ms after device2.sh started)`)
     await stopBoth(d1, d2)
   }, 300_000)
 
