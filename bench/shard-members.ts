@@ -1,6 +1,7 @@
 /**
  * N ring members as N processes on 127.0.0.1, each loading only its shard (loadShardModel, the
- * engine --engine auto picks, one thread each) and summing partials over the TCP tensor plane: per member, the weight bytes it holds,
+ * loader the agent's ModelHost uses, on the engine --engine auto picks, one thread each) and
+ * summing partials over the TCP tensor plane: per member, the weight bytes it holds,
  * load time and peak RSS; and tokens/s of the ring. With --pin, member i runs under
  * `taskset -c i` (one core each). Never asserted anywhere.
  *

@@ -1,3 +1,4 @@
+import type { ModelConfig } from './config.js'
 import { InferenceSettingError, PromptTooLongError } from './errors.js'
 import { forward, localAllReduce, type AllReduce, type ShardedModel } from './forward.js'
 import type { Sampler } from './sampler.js'
@@ -10,12 +11,7 @@ export interface GenerateOptions {
   readonly sampler: Sampler
   /** Each token as it is decided (prompt tokens first), with the bytes run.c would print for it. */
   readonly onToken?: (id: number, printed: Uint8Array) => void
-  readonly allReduce?: AllReduce
-  /**
-   * How a position runs, given the KV positions the generation needs: by default this device's
-   * forward pass (with `allReduce`); a distributed job passes its leader's step.
-   */
-  readonly stepper?: (positions: number) => Promise<Step>
+  readonly allReduce?: AllReduce // for the local forward pass (generate)
   readonly now?: () => number // ms clock; performance.now by default
 }
 
@@ -36,18 +32,30 @@ export interface Generation {
   readonly tokensPerSecond: number | null
 }
 
-/** run.c `generate`: feed the prompt, then sample until BOS/EOS, maxTokens or a full context. */
+/** How a position runs, given the KV positions the generation needs. */
+export type Stepper = (positions: number) => Promise<Step>
+
+/** run.c `generate` on this device's forward pass (with `opts.allReduce`). */
 export async function generate (m: ShardedModel, tok: Tokenizer, opts: GenerateOptions): Promise<Generation> {
+  return await generateWith(m.config, tok, async (positions) => localStep(m, positions, opts.allReduce ?? localAllReduce), opts)
+}
+
+/**
+ * run.c `generate`: feed the prompt, then sample until BOS/EOS, maxTokens or a full context.
+ * Each position runs on `stepper`'s step: a distributed job's leader passes its own, and needs
+ * no weights here (the members hold them).
+ */
+export async function generateWith (config: ModelConfig, tok: Tokenizer, stepper: Stepper, opts: GenerateOptions): Promise<Generation> {
   const now = opts.now ?? (() => performance.now())
   const start = now()
   if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new InferenceSettingError(`--max-tokens is ${opts.maxTokens}; it must be a whole number of at least 1`)
   const prompt = encode(tok, opts.prompt)
-  const seqLen = m.config.seqLen
+  const seqLen = config.seqLen
   if (prompt.length > seqLen) throw new PromptTooLongError(`the prompt is ${prompt.length} tokens with BOS, longer than the model's context of ${seqLen}; shorten it`)
 
   // the last sampled token is printed but never fed, so it needs no position
   const positions = Math.min(seqLen, prompt.length - 1 + opts.maxTokens)
-  const step = opts.stepper !== undefined ? await opts.stepper(positions) : localStep(m, positions, opts.allReduce ?? localAllReduce)
+  const step = await stepper(positions)
   const tokens = [prompt[0]]
   const printed: Uint8Array[] = []
   let stopReason: StopReason = positions < prompt.length - 1 + opts.maxTokens ? 'context-full' : 'max-tokens'

@@ -7,7 +7,7 @@ import { ModelHost } from '../../src/agent/inference/models.js'
 import { TensorLinks } from '../../src/agent/inference/tensor-links.js'
 import { poolNetwork, type PoolNetwork } from '../../src/agent/net/pool-network.js'
 import { RecordPoolTrust } from '../../src/agent/net/pool-trust.js'
-import { BUNDLED_MODEL } from '../../src/inference/served.js'
+import { BUNDLED_MODEL, identifyModel } from '../../src/inference/served.js'
 import { JOB_PROTOCOL, type JobOpen } from '../../src/inference/job/messages.js'
 import { evenRanges } from '../../src/inference/job/plan.js'
 import { libp2pPrivateKey, listPoolRecords, loadDevice } from '../../src/pool/index.js'
@@ -35,8 +35,9 @@ async function startNet (dev: TestDevice): Promise<PoolNetwork> {
 /** A real agent's job side (pool network, tensor links, job service) without the rest of the agent. */
 async function jobAgent (dev: TestDevice): Promise<PoolNetwork> {
   const net = await startNet(dev)
+  const served = await identifyModel(BUNDLED_MODEL)
   const links = new TensorLinks({ net, selfId: dev.nodeId, log: silent }, { host: '127.0.0.1' })
-  const jobs = new JobService({ net, links, models: new ModelHost(() => BUNDLED_MODEL), selfId: dev.nodeId, log: silent })
+  const jobs = new JobService({ net, links, models: new ModelHost(() => served), selfId: dev.nodeId, log: silent })
   await links.start()
   await jobs.start()
   cleanups.push(async () => { await jobs.stop(); await links.stop() })

@@ -1,13 +1,14 @@
 import { readFileSync } from 'node:fs'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { ShardedModel } from '../../src/inference/forward.js'
-import { generate } from '../../src/inference/generate.js'
+import type { ModelLease } from '../../src/inference/job/session.js'
+import { generateWith } from '../../src/inference/generate.js'
 import { LeaderRun, type MemberStats, type RingView } from '../../src/inference/job/leader.js'
 import { serveJob, type MemberOutcome } from '../../src/inference/job/member.js'
 import { evenRanges } from '../../src/inference/job/plan.js'
 import { loadModel, shardedModel, type LoadedModel } from '../../src/inference/model.js'
 import { createSampler } from '../../src/inference/sampler.js'
-import { wholeModel, type Shard } from '../../src/inference/shard.js'
+import type { Shard } from '../../src/inference/shard.js'
 import type { TensorPlane } from '../../src/inference/tensor-plane/plane.js'
 import { channelPair } from '../helpers/job-wire.js'
 import { connectedPlanes } from '../helpers/tensor-planes.js'
@@ -17,11 +18,11 @@ const POOL = 'a'.repeat(64)
 
 let loaded: LoadedModel
 const models = new Map<string, ShardedModel>()
-async function modelFor (shard: Shard): Promise<ShardedModel> {
+async function modelFor (shard: Shard): Promise<ModelLease> {
   const key = JSON.stringify(shard)
   let m = models.get(key)
   if (m === undefined) { m = await shardedModel(loaded, { name: 'wasm', threads: 1 }, shard); models.set(key, m) }
-  return m
+  return { model: m, release: () => {} }
 }
 beforeAll(async () => {
   loaded = await loadModel({ checkpointPath: 'models/stories260K/stories260K.bin', tokenizerPath: 'models/stories260K/tok512.bin', forWasm: true })
@@ -31,7 +32,8 @@ let open: TensorPlane[] = []
 afterEach(async () => { await Promise.all(open.splice(0).map(async (p) => { await p.close() })) })
 
 /** Members on real tensor planes over TCP (127.0.0.1), control streams in process, a ring the test controls. */
-async function cluster (ids: string[], modelIdOf: (id: string) => string = () => loaded.identity.id) {
+/** `modelIdOf`: the model a member serves; `announced`: what its heartbeats say (the same unless a test says otherwise) */
+async function cluster (ids: string[], modelIdOf: (id: string) => string = () => loaded.identity.id, announced: (id: string) => string | undefined = modelIdOf) {
   const planes = await connectedPlanes(ids, 4 * loaded.checkpoint.config.dim)
   open.push(...planes)
   const ring = { epoch: 1, alive: [...ids] }
@@ -39,6 +41,7 @@ async function cluster (ids: string[], modelIdOf: (id: string) => string = () =>
   const plane = (id: string): TensorPlane => planes[ids.indexOf(id)]
   const notices: string[] = []
   let jobs = 0
+  const opened: string[] = []
   const leader = (id: string, positions: number): LeaderRun => new LeaderRun({
     plane: plane(id),
     poolId: POOL,
@@ -47,6 +50,7 @@ async function cluster (ids: string[], modelIdOf: (id: string) => string = () =>
     modelFor,
     open: async (nodeId) => {
       if (!ring.alive.includes(nodeId)) throw new Error('connection refused')
+      opened.push(nodeId)
       const [mine, theirs] = channelPair()
       void theirs.receive().then(async (m) => {
         if (m?.type !== 'open') return
@@ -57,24 +61,23 @@ async function cluster (ids: string[], modelIdOf: (id: string) => string = () =>
     link: async () => {},
     ring: async (moveOn?: number): Promise<RingView> => {
       if (moveOn === ring.epoch) throw new Error('test ring did not move on') // the tests move it before the failure shows
-      return { epoch: ring.epoch, members: evenRanges(ring.alive) }
+      return { epoch: ring.epoch, members: evenRanges(ring.alive).map((m) => ({ ...m, model: announced(m.nodeId) })) }
     },
     jobNumber: () => ++jobs,
     notice: (t) => notices.push(t),
     timeoutMs: 5000,
     failoverMs: 10_000
   }, positions)
-  return { ring, leader, outcomes, notices, plane }
+  return { ring, leader, outcomes, notices, plane, opened }
 }
 
 async function run (c: Awaited<ReturnType<typeof cluster>>, leaderId: string, prompt: string, maxTokens: number, onToken?: (n: number) => void): Promise<{ ids: number[], stats: MemberStats[] }> {
   let lr: LeaderRun | undefined
   let n = 0
-  const g = await generate(await modelFor(wholeModel(loaded.checkpoint.config)), loaded.tokenizer, {
+  const g = await generateWith(loaded.checkpoint.config, loaded.tokenizer, async (positions) => { lr = c.leader(leaderId, positions); return lr.step }, {
     prompt,
     maxTokens,
     sampler: createSampler({ temperature: 0, topP: 0.9, seed: 1n }),
-    stepper: async (positions) => { lr = c.leader(leaderId, positions); return lr.step },
     onToken: () => onToken?.(++n)
   })
   return { ids: g.tokenIds, stats: await lr!.finish() }
@@ -108,9 +111,23 @@ describe('the job protocol: a leader and members on real tensor planes', () => {
     expect(b.ids).toEqual(other.token_ids)
   })
 
-  it('leaves out a member serving a different model and runs on the others, with a notice', async () => {
+  it('leaves out, before opening the job, a member whose heartbeats announce another model (or none yet)', async () => {
     const g = goldenCase(64)
-    const c = await cluster(['m0', 'm1', 'm2'], (id) => id === 'm2' ? 'b'.repeat(64) : loaded.identity.id)
+    const other = 'b'.repeat(64)
+    const c = await cluster(['m0', 'm1', 'm2', 'm3'], (id) => id === 'm2' ? other : loaded.identity.id, (id) => id === 'm2' ? other : id === 'm3' ? undefined : loaded.identity.id)
+    const { ids, stats } = await run(c, 'm0', g.prompt, g.maxTokens)
+    expect(ids).toEqual(g.token_ids)
+    expect(stats.map((s) => s.nodeId)).toEqual(['m0', 'm1'])
+    expect(c.opened).toEqual(['m1'])
+    expect(c.notices).toEqual([
+      `member m2 left out of this job: it serves another model (${other.slice(0, 12)})`,
+      'member m3 left out of this job: it has not announced a model yet'
+    ])
+  })
+
+  it('leaves out a member that refuses the job for its model (its heartbeat said otherwise) and runs on the others, with a notice', async () => {
+    const g = goldenCase(64)
+    const c = await cluster(['m0', 'm1', 'm2'], (id) => id === 'm2' ? 'b'.repeat(64) : loaded.identity.id, () => loaded.identity.id)
     const { ids, stats } = await run(c, 'm0', g.prompt, g.maxTokens)
     expect(ids).toEqual(g.token_ids)
     expect(stats.map((s) => s.nodeId)).toEqual(['m0', 'm1'])

@@ -2,13 +2,12 @@ import type { Stream } from '@libp2p/interface'
 import { randomBytes, randomInt } from 'node:crypto'
 import { MeshError, UsageError } from '../../errors.js'
 import { NoPoolError, type InferenceEvent, type InferenceRequest, type InferenceStats, type JobResult } from './events.js'
-import { generate } from '../../inference/generate.js'
+import { generateWith } from '../../inference/generate.js'
 import { RingNotReadyError } from '../../inference/job/errors.js'
 import { LeaderRun, type MemberStats, type RingView } from '../../inference/job/leader.js'
 import { serveJob } from '../../inference/job/member.js'
 import { JOB_PROTOCOL } from '../../inference/job/messages.js'
 import { createSampler } from '../../inference/sampler.js'
-import { wholeModel } from '../../inference/shard.js'
 import type { RingStatus } from '../net/pool-ring.js'
 import type { Logger } from '../log.js'
 import { libp2pChannel } from './job-channel.js'
@@ -17,7 +16,12 @@ import type { MemberStreams, TensorLinks } from './tensor-links.js'
 
 
 export interface JobsComponents {
-  readonly net: MemberStreams & { poolIds: () => string[], ringStatus: (poolId: string) => RingStatus | undefined }
+  readonly net: MemberStreams & {
+    poolIds: () => string[]
+    ringStatus: (poolId: string) => RingStatus | undefined
+    /** the model id a member's heartbeats announce */
+    modelOf: (poolId: string, nodeId: string) => string | undefined
+  }
   readonly links: TensorLinks
   readonly models: ModelHost
   readonly selfId: string
@@ -75,12 +79,12 @@ export class JobService {
       return
     }
     try {
-      const loaded = await this.c.models.loaded()
+      const served = this.c.models.served()
       const outcome = await serveJob(open, ch, {
         plane: this.c.links.plane,
-        modelId: loaded.identity.id,
-        config: loaded.checkpoint.config,
-        modelFor: async (shard) => await this.c.models.modelForShard(shard),
+        modelId: served.identity.id,
+        config: served.config,
+        modelFor: async (shard) => await this.c.models.lease(shard, false),
         link: async (peers) => { await this.c.links.link(open.poolId, peers) },
         epochOf: (poolId) => this.c.net.ringStatus(poolId)?.topology.epoch,
         timeoutMs: this.cfg.stepTimeoutMs
@@ -115,35 +119,35 @@ export class JobService {
   private async lead (req: InferenceRequest, emit: (e: InferenceEvent) => void): Promise<JobResult> {
     const poolId = this.pickPool(req.poolId)
     const jobId = randomBytes(8).toString('hex')
-    const loaded = await this.c.models.loaded()
-    const config = loaded.checkpoint.config
+    const served = this.c.models.served()
+    const tokenizer = await this.c.models.tokenizer()
     const sampler = createSampler({ temperature: req.temperature, topP: req.topP, seed: BigInt(req.seed) })
     // fail fast, before the prompt is encoded: no ring, no job
     await this.ringView(poolId)
     emit({ type: 'started', jobId, poolId })
     let run: LeaderRun | undefined
     try {
-      const g = await generate(await this.c.models.modelForShard(wholeModel(config)), loaded.tokenizer, {
+      // the leader's own shard is loaded when the job is planned, in LeaderRun
+      const g = await generateWith(served.config, tokenizer, async (positions) => {
+        run = new LeaderRun({
+          plane: this.c.links.plane,
+          poolId,
+          modelId: served.identity.id,
+          config: served.config,
+          modelFor: async (shard) => await this.c.models.lease(shard, true),
+          open: async (nodeId) => libp2pChannel(await this.c.net.openMemberStream(nodeId, JOB_PROTOCOL, AbortSignal.timeout(this.cfg.stepTimeoutMs))),
+          link: async (peers) => { await this.c.links.link(poolId, peers) },
+          ring: async (moveOn) => await this.ringView(poolId, moveOn),
+          jobNumber: () => randomInt(1, 0xffffffff),
+          notice: (message) => { this.c.log.warn({ jobId, message }, 'job notice'); emit({ type: 'notice', message }) },
+          timeoutMs: this.cfg.stepTimeoutMs,
+          failoverMs: this.cfg.failoverMs
+        }, positions)
+        return run.step
+      }, {
         prompt: req.prompt,
         maxTokens: req.maxTokens,
         sampler,
-        stepper: async (positions) => {
-          run = new LeaderRun({
-            plane: this.c.links.plane,
-            poolId,
-            modelId: loaded.identity.id,
-            config,
-            modelFor: async (shard) => await this.c.models.modelForShard(shard),
-            open: async (nodeId) => libp2pChannel(await this.c.net.openMemberStream(nodeId, JOB_PROTOCOL, AbortSignal.timeout(this.cfg.stepTimeoutMs))),
-            link: async (peers) => { await this.c.links.link(poolId, peers) },
-            ring: async (moveOn) => await this.ringView(poolId, moveOn),
-            jobNumber: () => randomInt(1, 0xffffffff),
-            notice: (message) => { this.c.log.warn({ jobId, message }, 'job notice'); emit({ type: 'notice', message }) },
-            timeoutMs: this.cfg.stepTimeoutMs,
-            failoverMs: this.cfg.failoverMs
-          }, positions)
-          return run.step
-        },
         onToken: (id, piece) => { emit({ type: 'token', id, piece: Buffer.from(piece).toString('base64') }) }
       })
       const members = await run!.finish()
@@ -160,7 +164,7 @@ export class JobService {
         total_ms: g.totalMs,
         failovers: run!.failovers,
         finished_at: new Date().toISOString(),
-        model: { id: loaded.identity.id },
+        model: { id: served.identity.id },
         members: members.map(memberRow)
       }
     } finally {
@@ -189,7 +193,7 @@ export class JobService {
       const t = last?.topology
       const waitingForEpoch = moveOn !== undefined && t?.epoch === moveOn && Date.now() - started < this.cfg.epochWaitMs
       if (t !== undefined && last?.converged === true && !waitingForEpoch && t.members.some((m) => m.nodeId === this.c.selfId)) {
-        return { epoch: t.epoch, members: t.members.map(({ nodeId, start, end }) => ({ nodeId, start, end })) }
+        return { epoch: t.epoch, members: t.members.map(({ nodeId, start, end }) => ({ nodeId, start, end, model: this.c.net.modelOf(poolId, nodeId) })) }
       }
       if (Date.now() - started > this.cfg.ringReadyMs + (moveOn === undefined ? 0 : this.cfg.epochWaitMs)) break
       await new Promise((resolve) => setTimeout(resolve, 50))

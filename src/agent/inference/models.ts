@@ -1,51 +1,125 @@
 import os from 'node:os'
 import type { ShardedModel } from '../../inference/forward.js'
-import { autoEngineName, chooseEngine, loadModel, shardedModel, type LoadedModel } from '../../inference/model.js'
-import type { ModelFiles } from '../../inference/served.js'
+import { chooseEngine, loadShardModel } from '../../inference/model.js'
+import type { ModelLease } from '../../inference/job/session.js'
+import type { ServedModel } from '../../inference/served.js'
 import type { Shard } from '../../inference/shard.js'
+import { loadTokenizer, type Tokenizer } from '../../inference/tokenizer.js'
 import { MeshError } from '../../errors.js'
 
 /** A job needs the model before this agent has it. */
 export class ModelNotReadyError extends MeshError {}
 
+interface Held {
+  readonly model: Promise<ShardedModel>
+  readonly withClassifier: boolean
+  users: number
+}
+
 /**
- * The model this agent serves, loaded on first use, and its shards on the engine
- * `mesh inference --local` picks (chooseEngine). For now every member loads the whole checkpoint and runs its
- * shard's slice of it; `modelForShard` is where a loader that reads only the owned slices plugs in.
+ * The model this agent serves, as the shards its jobs compute with, on the engine
+ * `mesh inference --local` picks (chooseEngine). Each shard is read from the checkpoint file on first use:
+ * only its slices of the layers (loadShardModel), the classifier only for a leader, which samples.
+ * The shard of the latest plan stays loaded between jobs; any other is freed as soon as no job
+ * uses it, so after a re-plan (a failover, a member joining) memory follows the new share.
  */
 export class ModelHost {
-  private loading: Promise<LoadedModel> | undefined
-  private readonly shards = new Map<string, Promise<ShardedModel>>()
+  private readonly held = new Map<string, Held>()
+  private latest = ''
+  private tokenizerOf: { id: string, loading: Promise<Tokenizer> } | undefined
 
-  /** `files`: the model served now; null while it is still being fetched from a peer */
-  constructor (private readonly files: () => ModelFiles | null) {}
+  /** `served`: the model served now; null while it is still being fetched from a peer */
+  constructor (private readonly current: () => ServedModel | null, private readonly threads = os.availableParallelism()) {}
 
-  async loaded (): Promise<LoadedModel> {
-    const files = this.files()
-    if (files === null) throw new ModelNotReadyError('this agent is still fetching its model from a pool member; try again when `mesh start` shows it ready')
-    // load straight into the wasm heap when that is the engine chooseEngine picks
-    this.loading ??= loadModel({ ...files, forWasm: autoEngineName() === 'wasm' })
+  /** The model served now (checked and hashed at start): its shape and identity, without its weights. */
+  served (): ServedModel {
+    const s = this.current()
+    if (s === null) throw new ModelNotReadyError('this agent is still fetching its model from a pool member; try again when `mesh start` shows it ready')
+    return s
+  }
+
+  /** The served model's tokenizer, for the jobs this agent leads. */
+  async tokenizer (): Promise<Tokenizer> {
+    const s = this.served()
+    if (this.tokenizerOf?.id !== s.identity.id) this.tokenizerOf = { id: s.identity.id, loading: loadTokenizer(s.tokenizerPath, s.config.vocabSize) }
+    const mine = this.tokenizerOf
     try {
-      return await this.loading
+      return await mine.loading
     } catch (err) {
-      this.loading = undefined // a missing or bad file can be fixed without restarting the agent
+      if (this.tokenizerOf === mine) this.tokenizerOf = undefined // a bad file can be fixed without restarting the agent
       throw err
     }
   }
 
-  async modelForShard (shard: Shard): Promise<ShardedModel> {
-    const key = `${shard.kvHeadStart}:${shard.kvHeadEnd}:${shard.hiddenStart}:${shard.hiddenEnd}`
-    let m = this.shards.get(key)
-    if (m === undefined) {
-      m = this.loaded().then(async (loaded) => await shardedModel(loaded, chooseEngine(loaded.checkpoint.config, os.availableParallelism()), shard))
-      this.shards.set(key, m)
+  /** This member's shard of the served model; `withClassifier` for the leader, which samples. */
+  async lease (shard: Shard, withClassifier: boolean): Promise<ModelLease> {
+    const s = this.served()
+    const base = `${s.identity.id}:${shard.kvHeadStart}:${shard.kvHeadEnd}:${shard.hiddenStart}:${shard.hiddenEnd}`
+    // a shard loaded with the classifier serves a member's job as well
+    const key = withClassifier || this.held.has(`${base}:cls`) ? `${base}:cls` : base
+    this.latest = key
+    this.freeIdle() // before loading: an old plan's idle shard goes first
+    const found = this.held.get(key)
+    const held = found ?? { model: this.load(s, shard, withClassifier), withClassifier, users: 0 }
+    if (found === undefined) this.held.set(key, held)
+    held.users++
+    let model: ShardedModel
+    try {
+      model = await held.model
+    } catch (err) {
+      held.users--
+      if (this.held.get(key) === held) this.held.delete(key)
+      throw err
     }
-    return await m
+    let released = false
+    return {
+      model,
+      release: () => {
+        if (released) return
+        released = true
+        held.users--
+        this.freeIdle()
+      }
+    }
+  }
+
+  private async load (s: ServedModel, shard: Shard, withClassifier: boolean): Promise<ShardedModel> {
+    const loaded = await loadShardModel({
+      checkpointPath: s.checkpointPath,
+      tokenizerPath: s.tokenizerPath,
+      shard,
+      engine: chooseEngine(s.config, this.threads),
+      withClassifier,
+      checkpointSha256: s.identity.checkpointSha256
+    })
+    if (loaded.identity.id !== s.identity.id) {
+      await loaded.model.matmuls.close()
+      throw new ModelNotReadyError(`the model files changed on disk since this agent hashed them (${s.checkpointPath}); restart it with \`mesh start\``)
+    }
+    return loaded.model
+  }
+
+  /** Free every shard no job uses, but the latest plan's. */
+  private freeIdle (): void {
+    for (const [key, h] of this.held) {
+      if (h.users > 0 || key === this.latest) continue
+      this.held.delete(key)
+      void close(h)
+    }
+  }
+
+  /** Shards loaded now, for tests and status: their keys' shard part and whether each holds the classifier. */
+  loadedShards (): Array<{ shard: string, withClassifier: boolean, users: number }> {
+    return [...this.held].map(([key, h]) => ({ shard: key.split(':').slice(1, 5).join(':'), withClassifier: h.withClassifier, users: h.users }))
   }
 
   async stop (): Promise<void> {
-    const all = [...this.shards.values()]
-    this.shards.clear()
-    await Promise.all(all.map(async (p) => { await (await p.catch(() => undefined))?.matmuls.close() }))
+    const all = [...this.held.values()]
+    this.held.clear()
+    await Promise.all(all.map(close))
   }
+}
+
+async function close (h: Held): Promise<void> {
+  await (await h.model.catch(() => undefined))?.matmuls.close()
 }

@@ -1,18 +1,23 @@
+import { matchModel } from '../../ring/model-match.js'
 import type { ModelConfig } from '../config.js'
-import type { ShardedModel } from '../forward.js'
 import type { Shard } from '../shard.js'
 import { AllReduceTimeoutError, TensorLinkError } from '../tensor-plane/errors.js'
 import type { TensorPlane } from '../tensor-plane/plane.js'
 import { JobFailedError, MemberLostError, MemberRefusedError, RingNotReadyError } from './errors.js'
 import type { ControlChannel, JobOpen } from './messages.js'
 import { evenRanges, planJob, type JobMember, type PlannedMember } from './plan.js'
-import { openSession, type JobSession, type SessionTimes } from './session.js'
+import { openSession, type JobSession, type ModelLease, type SessionTimes } from './session.js'
+
+/** A ring member as the leader sees it: its columns, and the model id its heartbeats announce (undefined before they said). */
+export interface RingMember extends JobMember {
+  readonly model: string | undefined
+}
 
 /** A converged ring of the job's pool, as the leader plans on it. */
 export interface RingView {
   readonly epoch: number
   /** in ring order, with column ranges */
-  readonly members: readonly JobMember[]
+  readonly members: readonly RingMember[]
 }
 
 export interface LeaderDeps {
@@ -20,7 +25,8 @@ export interface LeaderDeps {
   readonly poolId: string
   readonly modelId: string
   readonly config: ModelConfig
-  readonly modelFor: (shard: Shard) => Promise<ShardedModel>
+  /** the leader's shard, with the classifier (it samples) */
+  readonly modelFor: (shard: Shard) => Promise<ModelLease>
   /** open a control stream to a member (JobMessage over libp2p in the agent) */
   readonly open: (nodeId: string) => Promise<ControlChannel>
   /** bring up tensor-plane links to these members */
@@ -56,6 +62,7 @@ interface Attempt {
   readonly epoch: number
   readonly plan: readonly PlannedMember[]
   readonly session: JobSession
+  readonly lease: ModelLease
   readonly channels: Map<string, ControlChannel>
 }
 
@@ -110,8 +117,7 @@ export class LeaderRun {
     if (err instanceof RingNotReadyError && this.history.length === 0 && this.failovers === 0) throw err
     if (now - this.failingSince > this.deps.failoverMs) throw new JobFailedError(`the job could not continue within ${this.deps.failoverMs} ms of a failure: ${err.message}`)
     if (err instanceof MemberRefusedError && (err.reason === 'model-mismatch' || err.reason === 'not-member')) {
-      this.excluded.set(err.nodeId, err.message)
-      this.deps.notice(`member ${short(err.nodeId)} left out of this job: ${err.reason === 'model-mismatch' ? 'it serves a different model' : 'it is not a member of the ring'}`)
+      this.leaveOut(err.nodeId, err.reason === 'model-mismatch' ? 'serves a different model' : 'is not a member of the ring')
       return
     }
     this.failovers++
@@ -119,18 +125,30 @@ export class LeaderRun {
     this.deps.notice(`a member was lost at position ${this.history.length} (${err.message}); re-planning on the next ring epoch`)
   }
 
+  /** `why` completes "it …" */
+  private leaveOut (nodeId: string, why: string): void {
+    this.excluded.set(nodeId, why)
+    this.deps.notice(`member ${short(nodeId)} left out of this job: it ${why}`)
+  }
+
   private async begin (): Promise<Attempt> {
     const { deps } = this
     const self = deps.plane.selfId
     const view = await deps.ring(this.lastEpoch)
+    // a member whose heartbeats announce another model would refuse the job: leave it out up front
+    for (const m of view.members) {
+      if (m.nodeId === self || this.excluded.has(m.nodeId)) continue
+      const match = matchModel(deps.modelId, m.model)
+      if (!match.serves) this.leaveOut(m.nodeId, match.text)
+    }
     const serving = view.members.filter((m) => !this.excluded.has(m.nodeId))
     if (!serving.some((m) => m.nodeId === self)) throw new JobFailedError('this node is not in the ring it would lead the job on')
     const members = serving.length === view.members.length ? serving : evenRanges(serving.map((m) => m.nodeId))
     const plan = planJob(deps.config, members)
     const job = deps.jobNumber()
-    const model = await deps.modelFor(plan.find((m) => m.nodeId === self)!.shard)
-    const session = openSession({ plane: deps.plane, job, epoch: view.epoch, members: plan.map((m) => m.nodeId), model, positions: this.positions, classify: true, timeoutMs: deps.timeoutMs })
-    const attempt: Attempt = { job, epoch: view.epoch, plan, session, channels: new Map() }
+    const lease = await deps.modelFor(plan.find((m) => m.nodeId === self)!.shard)
+    const session = openSession({ plane: deps.plane, job, epoch: view.epoch, members: plan.map((m) => m.nodeId), model: lease.model, positions: this.positions, classify: true, timeoutMs: deps.timeoutMs })
+    const attempt: Attempt = { job, epoch: view.epoch, plan, session, lease, channels: new Map() }
     this.attempt = attempt
     const open: JobOpen = {
       type: 'open', job, poolId: deps.poolId, epoch: view.epoch, leader: self, modelId: deps.modelId, positions: this.positions,
@@ -167,6 +185,7 @@ export class LeaderRun {
     this.own.computeMs += a.session.times.computeMs
     this.own.networkMs += a.session.times.networkMs
     a.session.close()
+    a.lease.release()
     for (const ch of a.channels.values()) ch.close()
   }
 

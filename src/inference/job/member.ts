@@ -1,18 +1,17 @@
 import type { ModelConfig } from '../config.js'
-import type { ShardedModel } from '../forward.js'
 import type { Shard } from '../shard.js'
 import type { FrameDrop, TensorPlane } from '../tensor-plane/plane.js'
 import type { ControlChannel, JobOpen, Refusal } from './messages.js'
 import { JobPlanError, planJob } from './plan.js'
-import { openSession, type SessionTimes } from './session.js'
+import { openSession, type ModelLease, type SessionTimes } from './session.js'
 
 export interface MemberDeps {
   readonly plane: TensorPlane
   /** the model this member serves (ModelIdentity.id) and its shape */
   readonly modelId: string
   readonly config: ModelConfig
-  /** this member's part of the model for a shard (swappable for a loader that reads only the slices owned) */
-  readonly modelFor: (shard: Shard) => Promise<ShardedModel>
+  /** this member's part of the model for a shard, without the classifier (the leader samples) */
+  readonly modelFor: (shard: Shard) => Promise<ModelLease>
   /** bring up tensor-plane links to these members of the job */
   readonly link: (peers: readonly string[]) => Promise<void>
   /** the ring epoch this member is in, for the pool the job names */
@@ -59,14 +58,14 @@ export async function serveJob (open: JobOpen, channel: ControlChannel, deps: Me
     if (err instanceof JobPlanError) return await refuse({ reason: 'bad-plan', message: err.message })
     throw err
   }
-  const model = await deps.modelFor(shard)
-  const feed = new TokenFeed(model.config.vocabSize)
+  const lease = await deps.modelFor(shard)
+  const feed = new TokenFeed(lease.model.config.vocabSize)
   const session = openSession({
     plane: deps.plane,
     job: open.job,
     epoch: open.epoch,
     members: open.members.map((m) => m.nodeId),
-    model,
+    model: lease.model,
     positions: open.positions,
     classify: false,
     timeoutMs: deps.timeoutMs,
@@ -89,6 +88,7 @@ export async function serveJob (open: JobOpen, channel: ControlChannel, deps: Me
     return { kind: 'failed', error: err instanceof Error ? err : new Error(String(err)), times: session.times }
   } finally {
     session.close()
+    lease.release()
     channel.close()
   }
 }

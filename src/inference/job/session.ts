@@ -20,6 +20,12 @@ export interface SessionOptions {
   readonly other?: (peerId: string, h: FrameHeader, payload: Float32Array) => FrameDrop | null
 }
 
+/** A job attempt's use of this member's shard of the model; released when the attempt ends, so a host can free it. */
+export interface ModelLease {
+  readonly model: ShardedModel
+  readonly release: () => void
+}
+
 /** Time spent in one member's share of a job: matrix work, and waiting on the all-reduces. */
 export interface SessionTimes { positions: number, computeMs: number, networkMs: number }
 
