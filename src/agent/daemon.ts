@@ -34,12 +34,13 @@ export async function runningAgent (home: string): Promise<AgentStatus | undefin
 
 /**
  * The detached agent's entry: the agent alone, without the CLI (named so `ps` and the pid check see
- * "mesh"). The one-file bundle that `npm run build` makes (scripts/bundle-agent.mjs) loads several
- * times faster than the ~780 modules it holds; a build without it runs the modules as they are.
+ * "mesh"). The bundle that `npm run build` makes (scripts/bundle.mjs) loads several times faster
+ * than the ~780 modules it holds; a build without it runs the modules as they are. Both this module
+ * and the bundle's chunks sit one level under dist/, so the same relative path finds it from either.
  */
 function agentScript (): string {
-  const bundle = fileURLToPath(new URL('./mesh-agent.bundle.js', import.meta.url))
-  return fs.existsSync(bundle) ? bundle : fileURLToPath(new URL('./mesh-agent.js', import.meta.url))
+  const bundle = fileURLToPath(new URL('../bundle/mesh-agent.js', import.meta.url))
+  return fs.existsSync(bundle) ? bundle : fileURLToPath(new URL('../agent/mesh-agent.js', import.meta.url))
 }
 /** how `mesh start` hands its flags to the detached agent (JSON of AgentOverrides) */
 export const OVERRIDES_ENV = 'MESH_AGENT_OVERRIDES'
