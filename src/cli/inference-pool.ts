@@ -18,6 +18,22 @@ export interface PoolInferenceSettings {
   poolId?: string
 }
 
+/** The flags of `mesh inference` that only --local uses, as given (undefined when not). */
+export interface LocalOnlyFlags { model?: string, tokenizer?: string, threads?: number, engine?: string }
+
+/**
+ * Refuse, rather than ignore, a --local flag on a pool job: the members run the model their
+ * agents serve (`mesh start --model`), each with the engine --engine auto picks on all its cores.
+ */
+export function refuseLocalOnly (flags: LocalOnlyFlags): void {
+  const given = (['model', 'tokenizer', 'threads', 'engine'] as const).filter((f) => flags[f] !== undefined).map((f) => `--${f}`)
+  if (given.length === 0) return
+  const what = given.some((f) => f === '--model' || f === '--tokenizer')
+    ? 'the pool runs the model its agents serve (mesh start --model)'
+    : 'pool members run the engine --engine auto picks on all their cores'
+  throw new InferenceSettingError(`${given.join(' and ')} ${given.length === 1 ? 'applies' : 'apply'} to --local only: ${what}; drop ${given.length === 1 ? 'it' : 'them'} or add --local`)
+}
+
 /** The agent's errors by class name, so the CLI exits as the class says (usage errors: 2). */
 const REMOTE_ERRORS: Record<string, new (message: string) => MeshError> = {
   PromptTooLongError, InferenceSettingError, NoPoolError, RingNotReadyError, JobFailedError

@@ -6,7 +6,7 @@ import { generate } from '../inference/generate.js'
 import { autoEngineName, chooseEngine, ENGINES, loadModel, shardedModel, type EngineName } from '../inference/model.js'
 import { createSampler } from '../inference/sampler.js'
 import type { MeshCommand } from './commands.js'
-import { inferOnPool } from './inference-pool.js'
+import { inferOnPool, refuseLocalOnly } from './inference-pool.js'
 import type { CliIO, GlobalArgs } from './io.js'
 import { byteProgress } from './progress.js'
 
@@ -17,13 +17,14 @@ interface InferenceArgs extends GlobalArgs {
   local: boolean
   prompt: string
   'max-tokens': number
-  model: string
-  tokenizer: string
+  // --local only: left undefined when not given, so the pool path can refuse them
+  model?: string
+  tokenizer?: string
   temperature: number
   'top-p': number
   seed?: string
-  threads: number
-  engine: string
+  threads?: number
+  engine?: string
   'pool-id'?: string
 }
 
@@ -35,31 +36,33 @@ export const inferenceCommand: MeshCommand = (io): CommandModule<GlobalArgs, Inf
     .option('pool-id', { type: 'string', describe: 'the pool whose ring runs the job (Pool ID or a unique prefix of at least 16 hex digits)', defaultDescription: 'the only pool joined' })
     .option('prompt', { type: 'string', default: '', describe: 'text to continue; empty starts from BOS' })
     .option('max-tokens', { type: 'number', default: 256, describe: 'new tokens to generate (stops earlier at BOS/EOS or a full context)' })
-    .option('model', { type: 'string', default: BUNDLED('stories260K.bin'), defaultDescription: 'bundled stories260K', describe: 'llama2.c checkpoint (v0 or v1 fp32)' })
-    .option('tokenizer', { type: 'string', default: BUNDLED('tok512.bin'), defaultDescription: 'bundled tok512.bin', describe: 'llama2.c tokenizer.bin with the model\'s vocabulary' })
+    .option('model', { type: 'string', defaultDescription: 'bundled stories260K', describe: '--local only: llama2.c checkpoint (v0 or v1 fp32); the pool runs the model its agents serve (mesh start --model)' })
+    .option('tokenizer', { type: 'string', defaultDescription: 'bundled tok512.bin', describe: '--local only: llama2.c tokenizer.bin with the model\'s vocabulary' })
     .option('temperature', { type: 'number', default: 1.0, describe: '0 = greedy; 1.0 samples the model\'s own distribution (llama2.c default)' })
     .option('top-p', { type: 'number', default: 0.9, describe: 'nucleus sampling mass in (0, 1]; 1 = off (llama2.c default 0.9)' })
     .option('seed', { type: 'string', describe: 'random seed, an integer from 1 to 2^64-1, for reproducible sampling', defaultDescription: 'the current time' })
-    .option('threads', { type: 'number', default: os.availableParallelism(), defaultDescription: 'all cores', describe: 'threads for the matrix kernels (native, wasm, onnx)' })
-    .option('engine', { type: 'string', default: 'auto', choices: ['auto', ...ENGINES], describe: 'kernels: auto is native (C built at install, as fast as llama2.c) where it was built, else wasm (bench/README.md), on --threads threads for models big enough to split' }),
+    .option('threads', { type: 'number', defaultDescription: 'all cores', describe: '--local only: threads for the matrix kernels (native, wasm, onnx); pool members use all their cores' })
+    .option('engine', { type: 'string', choices: ['auto', ...ENGINES], defaultDescription: 'auto', describe: '--local only (pool members run auto): kernels: auto is native (C built at install, as fast as llama2.c) where it was built, else wasm (bench/README.md), on --threads threads for models big enough to split' }),
   handler: async (args) => { await runInference(args, io) }
 })
 
 async function runInference (args: InferenceArgs, io: CliIO): Promise<void> {
   const settings = parseSettings(args)
   if (!args.local) {
+    refuseLocalOnly(args)
     await inferOnPool(args.home, { prompt: args.prompt, maxTokens: settings.maxTokens, temperature: settings.temperature, topP: settings.topP, seed: settings.seed, poolId: args['pool-id'] }, args.json, io)
     return
   }
   const progress = byteProgress(io, 'loading model')
-  const engineName = args.engine === 'auto' ? autoEngineName() : args.engine as EngineName
-  const loaded = await loadModel({ checkpointPath: args.model, tokenizerPath: args.tokenizer, onProgress: progress.onProgress, forWasm: engineName === 'wasm' })
+  const checkpoint = args.model ?? BUNDLED('stories260K.bin')
+  const engineName = args.engine === undefined || args.engine === 'auto' ? autoEngineName() : args.engine as EngineName
+  const loaded = await loadModel({ checkpointPath: checkpoint, tokenizerPath: args.tokenizer ?? BUNDLED('tok512.bin'), onProgress: progress.onProgress, forWasm: engineName === 'wasm' })
     .catch((err: unknown) => {
       if (err instanceof TokenizerFormatError) throw new TokenizerFormatError(`${err.message} (give the model's tokenizer with --tokenizer)`)
       throw err
     })
     .finally(progress.done)
-  const engine = args.engine === 'auto' ? chooseEngine(loaded.checkpoint.config, settings.threads) : { name: engineName, threads: engineName === 'ts' ? 1 : settings.threads }
+  const engine = args.engine === undefined || args.engine === 'auto' ? chooseEngine(loaded.checkpoint.config, settings.threads) : { name: engineName, threads: engineName === 'ts' ? 1 : settings.threads }
   const model = await shardedModel(loaded, engine)
   try {
     const stream = !args.json && io.write !== undefined
@@ -85,7 +88,7 @@ async function runInference (args: InferenceArgs, io: CliIO): Promise<void> {
         peak_rss_bytes: peakRssBytes,
         engine: model.matmuls.name,
         threads: engine.threads,
-        model: { id: loaded.identity.id, checkpoint: args.model, checkpoint_sha256: loaded.identity.checkpointSha256, tokenizer_sha256: loaded.identity.tokenizerSha256 }
+        model: { id: loaded.identity.id, checkpoint, checkpoint_sha256: loaded.identity.checkpointSha256, tokenizer_sha256: loaded.identity.tokenizerSha256 }
       }))
       return
     }
@@ -104,9 +107,10 @@ interface Settings { maxTokens: number, temperature: number, topP: number, seed:
 function parseSettings (args: InferenceArgs): Settings {
   const maxTokens = args['max-tokens']
   if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new InferenceSettingError(`--max-tokens is ${maxTokens}; it must be a whole number of at least 1`)
-  if (!Number.isInteger(args.threads) || args.threads < 1) throw new InferenceSettingError(`--threads is ${args.threads}; it must be a whole number of at least 1`)
+  const threads = args.threads ?? os.availableParallelism()
+  if (!Number.isInteger(threads) || threads < 1) throw new InferenceSettingError(`--threads is ${threads}; it must be a whole number of at least 1`)
   const seedText = args.seed ?? String(Date.now())
   if (!/^\d+$/.test(seedText)) throw new InferenceSettingError(`--seed is ${JSON.stringify(seedText)}; use an integer from 1 to 2^64-1`)
   // temperature, top-p and the seed's range are checked by the sampler itself
-  return { maxTokens, temperature: args.temperature, topP: args['top-p'], seed: BigInt(seedText), threads: args.threads }
+  return { maxTokens, temperature: args.temperature, topP: args['top-p'], seed: BigInt(seedText), threads }
 }

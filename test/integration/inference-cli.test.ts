@@ -100,6 +100,19 @@ describe('mesh inference --local', () => {
     expect(r).toMatchObject({ code: 1, stdout: '' })
     expect(r.stderr).toMatch(/^mesh: the mesh agent is not running for .*; start it with `mesh start`\n$/)
   })
+
+  it('refuses, without --local, the flags only --local uses, on one line (exit 2), and --help says so', async () => {
+    const cases: Array<[string[], string]> = [
+      [['--threads', '2'], 'mesh: --threads applies to --local only: pool members run the engine --engine auto picks on all their cores; drop it or add --local\n'],
+      [['--engine', 'wasm', '--threads', '1'], 'mesh: --threads and --engine apply to --local only: pool members run the engine --engine auto picks on all their cores; drop them or add --local\n'],
+      [['--model', 'other.bin'], 'mesh: --model applies to --local only: the pool runs the model its agents serve (mesh start --model); drop it or add --local\n']
+    ]
+    for (const [flags, message] of cases) {
+      expect(await mesh('inference', '--prompt', 'hi', ...flags)).toEqual({ code: 2, stdout: '', stderr: message })
+    }
+    const help = (await mesh('inference', '--help')).stdout.replace(/\s+/g, ' ')
+    for (const flag of ['--threads', '--engine', '--model', '--tokenizer']) expect(help).toMatch(new RegExp(`${flag} .*?--local only`))
+  })
 })
 
 describe('mesh model synth / info', () => {
