@@ -78,10 +78,11 @@ export class ModelService {
   async start (): Promise<void> {
     if (this.running !== null) return
     this.abort = new AbortController()
-    await this.c.net.handleMemberProtocol(MODEL_PROTOCOL, async (stream) => {
+    // on a relayed connection too, for checkpoints that fit its limits (serveModelStream checks)
+    await this.c.net.handleMemberProtocol(MODEL_PROTOCOL, async (stream, _from, limits) => {
       const m = this.model
-      await serveModelStream(stream, m === null ? null : { path: m.checkpointPath, sha256: m.identity.checkpointSha256 }, this.c.log)
-    }, MAX_UPLOADS, { runOnLimitedConnection: false })
+      await serveModelStream(stream, m === null ? null : { path: m.checkpointPath, sha256: m.identity.checkpointSha256 }, this.c.log, limits)
+    }, MAX_UPLOADS)
     const plan = this.plan
     this.running = plan.kind === 'fetch' ? this.fetchLoop(plan) : Promise.resolve()
   }
@@ -96,6 +97,8 @@ export class ModelService {
     const { log, net } = this.c
     const signal = this.abort.signal
     const refused = new Set<string>()
+    // members reached only through a relay that cannot carry the file: said once, asked again (DCUtR may connect us directly)
+    const tooLarge = new Set<string>()
     this.fetch = { sha256: plan.sha256, state: 'waiting', from: null, read: 0, total: 0, error: null }
     log.info({ sha256: plan.sha256, model: plan.modelId }, 'model missing; waiting for a pool member that serves it')
     while (!signal.aborted) {
@@ -103,7 +106,7 @@ export class ModelService {
         if (signal.aborted) return
         let logged = 0
         this.fetch = { ...this.fetch, state: 'fetching', from, read: 0, total: 0 }
-        log.info({ from, sha256: plan.sha256 }, 'fetching the model')
+        if (!tooLarge.has(from)) log.info({ from, sha256: plan.sha256 }, 'fetching the model')
         try {
           const stream = await net.openMemberStream(from, MODEL_PROTOCOL, signal)
           await fetchModelOver(stream, plan.sha256, plan.dest, (read, total) => {
@@ -116,8 +119,10 @@ export class ModelService {
           const failure = err instanceof ModelFetchError ? err.reason : 'stream-error'
           // a member that sent other bytes than it claimed is not asked again
           if (failure === 'wrong-hash' || failure === 'oversized' || failure === 'bad-answer') refused.add(from)
-          log.warn({ from, reason: failure, err: err instanceof Error ? err.message : String(err) }, refused.has(from) ? 'refused the model a member sent; not asking it again' : 'could not fetch the model from a member')
           this.fetch = { ...(this.fetch as FetchStatus), state: 'waiting', error: `${from}: ${failure}` }
+          if (failure === 'too-large' && tooLarge.has(from)) continue
+          if (failure === 'too-large') tooLarge.add(from)
+          log.warn({ from, reason: failure, err: err instanceof Error ? err.message : String(err) }, refused.has(from) ? 'refused the model a member sent; not asking it again' : 'could not fetch the model from a member')
           continue
         }
         await this.serveFetched(plan)

@@ -1,10 +1,10 @@
-import type { Stream } from '@libp2p/interface'
+import type { ConnectionLimits, Stream } from '@libp2p/interface'
 import { byteStream } from '@libp2p/utils'
 import { createHash } from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import type { Logger } from '../log.js'
-import { ANSWER_BYTES, decodeModelAnswer, decodeModelRequest, encodeModelAnswer, encodeModelRequest, REQUEST_BYTES } from './model-wire.js'
+import { ANSWER_BYTES, decodeModelAnswer, decodeModelRequest, encodeModelAnswer, encodeModelRequest, fitsConnection, REQUEST_BYTES } from './model-wire.js'
 
 /** The checkpoint this member serves to others: its path and sha256. */
 export interface ServedFile { readonly path: string, readonly sha256: string }
@@ -17,9 +17,10 @@ const SEND_CHUNK_BYTES = 1 << 20
 
 /**
  * Answer one /mesh/model/1.0.0 stream from an admitted member: the file if it is the checkpoint
- * we serve (and only that: never any other file), else "not served". Bad requests are dropped.
+ * we serve (and only that: never any other file), else "not served"; "too large" when the stream
+ * runs on a relayed connection whose limits the file does not fit. Bad requests are dropped.
  */
-export async function serveModelStream (stream: Stream, served: ServedFile | null, log: Logger): Promise<'sent' | 'not-served' | 'bad-request'> {
+export async function serveModelStream (stream: Stream, served: ServedFile | null, log: Logger, limits?: ConnectionLimits): Promise<'sent' | 'not-served' | 'too-large' | 'bad-request'> {
   const io = byteStream(stream)
   let asked: string | null
   try {
@@ -36,6 +37,12 @@ export async function serveModelStream (stream: Stream, served: ServedFile | nul
   const fh = await fs.promises.open(served.path, 'r')
   try {
     const size = (await fh.stat()).size
+    if (!fitsConnection(size, limits)) {
+      await io.write(encodeModelAnswer({ kind: 'too-large', size }))
+      await stream.close()
+      log.debug({ sha256: served.sha256, bytes: size, relayAllows: String(limits?.bytes) }, 'not sending the model over a relayed connection: it would not fit the relay\'s limits')
+      return 'too-large'
+    }
     await io.write(encodeModelAnswer({ kind: 'file', size }))
     const buf = Buffer.alloc(SEND_CHUNK_BYTES)
     for (let at = 0; at < size;) {
@@ -57,7 +64,7 @@ export async function serveModelStream (stream: Stream, served: ServedFile | nul
 }
 
 /** Why a fetch from one member failed; 'wrong-hash' means it sent another file than asked for. */
-export type FetchFailure = 'not-served' | 'bad-answer' | 'truncated' | 'oversized' | 'wrong-hash' | 'stalled' | 'stream-error'
+export type FetchFailure = 'not-served' | 'too-large' | 'bad-answer' | 'truncated' | 'oversized' | 'wrong-hash' | 'stalled' | 'stream-error'
 
 export class ModelFetchError extends Error {
   constructor (readonly reason: FetchFailure, message: string) { super(message) }
@@ -83,6 +90,7 @@ export async function fetchModelOver (stream: Stream, sha256: string, dest: stri
     const answer = decodeModelAnswer((await io.read({ bytes: ANSWER_BYTES })).subarray())
     if (answer === null) throw new ModelFetchError('bad-answer', 'the member answered with a malformed header')
     if (answer.kind === 'not-served') throw new ModelFetchError('not-served', 'the member does not serve that checkpoint')
+    if (answer.kind === 'too-large') throw new ModelFetchError('too-large', `the checkpoint (${answer.size} bytes) is too large for the relayed connection to that member; it is fetched once a direct connection exists`)
     fs.mkdirSync(path.dirname(dest), { recursive: true, mode: 0o700 })
     fd = fs.openSync(tmp, 'w', 0o600)
     const hash = createHash('sha256')

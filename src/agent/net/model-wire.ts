@@ -5,7 +5,8 @@
  * version byte, a size bound; the bytes themselves are checked against the sha256 asked for.
  *
  *   request: u8 version (1) ‖ 32 bytes sha256 of the checkpoint
- *   answer:  u8 status (0 file follows, 1 not served here) ‖ u64 BE size (0 unless status 0)
+ *   answer:  u8 status (0 file follows, 1 not served here, 2 too large for this relayed connection)
+ *            ‖ u64 BE size (the file's for 0 and 2, else 0)
  */
 export const MODEL_PROTOCOL = '/mesh/model/1.0.0'
 export const MODEL_WIRE_VERSION = 1
@@ -14,7 +15,23 @@ export const ANSWER_BYTES = 9
 /** 1 TiB: far above any checkpoint this engine can hold in memory; a larger claim is a lie */
 export const MAX_MODEL_FILE_BYTES = 2 ** 40
 
-export type ModelAnswer = { readonly kind: 'file', readonly size: number } | { readonly kind: 'not-served' }
+export type ModelAnswer =
+  | { readonly kind: 'file', readonly size: number }
+  | { readonly kind: 'not-served' }
+  | { readonly kind: 'too-large', readonly size: number }
+
+const STATUS = { file: 0, 'not-served': 1, 'too-large': 2 } as const
+
+/**
+ * Whether a checkpoint of `size` bytes may cross a connection with these limits (libp2p's
+ * Connection.limits): a direct connection, always; a relayed one only within half the bytes the
+ * relay allows it, the rest left to the pool's gossip, jobs and tensor frames on the same
+ * connection (mesh-relay's default: 1 GiB, so up to 512 MiB). Without a byte cap, only time bounds it.
+ */
+export function fitsConnection (size: number, limits: { readonly bytes?: bigint } | undefined): boolean {
+  if (limits?.bytes === undefined) return true
+  return BigInt(size) * 2n <= limits.bytes
+}
 
 const HEX64 = /^[0-9a-f]{64}$/
 
@@ -34,15 +51,15 @@ export function decodeModelRequest (bytes: Uint8Array): string | null {
 
 export function encodeModelAnswer (a: ModelAnswer): Uint8Array {
   const out = new Uint8Array(ANSWER_BYTES)
-  out[0] = a.kind === 'file' ? 0 : 1
-  new DataView(out.buffer).setBigUint64(1, BigInt(a.kind === 'file' ? a.size : 0))
+  out[0] = STATUS[a.kind]
+  new DataView(out.buffer).setBigUint64(1, BigInt(a.kind === 'not-served' ? 0 : a.size))
   return out
 }
 
 export function decodeModelAnswer (bytes: Uint8Array): ModelAnswer | null {
   if (bytes.byteLength !== ANSWER_BYTES) return null
   const size = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getBigUint64(1)
-  if (bytes[0] === 1) return size === 0n ? { kind: 'not-served' } : null
-  if (bytes[0] !== 0 || size === 0n || size > BigInt(MAX_MODEL_FILE_BYTES)) return null
-  return { kind: 'file', size: Number(size) }
+  if (bytes[0] === STATUS['not-served']) return size === 0n ? { kind: 'not-served' } : null
+  if ((bytes[0] !== STATUS.file && bytes[0] !== STATUS['too-large']) || size === 0n || size > BigInt(MAX_MODEL_FILE_BYTES)) return null
+  return { kind: bytes[0] === STATUS.file ? 'file' : 'too-large', size: Number(size) }
 }

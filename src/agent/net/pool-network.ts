@@ -4,7 +4,7 @@ import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { gossipsub, TopicValidatorResult, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
-import type { Connection, PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import type { Connection, ConnectionLimits, PeerId, PrivateKey, Stream } from '@libp2p/interface'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
@@ -291,7 +291,7 @@ export class PoolNetwork {
    * Serve a pool protocol: a stream from a peer without a valid certificate of a shared pool is
    * refused (counted) before the handler sees it.
    */
-  async handleMemberProtocol (protocol: string, handler: (stream: Stream, nodeId: string) => Promise<void>, maxInboundStreams: number, opts: MemberProtocolOptions = {}): Promise<void> {
+  async handleMemberProtocol (protocol: string, handler: (stream: Stream, nodeId: string, limits: ConnectionLimits | undefined) => Promise<void>, maxInboundStreams: number, opts: MemberProtocolOptions = {}): Promise<void> {
     await this.libp2p.handle(protocol, (stream, connection) => {
       const nodeId = connection.remotePeer.toString()
       if (this.directory.poolsOf(nodeId).length === 0) {
@@ -299,7 +299,7 @@ export class PoolNetwork {
         stream.abort(new Error('not a member of a shared pool'))
         return
       }
-      handler(stream, nodeId).catch((err: unknown) => { this.c.log.warn({ protocol, peer: nodeId, err: String(err) }, 'pool protocol stream failed') })
+      handler(stream, nodeId, connection.limits).catch((err: unknown) => { this.c.log.warn({ protocol, peer: nodeId, err: String(err) }, 'pool protocol stream failed') })
     }, { maxInboundStreams, runOnLimitedConnection: opts.runOnLimitedConnection ?? true })
   }
 
