@@ -3,8 +3,8 @@ import fs from 'node:fs'
 import { afterAll, beforeAll, describe, expect, it, onTestFailed, vi } from 'vitest'
 import type { AgentStatus } from '../../src/agent/agent.js'
 import { callAgent } from '../../src/agent/api/client.js'
-import { readPid } from '../../src/agent/pidfile.js'
 import { readTopology } from '../../src/ring/topology.js'
+import { expectFailoverToGolden } from '../helpers/failover.js'
 import { createAdmin, joinMember, type CreatedPool } from './lan-join.js'
 import { MESH_JS, NetnsLab, netnsUnavailable, type LabNode, type RunResult } from './netns.js'
 
@@ -74,18 +74,7 @@ describe.skipIf(why !== undefined)(`mesh inference across network namespaces${wh
   it('kill -9 of one of three members mid-generation (256 tokens, greedy): the job fails over and the text is the golden one', async () => {
     onTestFailed(() => { console.error(lab.logs()) })
     const g = goldenRun('Once upon a time', 256)
-    const victim = lab.node(2)
-    let killed = false
-    const r = await streamInference(lab.node(0), ['--prompt', g.prompt, '--max-tokens', g.maxTokens, '--temperature', '0'], (soFar) => {
-      if (killed || soFar.length < 200) return
-      killed = true
-      process.kill(readPid(victim.home)!, 'SIGKILL')
-    })
-    expect(killed).toBe(true)
-    expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toBe(g.stdout_exact)
-    expect(r.stderr).toMatch(/^mesh: notice: a member was lost at position \d+ .*re-planning on the next ring epoch$/m)
-    expect(r.stderr).toMatch(/, 2 members, 1 failover\n/)
+    await expectFailoverToGolden(async (onStdout) => await streamInference(lab.node(0), ['--prompt', g.prompt, '--max-tokens', g.maxTokens, '--temperature', '0'], onStdout), lab.node(2).home, g.stdout_exact)
   }, 60_000)
 
   it('the two members left give the golden ids too', async () => {

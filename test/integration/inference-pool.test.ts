@@ -3,8 +3,8 @@ import fs from 'node:fs'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { callAgent } from '../../src/agent/api/client.js'
 import type { RingReport } from '../../src/agent/net/pool-ring.js'
-import { readPid } from '../../src/agent/pidfile.js'
 import { killAgents, mesh, MESH_JS, startAgents } from '../helpers/agent-procs.js'
+import { expectFailoverToGolden, type Outcome } from '../helpers/failover.js'
 import { tempRoot, testPool, type TestDevice } from '../helpers/pools.js'
 
 const golden = JSON.parse(fs.readFileSync('test/fixtures/golden/stories260K-greedy.json', 'utf8')) as {
@@ -43,7 +43,6 @@ async function pool (n: number): Promise<TestDevice[]> {
   return devs
 }
 
-interface Outcome { code: number, stdout: string, stderr: string }
 /** `mesh inference` as a child process; `onStdout` sees the text as it streams. */
 async function infer (home: string, args: string[], onStdout?: (soFar: string) => void): Promise<Outcome> {
   return await new Promise((resolve) => {
@@ -80,18 +79,7 @@ describe('mesh inference across agents (child processes on 127.0.0.1)', () => {
   it('three members: the golden ids; kill -9 of one mid-generation fails over and the text is unchanged', async () => {
     const devs = await pool(3)
     const g = goldenCase(256)
-    let killed = false
-    const victim = devs[2]
-    const r = await infer(devs[0].home, ['--prompt', g.prompt, '--max-tokens', g.maxTokens, '--temperature', '0'], (soFar) => {
-      if (killed || soFar.length < 200) return
-      killed = true
-      process.kill(readPid(victim.home)!, 'SIGKILL')
-    })
-    expect(killed).toBe(true)
-    expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toBe(g.stdout_exact)
-    expect(r.stderr).toMatch(/^mesh: notice: a member was lost at position \d+ .*re-planning on the next ring epoch$/m)
-    expect(r.stderr).toMatch(/2 members, 1 failover/)
+    await expectFailoverToGolden(async (onStdout) => await infer(devs[0].home, ['--prompt', g.prompt, '--max-tokens', g.maxTokens, '--temperature', '0'], onStdout), devs[2].home, g.stdout_exact)
   }, 240_000)
 
   it('explains what is wrong: no agent, no pool, a prompt too long', async () => {
