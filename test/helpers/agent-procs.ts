@@ -45,13 +45,14 @@ export function logOf (home: string): string {
 /**
  * Start an agent per home (recorded in `started` first, so afterEach can kill them), each with its
  * own beacon port and unicast beacons to all the others: no multicast needed on the test host.
+ * `args`: more `mesh start` flags for every agent (e.g. --model).
  */
-export async function startAgents (homes: readonly string[], started: string[]): Promise<number[]> {
+export async function startAgents (homes: readonly string[], started: string[], args: readonly string[] = []): Promise<number[]> {
   const ports = await Promise.all(homes.map(async () => await freeUdpPort()))
   await Promise.all(homes.map(async (home, i) => {
     started.push(home)
     const bootstrap = ports.filter((_, j) => j !== i).flatMap((p) => ['--bootstrap', `127.0.0.1:${p}`])
-    const r = await mesh(home, ['start', '--beacon-port', String(ports[i]), ...bootstrap])
+    const r = await mesh(home, ['start', '--beacon-port', String(ports[i]), ...bootstrap, ...args])
     if (r.code !== 0) throw new Error(`start failed: ${r.stderr}\n${logOf(home)}`)
   }))
   return ports
