@@ -151,7 +151,9 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
     // measured matmul speed joins when inference reports it; until then capacity mode splits by cores
     capacity: { cores: os.availableParallelism(), memoryMiB: Math.floor(os.totalmem() / 2 ** 20), matmulMflops: 0 },
     model: deps.model.kind === 'serve' ? deps.model.model.identity.id : '',
-    log: log.child({ component: 'net' })
+    log: log.child({ component: 'net' }),
+    // members that were told nothing about our relay learn it from our next beacon
+    onAddressesChanged: () => { announcer.burst() }
   })
   const model = new ModelService(deps.model, { net, log: log.child({ component: 'model' }) })
 

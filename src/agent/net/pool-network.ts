@@ -47,6 +47,8 @@ export interface PoolNetworkComponents {
   capacity: Capacity
   model: string
   log: Logger
+  /** our addresses changed (a relay reservation made): beacons should say so now, not at the next period */
+  onAddressesChanged?: () => void
 }
 
 const defaults = {
@@ -115,7 +117,7 @@ export class PoolNetwork {
     this.cfg = { ...defaults, liveness: lanDefaults(), ...init }
     this.directory = new MemberDirectory(c.trust)
     this.refusals = new RateLimitedWarner(c.log)
-    this.relays = new RelayReservations(this.cfg.relays, () => this.relayStore, c.log, this.cfg.admissionTimeoutMs)
+    this.relays = new RelayReservations(this.cfg.relays, () => this.relayStore, c.log, this.cfg.admissionTimeoutMs, () => { c.onAddressesChanged?.() })
   }
 
   private get libp2p (): Libp2p<Services> {
@@ -334,12 +336,19 @@ export class PoolNetwork {
     // a relay we chose holds no certificate; it gets none of the pool protocols either
     if (this.relays.isRelay(peer.toString())) return
     setTimeout(() => {
+      // a relay learned meanwhile (from the admin's beacon), or one carrying our connections to members, is no member either
+      if (this.relays.isRelay(peer.toString()) || this.relaysForUs(peer.toString())) return
       if (this.node !== undefined && this.directory.poolsOf(peer.toString()).length === 0 && this.connected(peer)) {
         this.count('not-admitted')
         this.refusals.warn(`refuse:${peer.toString()}`, Date.now(), { peer: peer.toString() }, 'peer showed no certificate for a shared pool in time; disconnecting')
         void this.libp2p.hangUp(peer).catch(() => {})
       }
     }, this.cfg.admissionTimeoutMs).unref()
+  }
+
+  /** Whether a peer is the relay hop of one of our connections (dialled through a relayed address of a member). */
+  private relaysForUs (peer: string): boolean {
+    return this.node?.getConnections().some((c) => c.remoteAddr.toString().includes(`/p2p/${peer}/p2p-circuit`)) ?? false
   }
 
   private connected (peer: PeerId): boolean {
@@ -357,12 +366,23 @@ export class PoolNetwork {
       ? { certificates: [...own, ...shared.flatMap((p) => this.directory.members(p).map((m) => m.bytes))], revocations: this.revocationsFor(shared) }
       : { certificates: own, revocations: [] }
     try {
-      const stream = await this.libp2p.dialProtocol(peer, CERT_PROTOCOL, { signal: AbortSignal.timeout(this.cfg.admissionTimeoutMs), runOnLimitedConnection: true })
+      const stream = await this.certStream(peer)
       await lpStream(stream, { maxDataLength: MAX_BUNDLE_BYTES }).write(encodeCertBundle(bundle))
       await stream.close()
     } catch (err) {
       this.c.log.debug({ peer: peer.toString(), err: String(err) }, 'could not send certificates')
     }
+  }
+
+  /**
+   * A certificate stream on the connection we have. libp2p's dialProtocol(peer) never reuses a
+   * relayed (limited) connection: it would dial the peer again, and wait out a blackholed direct address.
+   */
+  private async certStream (peer: PeerId): Promise<Stream> {
+    const signal = AbortSignal.timeout(this.cfg.admissionTimeoutMs)
+    const conn = this.connectionTo(peer.toString())
+    if (conn !== undefined) return await conn.newStream(CERT_PROTOCOL, { signal, runOnLimitedConnection: true })
+    return await this.libp2p.dialProtocol(peer, CERT_PROTOCOL, { signal, runOnLimitedConnection: true })
   }
 
   private revocationsFor (pools: readonly string[]): Uint8Array[] {
@@ -433,7 +453,7 @@ export class PoolNetwork {
   private async tellRevoked (peer: PeerId, pools: readonly string[]): Promise<void> {
     const revocations = this.c.trust.revocationLists().filter((l) => pools.includes(decodeRevocationList(l).poolId))
     try {
-      const stream = await this.libp2p.dialProtocol(peer, CERT_PROTOCOL, { signal: AbortSignal.timeout(this.cfg.admissionTimeoutMs) })
+      const stream = await this.certStream(peer)
       await lpStream(stream, { maxDataLength: MAX_BUNDLE_BYTES }).write(encodeCertBundle({ certificates: [], revocations }))
       await stream.close()
     } catch (err) {

@@ -73,7 +73,9 @@ export class RelayReservations {
     relays: readonly string[],
     private readonly store: () => ReservationStoreHandle | undefined,
     private readonly log: Logger,
-    private readonly timeoutMs: number
+    private readonly timeoutMs: number,
+    /** a reservation was made: our relayed address is new */
+    private readonly onReserved: () => void = () => {}
   ) {
     this.list = [...relays]
   }
@@ -117,6 +119,7 @@ export class RelayReservations {
         await store.addRelay(conn.remotePeer, 'configured')
         this.failing.delete(addr)
         this.log.info({ relay: addr }, 'relay reservation made')
+        this.onReserved()
       } catch (err) {
         if (!this.failing.has(addr)) this.log.warn({ relay: addr, err: String(err) }, 'no reservation on the relay yet; retrying')
         this.failing.add(addr)
