@@ -1,8 +1,10 @@
 /**
  * All-reduce of one 768-float vector between two member processes on 127.0.0.1: p50 and p99
- * latency of one all-reduce call on the tensor plane (TCP, Nagle off, AES-256-GCM frames) and, for
- * comparison, over a libp2p stream (TCP + Noise + Yamux). Rounds alternate the two transports so
- * machine load hits both alike; each figure is the median over rounds. Never asserted anywhere.
+ * latency of one all-reduce call on the tensor plane (TCP, Nagle off, AES-256-GCM frames); the same
+ * plane frames over a libp2p stream (what an agent falls back to when members reach each other only
+ * through a relay, here without the relay hop); and, for comparison, raw vectors over a libp2p
+ * stream (TCP + Noise + Yamux). Rounds alternate the transports so machine load hits all alike;
+ * each figure is the median over rounds. Never asserted anywhere.
  *
  *   node --import tsx bench/allreduce.ts [rounds=5] [calls=1000]
  */
@@ -16,11 +18,13 @@ import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import os from 'node:os'
 import { createLibp2p, type Libp2p } from 'libp2p'
+import { streamDuplex } from '../src/agent/net/stream-duplex.js'
 import { planeAllReduce } from '../src/inference/tensor-plane/all-reduce.js'
 import { TensorPlane } from '../src/inference/tensor-plane/plane.js'
 
 const DIM = 768
 const PROTOCOL = '/mesh/bench-allreduce/1.0.0'
+const PLANE_PROTOCOL = '/mesh/bench-allreduce-plane/1.0.0'
 const SECRET = Buffer.alloc(32, 3) // a bench-only pair secret; the agent agrees a real one over libp2p
 const WARMUP = 200
 const [role, roundsArg, callsArg] = process.argv[2] === 'peer' ? ['peer', process.argv[3], process.argv[4]] : ['lead', process.argv[2], process.argv[3]]
@@ -53,21 +57,25 @@ async function startLibp2p (): Promise<Libp2p> {
 
 if (role === 'peer') {
   const { plane, reduce } = await startPlane('m1')
+  const overStream = await startPlane('m1')
   const address = await plane.listen()
   const node = await startLibp2p()
   let gotStream!: (io: ReturnType<typeof byteStream>) => void
   const streamed = new Promise<ReturnType<typeof byteStream>>((resolve) => { gotStream = resolve })
   await node.handle(PROTOCOL, (stream) => { gotStream(byteStream(stream)) })
+  await node.handle(PLANE_PROTOCOL, (stream) => { overStream.plane.acceptOver(streamDuplex(stream)) })
   process.send?.({ address, libp2p: node.getMultiaddrs()[0].toString() })
-  while (!plane.hasLink('m0')) await new Promise((resolve) => setTimeout(resolve, 5))
+  while (!plane.hasLink('m0') || !overStream.plane.hasLink('m0')) await new Promise((resolve) => setTimeout(resolve, 5))
   const io = await streamed
   const v = new Float32Array(DIM).fill(1)
   for (let r = 0; r < ROUNDS; r++) {
     for (let i = 0; i < WARMUP + CALLS; i++) { v.fill(1); await reduce(v) }
+    for (let i = 0; i < WARMUP + CALLS; i++) { v.fill(1); await overStream.reduce(v) }
     for (let i = 0; i < WARMUP + CALLS; i++) { v.fill(1); await libp2pReduce(io, v, 1) }
   }
   await node.stop()
   await plane.close()
+  await overStream.plane.close()
 } else {
   const child = fork(new URL(import.meta.url).pathname, ['peer', String(ROUNDS), String(CALLS)], { execArgv: ['--import', 'tsx'] })
   try {
@@ -75,6 +83,8 @@ if (role === 'peer') {
     const { plane, reduce } = await startPlane('m0')
     await plane.connect('m1', hello.address.host, hello.address.port)
     const node = await startLibp2p()
+    const overStream = await startPlane('m0')
+    await overStream.plane.dialOver('m1', streamDuplex(await node.dialProtocol(multiaddr(hello.libp2p), PLANE_PROTOCOL)))
     const io = byteStream(await node.dialProtocol(multiaddr(hello.libp2p), PROTOCOL))
     const v = new Float32Array(DIM)
     const timed = async (call: () => Promise<void>): Promise<{ p50: number, p99: number }> => {
@@ -89,17 +99,21 @@ if (role === 'peer') {
       return { p50: median(us), p99: quantile(us, 0.99) }
     }
     const plane50: number[] = []; const plane99: number[] = []; const lp50: number[] = []; const lp99: number[] = []
+    const ps50: number[] = []; const ps99: number[] = []
     for (let r = 0; r < ROUNDS; r++) {
       const t = await timed(async () => { await reduce(v) })
+      const s = await timed(async () => { await overStream.reduce(v) })
       const l = await timed(async () => { await libp2pReduce(io, v, 0) })
-      plane50.push(t.p50); plane99.push(t.p99); lp50.push(l.p50); lp99.push(l.p99)
-      console.log(`round ${r + 1}: tensor plane p50 ${t.p50.toFixed(0)} µs p99 ${t.p99.toFixed(0)} µs | libp2p p50 ${l.p50.toFixed(0)} µs p99 ${l.p99.toFixed(0)} µs`)
+      plane50.push(t.p50); plane99.push(t.p99); ps50.push(s.p50); ps99.push(s.p99); lp50.push(l.p50); lp99.push(l.p99)
+      console.log(`round ${r + 1}: tensor plane p50 ${t.p50.toFixed(0)} µs p99 ${t.p99.toFixed(0)} µs | plane over libp2p p50 ${s.p50.toFixed(0)} µs p99 ${s.p99.toFixed(0)} µs | libp2p p50 ${l.p50.toFixed(0)} µs p99 ${l.p99.toFixed(0)} µs`)
     }
     console.log(`all-reduce of ${DIM} float32, 2 processes on 127.0.0.1, ${ROUNDS} rounds × ${CALLS} calls (medians over rounds); load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}, ${os.cpus().length} cores`)
     console.log(`  tensor plane (TCP + AES-256-GCM): p50 ${median(plane50).toFixed(0)} µs, p99 ${median(plane99).toFixed(0)} µs`)
+    console.log(`  tensor plane over a libp2p stream: p50 ${median(ps50).toFixed(0)} µs, p99 ${median(ps99).toFixed(0)} µs`)
     console.log(`  libp2p stream (Noise + Yamux):    p50 ${median(lp50).toFixed(0)} µs, p99 ${median(lp99).toFixed(0)} µs`)
     await node.stop()
     await plane.close()
+    await overStream.plane.close()
     await once(child, 'exit')
   } finally {
     if (child.exitCode === null) child.kill()
