@@ -6,17 +6,14 @@ import { identify } from '@libp2p/identify'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
-import pino from 'pino'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { poolNetwork, type PoolNetwork } from '../../src/agent/net/pool-network.js'
-import { RecordPoolTrust } from '../../src/agent/net/pool-trust.js'
+import type { PoolNetwork } from '../../src/agent/net/pool-network.js'
 import { libp2pPrivateKey, listPoolRecords, loadDevice, revokeNode } from '../../src/pool/index.js'
 import { encodeHeartbeat } from '../../src/ring/heartbeat.js'
-import { loopbackTestConfig } from '../../src/ring/liveness-config.js'
 import { readTopology, topologyContent, topologyPath } from '../../src/ring/topology.js'
+import { loopbackPoolNetwork } from '../helpers/pool-network.js'
 import { tempRoot, testDevice, testPool, type TestDevice } from '../helpers/pools.js'
 
-const silent = pino({ level: 'silent' })
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c() })
 
@@ -27,21 +24,7 @@ function root (): string {
 }
 
 async function startNet (dev: TestDevice): Promise<PoolNetwork> {
-  const net = poolNetwork({
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-    liveness: loopbackTestConfig(),
-    admissionTimeoutMs: 1500,
-    redialIntervalMs: 500,
-    trustReloadMs: 200
-  })({
-    home: dev.home,
-    privateKey: libp2pPrivateKey(loadDevice(dev.home)),
-    trust: new RecordPoolTrust(dev.home, dev.nodeId, () => listPoolRecords(dev.home)),
-    capacity: { cores: 1, memoryMiB: 1024, matmulMflops: 0 },
-    model: 'stories260K',
-    log: silent
-  })
-  await net.start()
+  const net = await loopbackPoolNetwork(dev, { admissionTimeoutMs: 1500, model: 'stories260K' })
   cleanups.push(async () => { await net.stop() })
   return net
 }

@@ -2,10 +2,8 @@ import fs from 'node:fs'
 import pino from 'pino'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { TensorLinks } from '../../src/agent/inference/tensor-links.js'
-import { poolNetwork, type PoolNetwork } from '../../src/agent/net/pool-network.js'
-import { RecordPoolTrust } from '../../src/agent/net/pool-trust.js'
-import { libp2pPrivateKey, listPoolRecords, loadDevice } from '../../src/pool/index.js'
-import { loopbackTestConfig } from '../../src/ring/liveness-config.js'
+import type { PoolNetwork } from '../../src/agent/net/pool-network.js'
+import { loopbackPoolNetwork } from '../helpers/pool-network.js'
 import { allReduces } from '../helpers/tensor-planes.js'
 import { tempRoot, testPool, type TestDevice } from '../helpers/pools.js'
 
@@ -15,15 +13,7 @@ afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c() 
 
 /** A pool network on 127.0.0.1 and its tensor links, the plane listening on `planeHost`. */
 async function member (dev: TestDevice, planeHost: string): Promise<{ net: PoolNetwork, links: TensorLinks }> {
-  const net = poolNetwork({ listen: ['/ip4/127.0.0.1/tcp/0'], liveness: loopbackTestConfig(), admissionTimeoutMs: 3000, redialIntervalMs: 500, trustReloadMs: 200 })({
-    home: dev.home,
-    privateKey: libp2pPrivateKey(loadDevice(dev.home)),
-    trust: new RecordPoolTrust(dev.home, dev.nodeId, () => listPoolRecords(dev.home)),
-    capacity: { cores: 1, memoryMiB: 1024, matmulMflops: 0 },
-    model: '',
-    log: silent
-  })
-  await net.start()
+  const net = await loopbackPoolNetwork(dev)
   const links = new TensorLinks({ net, selfId: dev.nodeId, log: silent }, { host: planeHost, directTimeoutMs: 1000 })
   await links.start()
   cleanups.push(async () => { await links.stop(); await net.stop() })
