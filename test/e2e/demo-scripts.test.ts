@@ -77,6 +77,8 @@ describe.skipIf(why !== undefined)('scripts/device1.sh and device2.sh across net
   it('the member joins: pool-peers, ring-status and the ring file show two members of 4096 columns; inference gives the golden text; Ctrl+C stops all', async () => {
     onTestFailed(report)
     const { d1, d2, poolId, certMs, ringMs } = await runBoth()
+    // the script polls the ring file every 100 ms: its own "ring ready" line may come a little later
+    await vi.waitFor(() => { expect(d2.lineAt(/ring ready: 2 members/)).toBeDefined() }, { timeout: 30_000, interval: 20 })
     const scriptCert = d2.lineAt(/certificate received/)
     const scriptRing = d2.lineAt(/ring ready/)
     console.log(`demo e2e timeline: device2.sh start → certificate ${Math.round(certMs)} ms → ring of 2 on both ${Math.round(ringMs)} ms` +
