@@ -7,9 +7,9 @@
  *
  *   node --import tsx bench/shard-members.ts [--shape stories110M] [--members 1,2,3] [--tokens 32] [--runs 3] [--pin]
  *
- * Member 0 samples (it alone loads the classifier and computes logits); every member feeds the
- * same fixed token sequence, so the work per position is that of a greedy generation without
- * the one small message per token a job sends to say which token comes next.
+ * Member 0 leads, as in a job: it alone loads the embedding and the classifier, feeds a fixed
+ * token sequence, sends each position's embedding row to the others and computes the logits; so
+ * the work and the messages per position are those of a greedy generation.
  */
 import '../src/polyfill.js'
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
@@ -18,7 +18,8 @@ import { once } from 'node:events'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { forward, forwardLayers, localAllReduce, type AllReduce } from '../src/inference/forward.js'
+import { embedding, forward, forwardEmbedded, localAllReduce, type AllReduce } from '../src/inference/forward.js'
+import { InputFeed } from '../src/inference/job/member.js'
 import { autoEngineName, loadShardModel } from '../src/inference/model.js'
 import { shardForColumns } from '../src/inference/shard.js'
 import { createRunState } from '../src/inference/state.js'
@@ -60,7 +61,9 @@ async function member (task: MemberTask): Promise<void> {
     tokenizerPath: task.tokenizer,
     shard: (c) => shardForColumns(c, start, end),
     engine: { name: autoEngineName(), threads: 1 },
+    // as in a job: member 0 embeds and samples, the others get each position's embedding row from it
     withClassifier: task.index === 0,
+    withEmbedding: task.index === 0,
     checkpointSha256: 'not-checked-in-a-bench'
   })
   const loadMs = performance.now() - t0
@@ -73,7 +76,10 @@ async function member (task: MemberTask): Promise<void> {
   const members = ids(task.members)
   for (let j = task.index + 1; j < task.members; j++) await plane.connect(members[j], peers.addresses[j].host, peers.addresses[j].port)
   while (members.some((p, j) => j !== task.index && !plane.hasLink(p))) await new Promise((resolve) => setTimeout(resolve, 2))
-  const reduce = task.members > 1 ? planeAllReduce({ plane, job: 1, members, nLayers: c.nLayers, timeoutMs: 60_000 }) : null
+  const feed = new InputFeed(c.dim)
+  const reduce = task.members > 1
+    ? planeAllReduce({ plane, job: 1, members, nLayers: c.nLayers, timeoutMs: 60_000, other: (peerId, h, payload) => h.kind === 'token' && peerId === 'm0' ? feed.push(h.position, payload) : 'wrong-step' })
+    : null
   const sum = reduce?.allReduce ?? localAllReduce
   let waitMs = 0 // time in the all-reduce: sending, then waiting for the other members' partials
   const allReduce: AllReduce = async (partial) => {
@@ -88,8 +94,13 @@ async function member (task: MemberTask): Promise<void> {
   for (let pos = 0; pos < task.tokens; pos++) {
     if (pos === 1) { firstAt = performance.now(); waitMs = 0 } // as llama2.c: the clock starts after the first position
     const token = (pos * 7919 + 1) % c.vocabSize
-    if (task.index === 0) await forward(model, state, token, pos, allReduce)
-    else await forwardLayers(model, state, token, pos, allReduce)
+    if (task.index === 0) {
+      for (const p of members.slice(1)) plane.send(p, { kind: 'token', layer: 0, job: 1, position: pos }, embedding(model, token))
+      await forward(model, state, token, pos, allReduce)
+    } else {
+      state.x.set((await feed.next(pos, 60_000))!)
+      await forwardEmbedded(model, state, pos, allReduce)
+    }
   }
   const msPerToken = (performance.now() - firstAt) / (task.tokens - 1)
   const waitMsPerToken = waitMs / (task.tokens - 1)

@@ -23,7 +23,8 @@ export interface LayerWeights {
 }
 
 export interface Weights {
-  readonly tokEmb: Float32Array // (vocab, dim)
+  /** (vocab, dim); null on a member loaded without it (the leader sends it each position's row) */
+  readonly tokEmb: Float32Array | null
   readonly layers: readonly LayerWeights[]
   readonly rmsFinal: Float32Array // (dim,)
   /** (vocab, dim); the same memory as tokEmb when shared; null on a member loaded without it */
@@ -85,9 +86,9 @@ export function weightViews (bytes: Uint8Array, headerBytes: number, c: ModelCon
 
 /**
  * Weights from stacked tensors (`whole` gives each, layers first): the layer views, and the
- * classifier (the embedding when shared) only if asked for.
+ * embedding and the classifier (the embedding when shared) only if asked for.
  */
-export function assembleWeights (c: ModelConfig, whole: (name: TensorName) => Float32Array, withClassifier: boolean): Weights {
+export function assembleWeights (c: ModelConfig, whole: (name: TensorName) => Float32Array, withClassifier: boolean, withEmbedding = true): Weights {
   const layer = (name: TensorName, l: number): Float32Array => {
     const t = whole(name)
     const per = t.length / c.nLayers
@@ -104,7 +105,7 @@ export function assembleWeights (c: ModelConfig, whole: (name: TensorName) => Fl
     w2: layer('w2', l),
     w3: layer('w3', l)
   }))
-  const tokEmb = whole('tokEmb')
+  const tokEmb = withEmbedding || (withClassifier && c.sharedClassifier) ? whole('tokEmb') : null
   const wcls = !withClassifier ? null : c.sharedClassifier ? tokEmb : whole('wcls')
   return { tokEmb, layers, rmsFinal: whole('rmsFinal'), wcls }
 }

@@ -36,9 +36,22 @@ export async function forward (m: ShardedModel, s: RunState, token: number, pos:
  * that does not sample runs (the classifier costs as much as several layers).
  */
 export async function forwardLayers (m: ShardedModel, s: RunState, token: number, pos: number, allReduce: AllReduce = localAllReduce): Promise<void> {
+  s.x.set(embedding(m, token))
+  await forwardEmbedded(m, s, pos, allReduce)
+}
+
+/** The token's row of the embedding table (dim,): the input of the first layer. */
+export function embedding (m: ShardedModel, token: number): Float32Array {
+  const table = m.weights.tokEmb
+  if (table === null) throw new Error('this shard was loaded without the token embedding: its input comes from the job\'s leader')
+  const dim = m.config.dim
+  return table.subarray(token * dim, (token + 1) * dim)
+}
+
+/** forwardLayers from an embedding already in s.x (a job's member gets it from the leader). */
+export async function forwardEmbedded (m: ShardedModel, s: RunState, pos: number, allReduce: AllReduce = localAllReduce): Promise<void> {
   const { config: c, weights: w, matmuls: mm } = m
   const d = shardDims(c, m.shard)
-  copyRow(s.x, w.tokEmb, token)
 
   for (let l = 0; l < c.nLayers; l++) {
     // attention: own heads → partial Wo output, summed over the ring
@@ -60,11 +73,6 @@ export async function forwardLayers (m: ShardedModel, s: RunState, token: number
   }
 
   rmsnorm(s.x, s.x, w.rmsFinal)
-}
-
-function copyRow (x: Float32Array, table: Float32Array, row: number): void {
-  const n = x.length
-  for (let i = 0; i < n; i++) x[i] = table[row * n + i]
 }
 
 /** Rotate consecutive pairs of q and k by angle pos·10000^(-2i/headSize) (RoPE). */

@@ -92,6 +92,8 @@ export interface LoadShardOptions {
   readonly engine: Engine
   /** Load the classifier too; only the member that samples needs it. */
   readonly withClassifier: boolean
+  /** Load the token embedding (default); a job's member gets each position's row from the leader instead. */
+  readonly withEmbedding?: boolean
   /** The checkpoint's sha256 when already known (the agent hashes its model at start); else hashed here. */
   readonly checkpointSha256?: string
   readonly onProgress?: LoadProgress
@@ -106,8 +108,8 @@ export interface LoadedShard {
 }
 
 /**
- * Load one member's shard: only the weight slices it computes with (plus the embedding, the
- * norms and, if asked, the classifier), read with positioned reads into one buffer (in the wasm
+ * Load one member's shard: only the weight slices it computes with (plus the norms and, if
+ * asked, the embedding and the classifier), read with positioned reads into one buffer (in the wasm
  * heap for the wasm engine). Memory per member falls as the ring grows.
  */
 export async function loadShardModel (opts: LoadShardOptions): Promise<LoadedShard> {
@@ -116,7 +118,7 @@ export async function loadShardModel (opts: LoadShardOptions): Promise<LoadedSha
   const shard = typeof opts.shard === 'function' ? opts.shard(config) : opts.shard
   checkShard(config, shard)
   const tokenizer = await loadTokenizer(opts.tokenizerPath, config.vocabSize)
-  const plan = planShard(config, version, headerBytes, shard, opts.withClassifier)
+  const plan = planShard(config, version, headerBytes, shard, opts.withClassifier, opts.withEmbedding)
   const heap = opts.engine.name === 'wasm' ? wasmHeap() : null
   const buffer = (heap?.allocate ?? allocateHeap)(plan.bytes)
   const fh = await open(opts.checkpointPath, 'r')

@@ -12,9 +12,9 @@ export interface Piece {
 
 /**
  * Which bytes of a checkpoint one shard needs and where they go in its buffer. Every member
- * needs the token embedding and the norms; of each layer only its rows of Wq/Wk/Wv/W1/W3 and
- * its columns of Wo/W2; the classifier only when it samples (and a shared classifier is the
- * embedding, loaded anyway).
+ * needs the norms; of each layer only its rows of Wq/Wk/Wv/W1/W3 and its columns of Wo/W2; the
+ * classifier only when it samples; the token embedding unless the leader sends it each
+ * position's row (a shared classifier is the embedding: a sampler loads it anyway).
  */
 export interface ShardPlan {
   readonly bytes: number // size of the shard's buffer
@@ -29,8 +29,9 @@ type Cut =
   | { readonly keep: 'none' }
   | { readonly keep: 'rows' | 'cols', readonly start: number, readonly count: number }
 
-export function planShard (c: ModelConfig, version: CheckpointVersion, headerBytes: number, shard: Shard, withClassifier: boolean): ShardPlan {
+export function planShard (c: ModelConfig, version: CheckpointVersion, headerBytes: number, shard: Shard, withClassifier: boolean, withEmbedding = true): ShardPlan {
   const d = shardDims(c, shard)
+  const embedding = withEmbedding || (withClassifier && c.sharedClassifier)
   const cutOf = (name: TensorName): Cut => {
     switch (name) {
       case 'wq': return { keep: 'rows', start: d.qStart, count: d.qDim }
@@ -39,6 +40,7 @@ export function planShard (c: ModelConfig, version: CheckpointVersion, headerByt
       case 'w1': case 'w3': return { keep: 'rows', start: d.hiddenStart, count: d.hidden }
       case 'w2': return { keep: 'cols', start: d.hiddenStart, count: d.hidden }
       case 'wcls': return withClassifier ? { keep: 'all' } : { keep: 'none' }
+      case 'tokEmb': return embedding ? { keep: 'all' } : { keep: 'none' }
       // RoPE tables of old v0 files: run.c recomputes RoPE
       case 'freqCisReal': case 'freqCisImag': return { keep: 'none' }
       default: return { keep: 'all' }
@@ -86,7 +88,7 @@ export function planShard (c: ModelConfig, version: CheckpointVersion, headerByt
       if (p === undefined) throw new Error(`tensor ${name} is not part of this shard`)
       return all.subarray(p.at, p.at + p.floats)
     }
-    return assembleWeights(c, whole, withClassifier)
+    return assembleWeights(c, whole, withClassifier, withEmbedding)
   }
   return { bytes: bufferAt, pieces, views }
 }

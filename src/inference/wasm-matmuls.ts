@@ -53,7 +53,7 @@ export function wasmHeap (): WasmHeap {
  */
 export async function wasmMatmuls (c: ModelConfig, w: Weights, shard: Shard, heap: WasmHeap, threads: number, opts?: ParallelMatvecOptions): Promise<Matmuls> {
   const memory = heap.memory()
-  if (w.tokEmb.buffer !== memory.buffer) throw new Error('wasm matmuls need weights loaded into their heap')
+  if (w.rmsFinal.buffer !== memory.buffer) throw new Error('wasm matmuls need weights loaded into their heap')
   const pool = await parallelMatvec(memory, threads, opts)
   const d = shardDims(c, shard)
   const dim = c.dim

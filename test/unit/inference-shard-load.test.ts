@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import type { Weights } from '../../src/inference/checkpoint.js'
 import { parameterCount, type CheckpointVersion } from '../../src/inference/config.js'
 import { ShardRangeError } from '../../src/inference/errors.js'
-import { forward, forwardLayers } from '../../src/inference/forward.js'
+import { embedding, forward, forwardEmbedded, forwardLayers } from '../../src/inference/forward.js'
 import { loadModel, loadShardModel, shardedModel } from '../../src/inference/model.js'
 import { shardForColumns, wholeModel } from '../../src/inference/shard.js'
 import { createRunState } from '../../src/inference/state.js'
@@ -16,7 +16,7 @@ const dir = mkdtempSync(path.join(tmpdir(), 'mesh-shard-load-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 const flat = (w: Weights): number[][] => [
-  Array.from(w.tokEmb), Array.from(w.rmsFinal), Array.from(w.wcls ?? []),
+  Array.from(w.tokEmb ?? []), Array.from(w.rmsFinal), Array.from(w.wcls ?? []),
   ...w.layers.flatMap((lw) => [lw.rmsAtt, lw.wq, lw.wk, lw.wv, lw.wo, lw.rmsFfn, lw.w1, lw.w2, lw.w3].map((t) => Array.from(t)))
 ]
 
@@ -45,10 +45,10 @@ describe('loading one shard from the checkpoint file', () => {
     }
   })
 
-  it('holds only its share of the layers, and the classifier only when asked', async () => {
+  it('holds only its share of the layers, and the embedding and the classifier only when asked', async () => {
     const checkpointPath = await file(1)
-    const load = async (start: number, end: number, withClassifier: boolean): Promise<number> =>
-      (await loadShardModel({ checkpointPath, tokenizerPath: TOKENIZER, shard: (c) => shardForColumns(c, start, end), engine: { name: 'ts', threads: 1 }, withClassifier })).weightBytes
+    const load = async (start: number, end: number, withClassifier: boolean, withEmbedding = true): Promise<number> =>
+      (await loadShardModel({ checkpointPath, tokenizerPath: TOKENIZER, shard: (c) => shardForColumns(c, start, end), engine: { name: 'ts', threads: 1 }, withClassifier, withEmbedding })).weightBytes
     const embedding = 4 * shape.vocabSize * shape.dim
     const norms = 4 * (2 * shape.nLayers + 1) * shape.dim
     const layers = 4 * parameterCount(shape) - 2 * embedding - norms
@@ -57,17 +57,24 @@ describe('loading one shard from the checkpoint file', () => {
     const halves = [await load(0, 4096, false), await load(4096, 8192, false)]
     expect(halves.map((b) => b - embedding - norms).reduce((a, b) => a + b)).toBe(layers)
     expect(Math.max(...halves)).toBeLessThan(embedding + norms + 0.6 * layers)
+    // a job's member: the leader sends it each position's embedding row
+    const members = [await load(0, 4096, false, false), await load(4096, 8192, false, false)]
+    expect(members).toEqual(halves.map((b) => b - embedding))
   })
 
-  it('a member without the classifier runs the layers but cannot give logits', async () => {
+  it('a member without the embedding and the classifier runs the layers from a given row but cannot embed or give logits', async () => {
     const checkpointPath = await file(0)
-    const { model } = await loadShardModel({ checkpointPath, tokenizerPath: TOKENIZER, shard: wholeModel, engine: { name: 'ts', threads: 1 }, withClassifier: false })
+    const { model } = await loadShardModel({ checkpointPath, tokenizerPath: TOKENIZER, shard: wholeModel, engine: { name: 'ts', threads: 1 }, withClassifier: false, withEmbedding: false })
     const whole = await shardedModel(await loadModel({ checkpointPath, tokenizerPath: TOKENIZER }))
     const [a, b] = [createRunState(shape, model.shard, 2), createRunState(shape, whole.shard, 2)]
-    await forwardLayers(model, a, 5, 0)
+    a.x.set(embedding(whole, 5))
+    await forwardEmbedded(model, a, 0)
     await forward(whole, b, 5, 0)
     expect(Array.from(a.x)).toEqual(Array.from(b.x))
-    await expect(forward(model, a, 5, 1)).rejects.toThrow(/loaded without the classifier/)
+    expect(() => embedding(model, 5)).toThrow(/loaded without the token embedding/)
+    await expect(forwardLayers(model, a, 5, 1)).rejects.toThrow(/loaded without the token embedding/)
+    const withEmbedding = (await loadShardModel({ checkpointPath, tokenizerPath: TOKENIZER, shard: wholeModel, engine: { name: 'ts', threads: 1 }, withClassifier: false })).model
+    await expect(forward(withEmbedding, createRunState(shape, withEmbedding.shard, 2), 5, 0)).rejects.toThrow(/loaded without the classifier/)
   })
 
   it('reports progress up to the bytes it holds, and refuses a shard that does not fit the model', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { ModelConfig } from '../../src/inference/config.js'
 import { decodeJobMessage, encodeJobMessage, type JobOpen } from '../../src/inference/job/messages.js'
-import { refusalOf, TokenFeed } from '../../src/inference/job/member.js'
+import { InputFeed, refusalOf } from '../../src/inference/job/member.js'
 import { evenRanges, JobPlanError, ownsNothing, planJob } from '../../src/inference/job/plan.js'
 
 // stories260K's shape: 4 kv heads (8 query heads), 172 FFN units
@@ -53,15 +53,18 @@ describe('a member checks a job-open', () => {
   })
 })
 
-describe('the token feed', () => {
-  it('takes the leader\'s tokens in position order and drops the rest with a reason', async () => {
-    const feed = new TokenFeed(512)
-    expect(feed.push(1, Float32Array.of(5))).toBe('wrong-step')
-    expect(feed.push(0, Float32Array.of(512))).toBe('bad-token')
-    expect(feed.push(0, Float32Array.of(1.5))).toBe('bad-token')
+describe('the input feed', () => {
+  it('takes the leader\'s embedding rows in position order and drops the rest with a reason', async () => {
+    const feed = new InputFeed(3)
+    expect(feed.push(1, Float32Array.of(1, 2, 3))).toBe('wrong-step')
     expect(feed.push(0, Float32Array.of(1, 2))).toBe('bad-token')
-    expect(feed.push(0, Float32Array.of(42))).toBeNull()
-    expect(await feed.next(0, 1000)).toBe(42)
+    expect(feed.push(0, Float32Array.of(1, 2, 3, 4))).toBe('bad-token')
+    expect(feed.push(0, Float32Array.of(1, Number.NaN, 3))).toBe('bad-token')
+    expect(feed.push(0, Float32Array.of(1, 2, Number.POSITIVE_INFINITY))).toBe('bad-token')
+    const sent = Float32Array.of(0.5, -1, 2)
+    expect(feed.push(0, sent)).toBeNull()
+    sent.fill(0) // the plane may reuse its buffer: the feed kept a copy
+    expect(Array.from(await feed.next(0, 1000) ?? [])).toEqual([0.5, -1, 2])
     const waiting = feed.next(1, 1000)
     feed.end()
     expect(await waiting).toBeNull()

@@ -84,7 +84,7 @@ export class JobService {
         plane: this.c.links.plane,
         modelId: served.identity.id,
         config: served.config,
-        modelFor: async (shard) => await this.c.models.lease(shard, false),
+        modelFor: async (shard) => await this.c.models.lease(shard, 'member'),
         link: async (peers) => { await this.c.links.link(open.poolId, peers) },
         epochOf: (poolId) => this.c.net.ringStatus(poolId)?.topology.epoch,
         timeoutMs: this.cfg.stepTimeoutMs
@@ -134,7 +134,7 @@ export class JobService {
           poolId,
           modelId: served.identity.id,
           config: served.config,
-          modelFor: async (shard) => await this.c.models.lease(shard, true),
+          modelFor: async (shard) => await this.c.models.lease(shard, 'leader'),
           open: async (nodeId) => libp2pChannel(await this.c.net.openMemberStream(nodeId, JOB_PROTOCOL, AbortSignal.timeout(this.cfg.stepTimeoutMs))),
           link: async (peers) => { await this.c.links.link(poolId, peers) },
           ring: async (moveOn) => await this.ringView(poolId, moveOn),

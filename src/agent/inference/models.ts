@@ -10,16 +10,20 @@ import { MeshError } from '../../errors.js'
 /** A job needs the model before this agent has it. */
 export class ModelNotReadyError extends MeshError {}
 
+/** A job's leader embeds and samples: its shard holds the embedding and the classifier; a member's holds neither. */
+export type ShardRole = 'leader' | 'member'
+
 interface Held {
   readonly model: Promise<ShardedModel>
-  readonly withClassifier: boolean
+  readonly role: ShardRole
   users: number
 }
 
 /**
  * The model this agent serves, as the shards its jobs compute with, on the engine
  * `mesh inference --local` picks (chooseEngine). Each shard is read from the checkpoint file on first use:
- * only its slices of the layers (loadShardModel), the classifier only for a leader, which samples.
+ * only its slices of the layers (loadShardModel); the embedding and the classifier only for a
+ * leader, which embeds each token (sending the row to the members) and samples.
  * The shard of the latest plan stays loaded between jobs; any other is freed as soon as no job
  * uses it, so after a re-plan (a failover, a member joining) memory follows the new share.
  */
@@ -51,16 +55,16 @@ export class ModelHost {
     }
   }
 
-  /** This member's shard of the served model; `withClassifier` for the leader, which samples. */
-  async lease (shard: Shard, withClassifier: boolean): Promise<ModelLease> {
+  /** This node's shard of the served model, for a job it leads or serves as a member. */
+  async lease (shard: Shard, role: ShardRole): Promise<ModelLease> {
     const s = this.served()
     const base = `${s.identity.id}:${shard.kvHeadStart}:${shard.kvHeadEnd}:${shard.hiddenStart}:${shard.hiddenEnd}`
-    // a shard loaded with the classifier serves a member's job as well
-    const key = withClassifier || this.held.has(`${base}:cls`) ? `${base}:cls` : base
+    // a leader's shard serves a member's job as well
+    const key = role === 'leader' || this.held.has(`${base}:leader`) ? `${base}:leader` : base
     this.latest = key
     this.freeIdle() // before loading: an old plan's idle shard goes first
     const found = this.held.get(key)
-    const held = found ?? { model: this.load(s, shard, withClassifier), withClassifier, users: 0 }
+    const held = found ?? { model: this.load(s, shard, role), role, users: 0 }
     if (found === undefined) this.held.set(key, held)
     held.users++
     let model: ShardedModel
@@ -83,13 +87,14 @@ export class ModelHost {
     }
   }
 
-  private async load (s: ServedModel, shard: Shard, withClassifier: boolean): Promise<ShardedModel> {
+  private async load (s: ServedModel, shard: Shard, role: ShardRole): Promise<ShardedModel> {
     const loaded = await loadShardModel({
       checkpointPath: s.checkpointPath,
       tokenizerPath: s.tokenizerPath,
       shard,
       engine: chooseEngine(s.config, this.threads),
-      withClassifier,
+      withClassifier: role === 'leader',
+      withEmbedding: role === 'leader',
       checkpointSha256: s.identity.checkpointSha256
     })
     if (loaded.identity.id !== s.identity.id) {
@@ -108,9 +113,9 @@ export class ModelHost {
     }
   }
 
-  /** Shards loaded now, for tests and status: their keys' shard part and whether each holds the classifier. */
-  loadedShards (): Array<{ shard: string, withClassifier: boolean, users: number }> {
-    return [...this.held].map(([key, h]) => ({ shard: key.split(':').slice(1, 5).join(':'), withClassifier: h.withClassifier, users: h.users }))
+  /** Shards loaded now, for tests and status: their keys' shard part, role and users. */
+  loadedShards (): Array<{ shard: string, role: ShardRole, users: number }> {
+    return [...this.held].map(([key, h]) => ({ shard: key.split(':').slice(1, 5).join(':'), role: h.role, users: h.users }))
   }
 
   async stop (): Promise<void> {

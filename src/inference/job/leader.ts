@@ -1,5 +1,6 @@
 import { matchModel } from '../../ring/model-match.js'
 import type { ModelConfig } from '../config.js'
+import { embedding } from '../forward.js'
 import type { Shard } from '../shard.js'
 import { AllReduceTimeoutError, TensorLinkError } from '../tensor-plane/errors.js'
 import type { TensorPlane } from '../tensor-plane/plane.js'
@@ -147,7 +148,7 @@ export class LeaderRun {
     const plan = planJob(deps.config, members)
     const job = deps.jobNumber()
     const lease = await deps.modelFor(plan.find((m) => m.nodeId === self)!.shard)
-    const session = openSession({ plane: deps.plane, job, epoch: view.epoch, members: plan.map((m) => m.nodeId), model: lease.model, positions: this.positions, classify: true, timeoutMs: deps.timeoutMs })
+    const session = openSession({ plane: deps.plane, job, epoch: view.epoch, members: plan.map((m) => m.nodeId), model: lease.model, positions: this.positions, timeoutMs: deps.timeoutMs })
     const attempt: Attempt = { job, epoch: view.epoch, plan, session, lease, channels: new Map() }
     this.attempt = attempt
     const open: JobOpen = {
@@ -171,9 +172,10 @@ export class LeaderRun {
   }
 
   private async feed (a: Attempt, token: number, pos: number): Promise<Float32Array> {
-    const t = Float32Array.of(token)
-    for (const nodeId of a.channels.keys()) this.deps.plane.send(nodeId, { kind: 'token', layer: 0, job: a.job, position: pos }, t)
-    return await a.session.forward(token, pos)
+    // the members hold no embedding table: each gets the token's row
+    const row = embedding(a.lease.model, token)
+    for (const nodeId of a.channels.keys()) this.deps.plane.send(nodeId, { kind: 'token', layer: 0, job: a.job, position: pos }, row)
+    return await a.session.lead(token, pos)
   }
 
   /** Close the current attempt: its members see their control streams end and drop the job. */

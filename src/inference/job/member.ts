@@ -10,7 +10,7 @@ export interface MemberDeps {
   /** the model this member serves (ModelIdentity.id) and its shape */
   readonly modelId: string
   readonly config: ModelConfig
-  /** this member's part of the model for a shard, without the classifier (the leader samples) */
+  /** this member's part of the model for a shard, without the embedding and the classifier (the leader embeds and samples) */
   readonly modelFor: (shard: Shard) => Promise<ModelLease>
   /** bring up tensor-plane links to these members of the job */
   readonly link: (peers: readonly string[]) => Promise<void>
@@ -59,7 +59,7 @@ export async function serveJob (open: JobOpen, channel: ControlChannel, deps: Me
     throw err
   }
   const lease = await deps.modelFor(shard)
-  const feed = new TokenFeed(lease.model.config.vocabSize)
+  const feed = new InputFeed(lease.model.config.dim)
   const session = openSession({
     plane: deps.plane,
     job: open.job,
@@ -67,7 +67,6 @@ export async function serveJob (open: JobOpen, channel: ControlChannel, deps: Me
     members: open.members.map((m) => m.nodeId),
     model: lease.model,
     positions: open.positions,
-    classify: false,
     timeoutMs: deps.timeoutMs,
     other: (peerId, h, payload) => h.kind !== 'token' ? 'wrong-step' : peerId !== open.leader ? 'not-leader' : feed.push(h.position, payload)
   })
@@ -77,10 +76,10 @@ export async function serveJob (open: JobOpen, channel: ControlChannel, deps: Me
     // the leader's word on the control stream: 'end', or the stream closing (a failover, a dead leader)
     void channel.receive().then((m) => { if (m?.type === 'end') feed.end(); else feed.abort(new Error('the leader closed the job')) })
     for (let pos = 0; ; pos++) {
-      const token = await feed.next(pos, deps.timeoutMs)
-      if (token === null) break
+      const x = await feed.next(pos, deps.timeoutMs)
+      if (x === null) break
       if (pos >= open.positions) throw new RangeError(`the leader sent position ${pos}, beyond the ${open.positions} positions it opened`)
-      await session.forward(token, pos)
+      await session.follow(x, pos)
     }
     await channel.send({ type: 'report', ...session.times })
     return { kind: 'done', times: session.times }
@@ -94,38 +93,39 @@ export async function serveJob (open: JobOpen, channel: ControlChannel, deps: Me
 }
 
 /**
- * The leader's tokens, one per position in order, as they arrive on the tensor plane. The leader
- * can be at most one position ahead of a member (it needs the member's partials to finish a
- * position), so a frame for any other position is dropped.
+ * The leader's input for each position, in order, as it arrives on the tensor plane: the
+ * embedding row (dim floats) of the token fed there. The leader can be at most one position ahead
+ * of a member (it needs the member's partials to finish a position), so a frame for any other
+ * position is dropped.
  */
-export class TokenFeed {
-  private readonly queue = new Map<number, number>()
+export class InputFeed {
+  private readonly queue = new Map<number, Float32Array>()
   private nextPush = 0
-  private waiter: ((v: number | null) => void) | undefined
+  private waiter: ((v: Float32Array | null) => void) | undefined
   private failed: Error | undefined
   private ended = false
-  constructor (private readonly vocab: number) {}
+  constructor (private readonly dim: number) {}
 
   push (position: number, payload: Float32Array): FrameDrop | null {
     if (position !== this.nextPush) return 'wrong-step'
-    const token = payload.length === 1 ? payload[0] : -1
-    if (!Number.isInteger(token) || token < 0 || token >= this.vocab) return 'bad-token'
+    if (payload.length !== this.dim || !payload.every(Number.isFinite)) return 'bad-token'
     this.nextPush++
-    if (this.waiter !== undefined) { const w = this.waiter; this.waiter = undefined; w(token) } else this.queue.set(position, token)
+    const row = payload.slice() // the plane may reuse its buffer
+    if (this.waiter !== undefined) { const w = this.waiter; this.waiter = undefined; w(row) } else this.queue.set(position, row)
     return null
   }
 
   end (): void { this.ended = true; this.waiter?.(null); this.waiter = undefined }
   abort (e: Error): void { this.failed = e; this.end() }
 
-  /** The token for `pos`; null once the leader ended the job. */
-  async next (pos: number, timeoutMs: number): Promise<number | null> {
+  /** The input for `pos`; null once the leader ended the job. */
+  async next (pos: number, timeoutMs: number): Promise<Float32Array | null> {
     const queued = this.queue.get(pos)
     if (queued !== undefined) { this.queue.delete(pos); return queued }
     if (this.failed !== undefined) throw this.failed
     if (this.ended) return null
-    const got = await new Promise<number | null>((resolve, reject) => {
-      const timer = setTimeout(() => { this.waiter = undefined; reject(new Error(`no token for position ${pos} from the leader within ${timeoutMs} ms`)) }, timeoutMs)
+    const got = await new Promise<Float32Array | null>((resolve, reject) => {
+      const timer = setTimeout(() => { this.waiter = undefined; reject(new Error(`no input for position ${pos} from the leader within ${timeoutMs} ms`)) }, timeoutMs)
       this.waiter = (v) => { clearTimeout(timer); resolve(v) }
     })
     if (got === null && this.failed !== undefined) throw this.failed

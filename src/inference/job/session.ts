@@ -1,4 +1,4 @@
-import { forward, forwardLayers, type AllReduce, type ShardedModel } from '../forward.js'
+import { embedding, forwardEmbedded, type AllReduce, type ShardedModel } from '../forward.js'
 import { createRunState, type RunState } from '../state.js'
 import { planeAllReduce } from '../tensor-plane/all-reduce.js'
 import type { FrameHeader } from '../tensor-plane/frame.js'
@@ -12,11 +12,9 @@ export interface SessionOptions {
   readonly members: readonly string[]
   readonly model: ShardedModel
   readonly positions: number
-  /** the leader computes the logits; members skip the classifier */
-  readonly classify: boolean
   /** how long an all-reduce step waits for the other partials */
   readonly timeoutMs: number
-  /** the job's non-tensor frames ('token'); see planeAllReduce */
+  /** the job's non-tensor frames (the leader's 'token' frames: embedding rows); see planeAllReduce */
   readonly other?: (peerId: string, h: FrameHeader, payload: Float32Array) => FrameDrop | null
 }
 
@@ -31,12 +29,15 @@ export interface SessionTimes { positions: number, computeMs: number, networkMs:
 
 /**
  * One member's part of one job attempt: its shard's run state (KV cache of its own heads) and the
- * all-reduce over the job's members, on the job's epoch. Leader and members run the same forward.
+ * all-reduce over the job's members, on the job's epoch. Leader and members run the same layers;
+ * the leader embeds each token (and sends the row to the members) and computes the logits.
  */
 export interface JobSession {
   readonly state: RunState
-  /** the logits (vocab,) when the session classifies, else the final normed state */
-  forward: (token: number, pos: number) => Promise<Float32Array>
+  /** the leader: the position from `token`'s embedding row; the logits (vocab,) */
+  lead: (token: number, pos: number) => Promise<Float32Array>
+  /** a member: the position from the leader's embedding row `x` (dim,) */
+  follow: (x: Float32Array, pos: number) => Promise<void>
   readonly times: SessionTimes
   close: () => void
 }
@@ -49,21 +50,28 @@ export function openSession (o: SessionOptions): JobSession {
     const t = performance.now()
     try { await reduce.allReduce(v) } finally { times.networkMs += performance.now() - t }
   }
+  const layers = async (x: Float32Array, pos: number): Promise<void> => {
+    const t = performance.now()
+    const network = times.networkMs
+    try {
+      state.x.set(x)
+      await forwardEmbedded(o.model, state, pos, timed)
+    } finally {
+      times.computeMs += performance.now() - t - (times.networkMs - network)
+      times.positions++
+    }
+  }
   return {
     state,
     times,
-    forward: async (token, pos) => {
+    lead: async (token, pos) => {
+      await layers(embedding(o.model, token), pos)
       const t = performance.now()
-      const network = times.networkMs
-      try {
-        if (o.classify) return await forward(o.model, state, token, pos, timed)
-        await forwardLayers(o.model, state, token, pos, timed)
-        return state.x
-      } finally {
-        times.computeMs += performance.now() - t - (times.networkMs - network)
-        times.positions++
-      }
+      await o.model.matmuls.classifier(state.x, state.logits)
+      times.computeMs += performance.now() - t
+      return state.logits
     },
+    follow: layers,
     close: () => { reduce.close() }
   }
 }

@@ -16,7 +16,7 @@ export type FrameDrop =
   | 'too-far-ahead' // the sender is more steps ahead than the protocol allows
   | 'unexpected-hello'
   | 'not-leader' // a token frame from a member that does not lead the job
-  | 'bad-token' // a token frame that is not one token id of the model's vocabulary
+  | 'bad-token' // a token frame that is not one embedding row (dim finite floats)
 /** Why a link was closed: the byte stream can no longer be framed, or the peer is not who it must be. */
 export type LinkClose = HeaderFault | 'bad-hello' | 'unknown-peer' | 'handshake-failed' | 'handshake-timeout' | 'duplicate-link'
 export type DropReason = FrameDrop | LinkClose

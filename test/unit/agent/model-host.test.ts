@@ -8,14 +8,16 @@ describe('the shards an agent holds of the model it serves (stories260K)', async
   const c = served.config
   const half = (i: 0 | 1) => shardForColumns(c, i * 4096, (i + 1) * 4096)
 
-  it('reads only its shard, the classifier only for a leader; a member reuses a leader\'s copy of the same shard', async () => {
+  it('reads only its shard, the embedding and classifier only for a leader; a member reuses a leader\'s copy of the same shard', async () => {
     const host = new ModelHost(() => served, 1)
-    const member = await host.lease(half(0), false)
+    const member = await host.lease(half(0), 'member')
     expect(member.model.weights.wcls).toBeNull()
+    expect(member.model.weights.tokEmb).toBeNull()
     expect(member.model.weights.layers[0]?.w1.length).toBe(c.dim * (half(0).hiddenEnd - half(0).hiddenStart))
-    const leader = await host.lease(half(1), true)
+    const leader = await host.lease(half(1), 'leader')
     expect(leader.model.weights.wcls).not.toBeNull()
-    const asMember = await host.lease(half(1), false)
+    expect(leader.model.weights.tokEmb?.length).toBe(c.vocabSize * c.dim)
+    const asMember = await host.lease(half(1), 'member')
     expect(asMember.model).toBe(leader.model)
     for (const l of [member, leader, asMember]) l.release()
     await host.stop()
@@ -23,19 +25,19 @@ describe('the shards an agent holds of the model it serves (stories260K)', async
 
   it('after a re-plan, frees the old shard once no job uses it, and keeps the latest one for the next job', async () => {
     const host = new ModelHost(() => served, 1)
-    const old = await host.lease(half(0), false)
-    const next = await host.lease(wholeModel(c), false) // the ring shrank to this member alone
+    const old = await host.lease(half(0), 'member')
+    const next = await host.lease(wholeModel(c), 'member') // the ring shrank to this member alone
     expect(host.loadedShards().map((s) => s.users)).toEqual([1, 1])
     old.release()
     old.release() // twice is once
-    expect(host.loadedShards()).toEqual([{ shard: `0:${c.nKvHeads}:0:${c.hiddenDim}`, withClassifier: false, users: 1 }])
+    expect(host.loadedShards()).toEqual([{ shard: `0:${c.nKvHeads}:0:${c.hiddenDim}`, role: 'member', users: 1 }])
     next.release()
-    expect(host.loadedShards()).toEqual([{ shard: `0:${c.nKvHeads}:0:${c.hiddenDim}`, withClassifier: false, users: 0 }])
-    const again = await host.lease(wholeModel(c), false)
+    expect(host.loadedShards()).toEqual([{ shard: `0:${c.nKvHeads}:0:${c.hiddenDim}`, role: 'member', users: 0 }])
+    const again = await host.lease(wholeModel(c), 'member')
     expect(again.model).toBe(next.model)
     again.release()
     // an idle shard of an older plan goes as soon as another plan's shard is asked for
-    await host.lease(half(1), false)
+    await host.lease(half(1), 'member')
     expect(host.loadedShards().map((s) => s.shard)).toEqual([`${half(1).kvHeadStart}:${c.nKvHeads}:${half(1).hiddenStart}:${c.hiddenDim}`])
     await host.stop()
     expect(host.loadedShards()).toEqual([])
@@ -43,7 +45,7 @@ describe('the shards an agent holds of the model it serves (stories260K)', async
 
   it('refuses while the model is still being fetched', async () => {
     const host = new ModelHost(() => null, 1)
-    await expect(host.lease(wholeModel(c), true)).rejects.toBeInstanceOf(ModelNotReadyError)
+    await expect(host.lease(wholeModel(c), 'leader')).rejects.toBeInstanceOf(ModelNotReadyError)
     expect(() => host.served()).toThrow(ModelNotReadyError)
   })
 })
