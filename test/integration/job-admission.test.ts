@@ -8,14 +8,12 @@ import type { InferenceEvent } from '../../src/agent/inference/events.js'
 import { JobService } from '../../src/agent/inference/jobs.js'
 import { ModelHost } from '../../src/agent/inference/models.js'
 import { TensorLinks } from '../../src/agent/inference/tensor-links.js'
-import { poolNetwork, type PoolNetwork } from '../../src/agent/net/pool-network.js'
-import { RecordPoolTrust } from '../../src/agent/net/pool-trust.js'
+import type { PoolNetwork } from '../../src/agent/net/pool-network.js'
 import { BUNDLED_MODEL, identifyModel, type ServedModel } from '../../src/inference/served.js'
 import { parseShape, writeSyntheticCheckpoint } from '../../src/inference/synth.js'
 import { JOB_PROTOCOL, type JobOpen } from '../../src/inference/job/messages.js'
 import { evenRanges } from '../../src/inference/job/plan.js'
-import { libp2pPrivateKey, listPoolRecords, loadDevice } from '../../src/pool/index.js'
-import { loopbackTestConfig } from '../../src/ring/liveness-config.js'
+import { loopbackPoolNetwork } from '../helpers/pool-network.js'
 import { certify, tempRoot, testPool, type TestDevice } from '../helpers/pools.js'
 
 const silent = pino({ level: 'silent' })
@@ -23,16 +21,8 @@ const golden = JSON.parse(fs.readFileSync('test/fixtures/golden/stories260K-gree
 const cleanups: Array<() => Promise<void> | void> = []
 afterEach(async () => { for (const c of cleanups.splice(0).reverse()) await c() })
 
-async function startNet (dev: TestDevice, model = '', log = silent): Promise<PoolNetwork> {
-  const net = poolNetwork({ listen: ['/ip4/127.0.0.1/tcp/0'], liveness: loopbackTestConfig(), admissionTimeoutMs: 3000, redialIntervalMs: 500, trustReloadMs: 200 })({
-    home: dev.home,
-    privateKey: libp2pPrivateKey(loadDevice(dev.home)),
-    trust: new RecordPoolTrust(dev.home, dev.nodeId, () => listPoolRecords(dev.home)),
-    capacity: { cores: 1, memoryMiB: 1024, matmulMflops: 0 },
-    model,
-    log
-  })
-  await net.start()
+async function startNet (dev: TestDevice, model = ''): Promise<PoolNetwork> {
+  const net = await loopbackPoolNetwork(dev, { model })
   cleanups.push(async () => { await net.stop() })
   return net
 }
@@ -40,7 +30,7 @@ async function startNet (dev: TestDevice, model = '', log = silent): Promise<Poo
 /** A real agent's job side (pool network announcing its model, tensor links, job service) without the rest of the agent. */
 async function jobAgent (dev: TestDevice, served?: ServedModel, log = silent): Promise<{ net: PoolNetwork, jobs: JobService }> {
   const model = served ?? await identifyModel(BUNDLED_MODEL)
-  const net = await startNet(dev, model.identity.id, log)
+  const net = await startNet(dev, model.identity.id)
   const links = new TensorLinks({ net, selfId: dev.nodeId, log }, { host: '127.0.0.1' })
   const jobs = new JobService({ net, links, models: new ModelHost(() => model, 1), selfId: dev.nodeId, log })
   await links.start()
