@@ -70,14 +70,6 @@ const LEAVE_FLUSH_MS = 300
 
 type Services = { identify: ReturnType<ReturnType<typeof identify>>, ping: ReturnType<ReturnType<typeof ping>>, pubsub: GossipSub }
 
-export interface MemberProtocolOptions {
-  /**
-   * Serve the protocol on relayed connections too (default): the relay caps what each carries
-   * (bytes, time; see src/relay), so a protocol that moves more than that must say false.
-   */
-  runOnLimitedConnection?: boolean
-}
-
 /** Counters of what peers sent that we refused. */
 export type NetDropReason =
   | 'bad-bundle' | 'invalid-certificate' | 'invalid-revocation' | 'not-admitted' | 'no-shared-pool' | 'gossip-from-non-member'
@@ -291,9 +283,10 @@ export class PoolNetwork {
 
   /**
    * Serve a pool protocol: a stream from a peer without a valid certificate of a shared pool is
-   * refused (counted) before the handler sees it.
+   * refused (counted) before the handler sees it. Relayed connections too: the handler gets their
+   * limits (bytes, seconds the relay allows; undefined on a direct one) to refuse what would not fit.
    */
-  async handleMemberProtocol (protocol: string, handler: (stream: Stream, nodeId: string, limits: ConnectionLimits | undefined) => Promise<void>, maxInboundStreams: number, opts: MemberProtocolOptions = {}): Promise<void> {
+  async handleMemberProtocol (protocol: string, handler: (stream: Stream, nodeId: string, limits: ConnectionLimits | undefined) => Promise<void>, maxInboundStreams: number): Promise<void> {
     await this.libp2p.handle(protocol, (stream, connection) => {
       const nodeId = connection.remotePeer.toString()
       if (this.directory.poolsOf(nodeId).length === 0) {
@@ -302,7 +295,7 @@ export class PoolNetwork {
         return
       }
       handler(stream, nodeId, connection.limits).catch((err: unknown) => { this.c.log.warn({ protocol, peer: nodeId, err: String(err) }, 'pool protocol stream failed') })
-    }, { maxInboundStreams, runOnLimitedConnection: opts.runOnLimitedConnection ?? true })
+    }, { maxInboundStreams, runOnLimitedConnection: true })
   }
 
   /** A connection to a member: a direct one if there is one (DCUtR may have added it beside a relayed one). */
