@@ -45,23 +45,45 @@ function agentScript (): string {
 /** how `mesh start` hands its flags to the detached agent (JSON of AgentOverrides) */
 export const OVERRIDES_ENV = 'MESH_AGENT_OVERRIDES'
 const READY_TIMEOUT_MS = 15_000
+/** how often `mesh start` asks whether the agent answers yet: cheap (ENOENT until the API listens), and half of it is added to the agent's own start-up on average */
+const READY_POLL_MS = 20
 /** the agent hashes its model before it answers: allow for a slow disk (50 MB/s) on top */
 const HASH_BYTES_PER_MS = 50_000
 
+/** A start that passed `checkStart`: what `spawnAgent` needs. */
+export interface StartPlan {
+  home: string
+  flags: AgentOverrides
+  /** how long the agent may take to answer, its model's hashing included */
+  readyTimeoutMs: number
+}
+
 /**
- * `mesh start`: run the agent detached (its own session, output to logs/agent.out) and return once
- * its local API answers, or fail with what it printed if it exits first.
+ * What `mesh start` checks before it starts anything, so that a problem is one line here rather
+ * than from the background: `mesh init` done, the flags and agent.json valid, the model's files
+ * sound (the agent hashes them; one to fetch is the agent's business), no agent running.
  */
-export async function startDetached (home: string, flags: AgentOverrides): Promise<AgentStatus> {
-  loadDevice(home) // say "run mesh init" here rather than from the background
-  const config = agentConfig(home, flags) // and bad flags or agent.json too
-  // and a missing or malformed model (the agent hashes it); one to fetch is the agent's business
+export async function checkStart (home: string, flags: AgentOverrides): Promise<StartPlan> {
+  loadDevice(home)
+  const config = agentConfig(home, flags)
   const checkpointPath = localCheckpoint(config.model, home)
   if (checkpointPath !== null) await checkModelFiles({ ...config.model, checkpointPath })
   const readyTimeoutMs = READY_TIMEOUT_MS + (checkpointPath === null ? 0 : Math.round(fs.statSync(checkpointPath).size / HASH_BYTES_PER_MS))
   const up = await runningAgent(home)
   if (up !== undefined) throw new AgentAlreadyRunningError(home, up.pid)
+  return { home, flags, readyTimeoutMs }
+}
 
+/** `mesh start`: check, then run the agent detached; returns once its local API answers. */
+export async function startDetached (home: string, flags: AgentOverrides): Promise<AgentStatus> {
+  return await spawnAgent(await checkStart(home, flags))
+}
+
+/**
+ * Run the agent detached (its own session, output to logs/agent.out) and return once its local
+ * API answers, or fail with what it printed if it exits first.
+ */
+export async function spawnAgent ({ home, flags, readyTimeoutMs }: StartPlan): Promise<AgentStatus> {
   const outFile = daemonOutFile(home)
   fs.mkdirSync(path.dirname(outFile), { recursive: true, mode: 0o700 })
   const startOffset = fs.existsSync(outFile) ? fs.statSync(outFile).size : 0
@@ -85,7 +107,7 @@ export async function startDetached (home: string, flags: AgentOverrides): Promi
     if (Date.now() > deadline) {
       throw new AgentStartError(`the agent (pid ${child.pid ?? '?'}) did not answer within ${Math.round(readyTimeoutMs / 1000)} s; see ${agentLogFile(home)}`)
     }
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    await new Promise((resolve) => setTimeout(resolve, READY_POLL_MS))
   }
 }
 

@@ -3,7 +3,7 @@ import { callAgent } from '../agent/api/client.js'
 import { absolutePaths, type AgentOverrides } from '../agent/config.js'
 import type { AgentStatus } from '../agent/agent.js'
 import { ModelFetchFailedError } from '../agent/errors.js'
-import { startDetached, stopAgent } from '../agent/daemon.js'
+import { checkStart, spawnAgent, stopAgent, type StartPlan } from '../agent/daemon.js'
 import { agentLogFile } from '../agent/log.js'
 import type { PeerView } from '../agent/peers.js'
 import { resolvePoolId } from '../pool/index.js'
@@ -70,12 +70,25 @@ export const startCommand: MeshCommand = (io) => ({
       })
       return
     }
-    const started = await startDetached(a.home, overrides(a))
-    if (!a.json) io.out(`mesh agent started (pid ${started.pid}, node ${started.nodeId}); log: ${agentLogFile(a.home)}`)
-    const s = started.modelFetch === null ? started : await followModelFetch(a.home, started, io)
-    if (a.json) io.out(JSON.stringify({ pid: s.pid, nodeId: s.nodeId, home: s.home, log: agentLogFile(a.home), model: s.model }))
+    const s = await startAgent(await checkStart(a.home, overrides(a)), io, a.json)
+    if (a.json) io.out(JSON.stringify(startedJson(s, a.home)))
   }
 })
+
+/**
+ * Run the agent that `checkStart` cleared, say so (text mode), and follow its fetch of a missing
+ * model until it serves it. Shared by `mesh start` and `mesh pool-join --start`.
+ */
+export async function startAgent (plan: StartPlan, io: CliIO, json: boolean): Promise<AgentStatus> {
+  const started = await spawnAgent(plan)
+  if (!json) io.out(`mesh agent started (pid ${started.pid}, node ${started.nodeId}); log: ${agentLogFile(plan.home)}`)
+  return started.modelFetch === null ? started : await followModelFetch(plan.home, started, io)
+}
+
+/** What `--json` shows of an agent just started. */
+export function startedJson (s: AgentStatus, home: string): { pid: number, nodeId: string, home: string, log: string, model: AgentStatus['model'] } {
+  return { pid: s.pid, nodeId: s.nodeId, home: s.home, log: agentLogFile(home), model: s.model }
+}
 
 /** how often `mesh start` asks the agent how its model fetch is going */
 const FETCH_POLL_MS = 250

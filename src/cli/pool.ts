@@ -6,12 +6,12 @@ import { joinPool } from '../pool/member.js'
 import { parsePolicy, type PoolPolicy } from '../pool/policy.js'
 import { summarizePool } from '../pool/status.js'
 import { listPoolRecords, readPoolRecord, resolvePoolId } from '../pool/store.js'
-import { runningAgent } from '../agent/daemon.js'
+import { checkStart, runningAgent } from '../agent/daemon.js'
 import { AgentNotRunningError } from '../agent/errors.js'
 import { waitForCertificate } from '../agent/wait.js'
 import type { AgentStatus } from '../agent/agent.js'
 import type { PoolSummary } from '../pool/status.js'
-import { agentStatusText, liveAgentJson, peersLine, ringLine } from './agent.js'
+import { agentStatusText, liveAgentJson, peersLine, ringLine, startAgent, startedJson } from './agent.js'
 import { fromEnv, handler, optionalSeconds, optionalString, requiredString } from './args.js'
 import type { MeshCommand } from './commands.js'
 import type { CliIO, GlobalArgs } from './io.js'
@@ -56,11 +56,15 @@ export const poolJoinCommand: MeshCommand = (io) => ({
     .option('pool-root-pubkey', { type: 'string', describe: 'Pool Root Public Key from the admin (64 hex digits)' })
     .option('name', { type: 'string', describe: 'a local name for the pool (env POOL_NAME)', default: fromEnv('POOL_NAME') })
     .option('token', { type: 'string', describe: 'the join token from the admin (needed under the token policy)' })
-    .option('wait', { type: 'number', describe: 'then wait up to N seconds for the certificate (the agent must be running: mesh start)' }),
-  handler: handler<{ poolId?: unknown, poolRootPubkey?: unknown, name?: unknown, token?: unknown, wait?: unknown }>(async (args) => {
+    .option('start', { type: 'boolean', default: false, describe: 'then start the agent, as `mesh start` does (settings from agent.json and the environment), unless it runs already' })
+    .option('wait', { type: 'number', describe: 'then wait up to N seconds for the certificate (the agent must be running: mesh start, or --start)' }),
+  handler: handler<{ poolId?: unknown, poolRootPubkey?: unknown, name?: unknown, token?: unknown, start: unknown, wait?: unknown }>(async (args) => {
     const wait = optionalSeconds(args.wait, 'wait')
-    // with --wait, a missing agent is reported before anything is written
-    if (wait !== undefined && await runningAgent(args.home) === undefined) throw new AgentNotRunningError(args.home)
+    const start = args.start === true
+    // what the agent part needs is checked before anything is written: a running agent for --wait, one that can start for --start
+    const running = wait !== undefined || start ? await runningAgent(args.home) : undefined
+    if (wait !== undefined && !start && running === undefined) throw new AgentNotRunningError(args.home)
+    const plan = start && running === undefined ? await checkStart(args.home, {}) : undefined
     const record = joinPool(args.home, {
       poolId: requiredString(args.poolId, 'pool-id'),
       rootPublicKey: requiredString(args.poolRootPubkey, 'pool-root-pubkey'),
@@ -68,17 +72,21 @@ export const poolJoinCommand: MeshCommand = (io) => ({
       token: optionalString(args.token, 'token'),
       now: Date.now()
     })
+    const next = wait !== undefined
+      ? `waiting up to ${wait} s for a certificate from the admin…`
+      : start ? 'the agent asks the admin for a certificate (mesh pool-status shows when it arrives).' : 'waiting for a certificate from the admin (start the agent with `mesh start`).'
+    if (!args.json) io.out(`Recorded pool ${record.poolId} "${record.name}"; ${next}`)
+    // the agent started here, or null when one ran already
+    const agent = plan === undefined ? null : startedJson(await startAgent(plan, io, args.json), args.home)
+    const recorded = { poolId: record.poolId, name: record.name, state: record.state, token: record.joinToken !== null, ...(start ? { agent } : {}) }
     if (wait === undefined) {
-      io.out(args.json
-        ? JSON.stringify({ poolId: record.poolId, name: record.name, state: record.state, token: record.joinToken !== null })
-        : `Recorded pool ${record.poolId} "${record.name}"; waiting for a certificate from the admin (start the agent with \`mesh start\`).`)
+      if (args.json) io.out(JSON.stringify(recorded))
       return
     }
-    if (!args.json) io.out(`Recorded pool ${record.poolId} "${record.name}"; waiting up to ${wait} s for a certificate from the admin…`)
     await waitForCertificate(args.home, record.poolId, wait)
     const joined = summarizePool(readPoolRecord(args.home, record.poolId), Date.now())
     io.out(args.json
-      ? JSON.stringify({ poolId: joined.poolId, name: joined.name, state: joined.state, token: record.joinToken !== null, certificate: joined.certificate })
+      ? JSON.stringify({ ...recorded, state: joined.state, certificate: joined.certificate })
       : `Certificate received: this device is a member of pool ${joined.shortId} (valid until ${joined.certificate?.notAfter ?? '?'}).`)
   })
 })

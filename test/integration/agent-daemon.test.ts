@@ -5,8 +5,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { callAgent } from '../../src/agent/api/client.js'
 import { apiSocket, pidFile, runDir } from '../../src/agent/paths.js'
 import type { PeerView } from '../../src/agent/peers.js'
-import { isAlive } from '../../src/agent/pidfile.js'
-import { createPool, initDevice, joinPool, readPoolRecord } from '../../src/pool/index.js'
+import { isAlive, readPid } from '../../src/agent/pidfile.js'
+import { createPool, initDevice, readPoolRecord } from '../../src/pool/index.js'
 import { MESH_JS, agentStatus, freeUdpPort, killAgents, logOf, mesh } from '../helpers/agent-procs.js'
 import { snapshot, tempDirs } from '../helpers/pool-fixtures.js'
 
@@ -52,12 +52,14 @@ describe('agent daemon lifecycle (child processes)', { timeout: 120_000 }, () =>
     expect(again.code).toBe(1)
     expect(again.stderr).toBe(`mesh: the mesh agent is already running for ${h} (pid ${pid}); stop it with \`mesh stop\` first\n`)
 
-    // pool-join --wait with nobody to answer: a clear timeout; the pool stays recorded and pending
+    // pool-join --wait with nobody to answer: a clear timeout; the pool stays recorded and pending.
+    // --start with the agent running starts nothing: the running agent picks the pool up
     const other = tmp(); initDevice(other, { networkId: 'lan', name: 'admin' })
     const pool = createPool(other, { name: 'p', policy: 'token', now: Date.now() })
     const join = ['pool-join', '--pool-id', pool.record.poolId, '--pool-root-pubkey', pool.rootPublicKey, '--name', 'p', '--token', pool.joinToken]
-    const waited = await mesh(h, [...join, '--wait', '1'])
+    const waited = await mesh(h, [...join, '--start', '--wait', '1'])
     expect(waited.code).toBe(1)
+    expect(waited.stdout).toBe(`Recorded pool ${pool.record.poolId} "p"; waiting up to 1 s for a certificate from the admin…\n`)
     expect(waited.stderr).toMatch(/^mesh: no certificate for pool [0-9a-f]{16} within 1 s; check that the admin's agent runs on this LAN/)
     expect(readPoolRecord(h, pool.record.poolId).state).toBe('pending-certificate')
 
@@ -107,6 +109,13 @@ describe('agent daemon lifecycle (child processes)', { timeout: 120_000 }, () =>
     expect(r.code).toBe(2)
     expect(r.stderr).toBe('mesh: beacon group 10.1.2.3 is not an IPv4 multicast address (224.0.0.0-239.255.255.255)\n')
     expect(fs.existsSync(pidFile(h))).toBe(false)
+    // pool-join --start checks the agent's settings before it records the pool
+    const adminHome = tmp(); initDevice(adminHome, { networkId: 'lan', name: 'admin' })
+    const pool = createPool(adminHome, { name: 'p', policy: 'token', now: Date.now() })
+    const before = snapshot(h)
+    const join = await mesh(h, ['pool-join', '--pool-id', pool.record.poolId, '--pool-root-pubkey', pool.rootPublicKey, '--name', 'p', '--start'], { MESH_BEACON_GROUP: '10.1.2.3' })
+    expect(join).toMatchObject({ code: 2, stdout: '', stderr: 'mesh: beacon group 10.1.2.3 is not an IPv4 multicast address (224.0.0.0-239.255.255.255)\n' })
+    expect(snapshot(h)).toEqual(before)
   })
 })
 
@@ -116,10 +125,16 @@ describe('certificate join over unicast bootstrap on 127.0.0.1', { timeout: 120_
     initDevice(admin, { networkId: 'lan', name: 'admin-box' })
     initDevice(member, { networkId: 'lan', name: 'member-box' })
     const pool = createPool(admin, { name: 'p', policy: 'token', now: Date.now() })
-    joinPool(member, { poolId: pool.record.poolId, rootPublicKey: pool.rootPublicKey, name: 'p', token: pool.joinToken, now: Date.now() })
     const [pa, pm] = [await freeUdpPort(), await freeUdpPort()]
     expect((await mesh(admin, ['start', '--beacon-port', String(pa), '--bootstrap', `127.0.0.1:${pm}`])).code).toBe(0)
-    expect((await mesh(member, ['start', '--beacon-port', String(pm), '--bootstrap', `127.0.0.1:${pa}`])).code).toBe(0)
+    // the new device in one command: record the pool, start the agent (its settings from the environment), wait for the certificate
+    const joined = await mesh(member, ['pool-join', '--json', '--pool-id', pool.record.poolId, '--pool-root-pubkey', pool.rootPublicKey, '--name', 'p', '--token', pool.joinToken, '--start', '--wait', '20'],
+      { MESH_BEACON_PORT: String(pm), MESH_BOOTSTRAP: `127.0.0.1:${pa}` })
+    expect(joined, joined.stderr).toMatchObject({ code: 0, stderr: '' })
+    const out = JSON.parse(joined.stdout) as { state: string, agent: { pid: number, log: string }, certificate: unknown }
+    expect(out).toMatchObject({ poolId: pool.record.poolId, state: 'member', agent: { pid: readPid(member), log: path.join(member, 'logs', 'agent.log') } })
+    expect(out.certificate).not.toBeNull()
+    expect((await agentStatus(member)).beacon.port).toBe(pm)
     // poll the local API (cheap); the CLI output is checked once below
     const peersOf = async (h: string): Promise<string[][]> =>
       (await callAgent<PeerView[]>(h, 'GET', `/v1/peers?pool=${pool.record.poolId}`)).map((p) => [p.name, p.status])
