@@ -2,9 +2,7 @@ import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import type { Argv, CommandModule } from 'yargs'
 import { InferenceSettingError, TokenizerFormatError } from '../inference/errors.js'
-import { generate } from '../inference/generate.js'
-import { autoEngineName, chooseEngine, ENGINES, loadModel, shardedModel, type EngineName } from '../inference/model.js'
-import { createSampler } from '../inference/sampler.js'
+import type { EngineName } from '../inference/model.js'
 import type { MeshCommand } from './commands.js'
 import { inferOnPool, refuseLocalOnly } from './inference-pool.js'
 import type { CliIO, GlobalArgs } from './io.js'
@@ -31,18 +29,23 @@ interface InferenceArgs extends GlobalArgs {
 export const inferenceCommand: MeshCommand = (io): CommandModule<GlobalArgs, InferenceArgs> => ({
   command: 'inference',
   describe: 'generate text from a prompt across the pool\'s ring, through the agent (--local: on this device, without an agent)',
-  builder: (y: Argv<GlobalArgs>) => y
-    .option('local', { type: 'boolean', default: false, describe: 'run on this device only, without the agent and the pool' })
-    .option('pool-id', { type: 'string', describe: 'the pool whose ring runs the job (Pool ID or a unique prefix of at least 16 hex digits)', defaultDescription: 'the only pool joined' })
-    .option('prompt', { type: 'string', default: '', describe: 'text to continue; empty starts from BOS' })
-    .option('max-tokens', { type: 'number', default: 256, describe: 'new tokens to generate (stops earlier at BOS/EOS or a full context)' })
-    .option('model', { type: 'string', defaultDescription: 'bundled stories260K', describe: '--local only: llama2.c checkpoint (v0 or v1 fp32); the pool runs the model its agents serve (mesh start --model)' })
-    .option('tokenizer', { type: 'string', defaultDescription: 'bundled tok512.bin', describe: '--local only: llama2.c tokenizer.bin with the model\'s vocabulary' })
-    .option('temperature', { type: 'number', default: 1.0, describe: '0 = greedy; 1.0 samples the model\'s own distribution (llama2.c default)' })
-    .option('top-p', { type: 'number', default: 0.9, describe: 'nucleus sampling mass in (0, 1]; 1 = off (llama2.c default 0.9)' })
-    .option('seed', { type: 'string', describe: 'random seed, an integer from 1 to 2^64-1, for reproducible sampling', defaultDescription: 'the current time' })
-    .option('threads', { type: 'number', defaultDescription: 'all cores', describe: '--local only: threads for the matrix kernels (native, wasm, onnx); pool members use all their cores' })
-    .option('engine', { type: 'string', choices: ['auto', ...ENGINES], defaultDescription: 'auto', describe: '--local only (pool members run auto): kernels: auto is native (C built at install, as fast as llama2.c) where it was built, else wasm (bench/README.md), on --threads threads for models big enough to split' }),
+  // the engines (most of the inference code) are loaded when this command runs, not by every command;
+  // so the builder is async: --engine's choices come with them
+  builder: async (y: Argv<GlobalArgs>) => {
+    const { ENGINES } = await import('../inference/model.js')
+    return y
+      .option('local', { type: 'boolean', default: false, describe: 'run on this device only, without the agent and the pool' })
+      .option('pool-id', { type: 'string', describe: 'the pool whose ring runs the job (Pool ID or a unique prefix of at least 16 hex digits)', defaultDescription: 'the only pool joined' })
+      .option('prompt', { type: 'string', default: '', describe: 'text to continue; empty starts from BOS' })
+      .option('max-tokens', { type: 'number', default: 256, describe: 'new tokens to generate (stops earlier at BOS/EOS or a full context)' })
+      .option('model', { type: 'string', defaultDescription: 'bundled stories260K', describe: '--local only: llama2.c checkpoint (v0 or v1 fp32); the pool runs the model its agents serve (mesh start --model)' })
+      .option('tokenizer', { type: 'string', defaultDescription: 'bundled tok512.bin', describe: '--local only: llama2.c tokenizer.bin with the model\'s vocabulary' })
+      .option('temperature', { type: 'number', default: 1.0, describe: '0 = greedy; 1.0 samples the model\'s own distribution (llama2.c default)' })
+      .option('top-p', { type: 'number', default: 0.9, describe: 'nucleus sampling mass in (0, 1]; 1 = off (llama2.c default 0.9)' })
+      .option('seed', { type: 'string', describe: 'random seed, an integer from 1 to 2^64-1, for reproducible sampling', defaultDescription: 'the current time' })
+      .option('threads', { type: 'number', defaultDescription: 'all cores', describe: '--local only: threads for the matrix kernels (native, wasm, onnx); pool members use all their cores' })
+      .option('engine', { type: 'string', choices: ['auto', ...ENGINES], defaultDescription: 'auto', describe: '--local only (pool members run auto): kernels: auto is native (C built at install, as fast as llama2.c) where it was built, else wasm (bench/README.md), on --threads threads for models big enough to split' })
+  },
   handler: async (args) => { await runInference(args, io) }
 })
 
@@ -53,6 +56,8 @@ async function runInference (args: InferenceArgs, io: CliIO): Promise<void> {
     await inferOnPool(args.home, { prompt: args.prompt, maxTokens: settings.maxTokens, temperature: settings.temperature, topP: settings.topP, seed: settings.seed, poolId: args['pool-id'] }, args.json, io)
     return
   }
+  const [{ autoEngineName, chooseEngine, loadModel, shardedModel }, { generate }, { createSampler }] =
+    await Promise.all([import('../inference/model.js'), import('../inference/generate.js'), import('../inference/sampler.js')])
   const progress = byteProgress(io, 'loading model')
   const checkpoint = args.model ?? BUNDLED('stories260K.bin')
   const engineName = args.engine === undefined || args.engine === 'auto' ? autoEngineName() : args.engine as EngineName
