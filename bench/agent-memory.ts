@@ -15,7 +15,7 @@ import { promisify } from 'node:util'
 import { callAgent } from '../src/agent/api/client.js'
 import type { RingReport } from '../src/agent/net/pool-ring.js'
 import { readPid } from '../src/agent/pidfile.js'
-import { killAgents, logOf, mesh, MESH_JS, startAgents } from '../test/helpers/agent-procs.js'
+import { killAgents, logOf, MESH_JS, startAgents } from '../test/helpers/agent-procs.js'
 import { tempRoot, testPool } from '../test/helpers/pools.js'
 
 const arg = (name: string, fallback: string): string => { const i = process.argv.indexOf(`--${name}`); return i > 0 ? process.argv[i + 1] : fallback }
@@ -43,9 +43,10 @@ async function ringOf (homes: string[]): Promise<void> {
 }
 
 async function job (home: string): Promise<string> {
-  const r = await mesh(home, ['inference', '--prompt', 'Once upon a time', '--max-tokens', tokens, '--temperature', '0', '--json'])
-  if (r.code !== 0) throw new Error(`mesh inference failed: ${r.stderr}`)
-  const j = JSON.parse(r.stdout) as { members: unknown[], tokens_per_second: number | null }
+  // no test helper's 30 s limit: several agents on a small machine can be slow
+  const { stdout } = await promisify(execFile)(process.execPath, [MESH_JS, 'inference', '--prompt', 'Once upon a time', '--max-tokens', tokens, '--temperature', '0', '--json'],
+    { env: { ...process.env, MESH_HOME: home }, timeout: 600_000 })
+  const j = JSON.parse(stdout) as { members: unknown[], tokens_per_second: number | null }
   return `${j.members.length} members, ${j.tokens_per_second?.toFixed(1) ?? 'n/a'} tok/s`
 }
 
@@ -69,7 +70,8 @@ try {
   console.log(`| --- | ${homes.map(() => '---:').join(' | ')} |`)
   for (const [what, mem] of rows) console.log(`| ${what} | ${homes.map((_, i) => mem[i] === undefined ? '' : `${mem[i].rss} / ${mem[i].peak}`).join(' | ')} |`)
 } catch (err) {
-  console.error(String(err), homes.map(logOf).join('\n').slice(-5000))
+  console.error(homes.map(logOf).join('\n').slice(-5000))
+  console.error(String(err))
   process.exitCode = 1
 } finally {
   killAgents(started)
