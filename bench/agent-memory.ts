@@ -55,7 +55,8 @@ const root = tempRoot()
 const homes = (() => { const p = testPool(root, Array.from({ length: n }, (_, i) => i === 0 ? 'admin' : `m${i}`)); return [p.admin, ...p.members].map((d) => d.home) })()
 const started: string[] = []
 try {
-  await startAgents(homes, started, ['--model', model, '--tokenizer', tokenizer])
+  // the agents share this machine's cores: one kernel thread each (see bench/README.md)
+  await startAgents(homes, started, ['--model', model, '--tokenizer', tokenizer, '--threads', '1'])
   await ringOf(homes)
   const rows: Array<[string, Array<{ rss: number, peak: number }>]> = [['idle', homes.map(memory)]]
   const first = await job(homes[0])

@@ -170,7 +170,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
     })
   // distributed inference: the tensor plane's links, and jobs led here or served for other members
   const links = new TensorLinks({ net, selfId: device.nodeId, log: log.child({ component: 'tensor' }) }, { host: planeHost(config.ring.listen) })
-  const jobs = new JobService({ net, links, models: new ModelHost(() => model.served()), selfId: device.nodeId, log: log.child({ component: 'jobs' }) })
+  const jobs = new JobService({ net, links, models: new ModelHost(() => model.served(), config.threads), selfId: device.nodeId, log: log.child({ component: 'jobs' }) })
 
   const signer = ed25519Signer(device.privateKey, device.publicKey)
   const beacons = new BeaconService(config.beacon, {

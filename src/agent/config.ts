@@ -1,4 +1,5 @@
 import net from 'node:net'
+import os from 'node:os'
 import path from 'node:path'
 import { z } from 'zod'
 import { CorruptFileError, readJsonFile } from '../atomic-file.js'
@@ -81,6 +82,8 @@ export interface AgentConfig {
   join: JoinConfig
   ring: RingConfig
   model: ServeConfig
+  /** threads for this member's share of every job (its kernels); several agents sharing a machine want fewer */
+  threads: number
   /** mesh-control-plane base URL: register, join its HTTP ring, dial the members it lists; undefined = none */
   controlPlane: string | undefined
   capabilities: string[]
@@ -116,6 +119,7 @@ export function lanDefaults (home: string): AgentConfig {
     ring: { listen: ['/ip4/0.0.0.0/tcp/0'], shardMode: 'even', relays: [] },
     // the bundled stories260K: every fresh install serves the same model, so a new pool just works
     model: BUNDLED_MODEL,
+    threads: os.availableParallelism(),
     controlPlane: undefined,
     capabilities: []
   }
@@ -135,6 +139,7 @@ export interface AgentOverrides {
   tokenizer?: string | undefined
   /** sha256 of the checkpoint: fetch it from the pool when the file is missing */
   modelSha256?: string | undefined
+  threads?: number | undefined
   relays?: string[] | undefined
   controlPlane?: string | undefined
 }
@@ -152,6 +157,7 @@ const FileSchema = z.strictObject({
   model: z.string().min(1).optional(),
   tokenizer: z.string().min(1).optional(),
   modelSha256: z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 is 64 lowercase hex digits').optional(),
+  threads: z.number().int().min(1).max(1024).optional(),
   relays: z.array(z.string()).optional(),
   controlPlane: z.string().optional()
 })
@@ -202,6 +208,7 @@ export function envOverrides (env: NodeJS.ProcessEnv): AgentOverrides {
     shardWeights: shardMode(env.MESH_SHARD_WEIGHTS),
     ...absolutePaths({ model: nonEmpty(env.MESH_MODEL), tokenizer: nonEmpty(env.MESH_TOKENIZER) }, process.cwd()),
     modelSha256: nonEmpty(env.MESH_MODEL_SHA256),
+    threads: int('MESH_THREADS'),
     relays: list('MESH_RELAYS'),
     controlPlane: env.MESH_CONTROL_PLANE === '' ? undefined : env.MESH_CONTROL_PLANE
   }
@@ -229,6 +236,11 @@ function serveConfig (home: string, checkpoint: string | undefined, tokenizerPat
   if (sha256 === undefined) return { checkpointPath: checkpoint ?? BUNDLED_MODEL.checkpointPath, tokenizerPath }
   if (!/^[0-9a-f]{64}$/.test(sha256)) throw new UsageError(`model sha256 ${sha256} is not 64 lowercase hex digits (see mesh model info)`)
   return { checkpointPath: checkpoint ?? fetchedModelPath(home, sha256), tokenizerPath, sha256 }
+}
+
+function threadCount (n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new UsageError(`threads (--threads, MESH_THREADS or agent.json) must be a whole number from 1 to 1024, not ${n}`)
+  return n
 }
 
 /** http(s)://HOST[:PORT] as mesh-control-plane prints it; a trailing slash is dropped. */
@@ -282,6 +294,7 @@ export function resolveAgentConfig (home: string, ...layers: AgentOverrides[]): 
       relays: [...new Set(layers.flatMap((l) => l.relays ?? []).map(parseRelayAddress))]
     },
     model: serveConfig(home, pick('model'), pick('tokenizer') ?? base.model.tokenizerPath, pick('modelSha256')),
+    threads: threadCount(pick('threads') ?? base.threads),
     controlPlane: ((u) => u === undefined ? undefined : parseControlPlaneUrl(u))(pick('controlPlane'))
   }
 }

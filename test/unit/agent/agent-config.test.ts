@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import os, { tmpdir } from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { CorruptFileError } from '../../../src/atomic-file.js'
@@ -32,6 +32,13 @@ describe('agent config', () => {
     } finally {
       rmSync(home, { recursive: true, force: true })
     }
+  })
+  it('kernel threads: every core by default, else agent.json, MESH_THREADS or --threads; a bad count is a usage error', () => {
+    expect(resolveAgentConfig('/h').threads).toBe(os.availableParallelism())
+    expect(resolveAgentConfig('/h', { threads: 3 }, envOverrides({ MESH_THREADS: '2' })).threads).toBe(2)
+    expect(resolveAgentConfig('/h', { threads: 3 }, {}, { threads: 1 }).threads).toBe(1)
+    expect(() => envOverrides({ MESH_THREADS: 'two' })).toThrow(UsageError)
+    for (const bad of [0, -1, 1.5, Number.NaN]) expect(() => resolveAgentConfig('/h', {}, {}, { threads: bad })).toThrow(UsageError)
   })
   it('rejects bad values with a usage error', () => {
     expect(() => resolveAgentConfig('/h', { beaconGroup: '10.0.0.1' })).toThrow(UsageError)
