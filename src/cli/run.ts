@@ -2,6 +2,7 @@ import yargs, { type CommandModule } from 'yargs'
 import { MeshError, UsageError } from '../errors.js'
 import { commands } from './commands.js'
 import { defaultHome, type CliIO, type GlobalArgs } from './io.js'
+import { meshVersion } from './version.js'
 
 /**
  * Parse argv, run one command, and turn its outcome into an exit code.
@@ -25,7 +26,7 @@ export async function runCli (argv: string[], io: CliIO, scriptName = 'mesh'): P
     .strict()
     .help()
     .alias('h', 'help')
-    .version()
+    .version(meshVersion())
     .wrap(Math.min(110, process.stdout.columns ?? 100))
     .exitProcess(false)
     .fail((msg, err) => {

@@ -129,4 +129,8 @@ describe('the command line (executable)', () => {
     await meshFails(child, tmp(), ['frobnicate'], /unknown command "frobnicate"; see mesh --help/)
     expect(await meshOk(child, tmp(), ['pool-join', '--help'])).toMatch(/--pool-root-pubkey/)
   })
+  it('--version prints package.json\'s version (the CLI runs from a bundle that has no node_modules of its own)', async () => {
+    const { version } = JSON.parse(fs.readFileSync('package.json', 'utf8')) as { version: string }
+    expect(await meshOk(child, tmp(), ['--version'])).toBe(`${version}\n`)
+  })
 })
