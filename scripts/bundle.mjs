@@ -5,8 +5,9 @@
 // Why: Node 20 resolves, reads and links every ES module on its own; the CLI imported ~380 of them
 // (zod alone ~95) before running any command, the agent ~780. A few files load several times
 // faster. Code splitting keeps what only some commands need (the agent itself, for
-// `mesh start --foreground`) in chunks loaded when those commands run, and makes each module exist
-// once per process even when the CLI and the agent code meet in it.
+// `mesh start --foreground`; the inference engines) in chunks loaded when those commands run, and
+// makes each module exist once per process even when the CLI and the agent code meet in it, so
+// `instanceof MeshError` holds everywhere.
 import { build } from 'esbuild'
 import fs from 'node:fs'
 import path from 'node:path'
@@ -19,11 +20,13 @@ const dist = path.join(root, 'dist')
 const outdir = path.join(dist, 'bundle')
 
 /**
- * Our modules imported from dist/ at run time, not bundled: the inference code finds files next to
- * itself through import.meta.url (models, native kernels), and errors.js is shared with it, so
- * MeshError exists once and `instanceof MeshError` holds across the boundary.
+ * Our modules that find files through import.meta.url, checked by hand: each climbs to the package
+ * root ('../../models/…', '../../native/build/…') or to dist/ ('../bundle/…'), which means the same
+ * from dist/bundle/ as from its own directory one level under dist/. A path next to the module
+ * ('./kernels.wasm') would not, so the build stops at any other module that uses import.meta.url:
+ * check its paths and list it here (or load it from dist/ instead of bundling it).
  */
-const KEEP_OUT = /[\\/]dist[\\/](inference[\\/]|errors\.js$)/
+const FINDS_FILES = new Set(['agent/daemon.js', 'cli/inference.js', 'cli/version.js', 'inference/native.js', 'inference/served.js'])
 
 // chunk names carry a hash: drop the last build's rather than let them pile up
 fs.rmSync(outdir, { recursive: true, force: true })
@@ -49,14 +52,13 @@ await build({
   // CommonJS packages inside an ES module bundle call require()
   banner: { js: "import { createRequire as __meshCreateRequire } from 'node:module'; const require = __meshCreateRequire(import.meta.url);" },
   plugins: [{
-    name: 'keep-out',
+    name: 'finds-files',
     setup (b) {
-      b.onResolve({ filter: /^\.\.?\// }, (args) => {
-        const target = path.resolve(args.resolveDir, args.path)
-        if (!KEEP_OUT.test(target)) return undefined
-        let rel = path.relative(outdir, target).split(path.sep).join('/')
-        if (!rel.startsWith('.')) rel = `./${rel}`
-        return { path: rel, external: true }
+      b.onLoad({ filter: /\.js$/ }, (args) => {
+        const rel = path.relative(dist, args.path).split(path.sep).join('/')
+        if (rel.startsWith('..') || FINDS_FILES.has(rel)) return undefined
+        if (!fs.readFileSync(args.path, 'utf8').includes('import.meta.url')) return undefined
+        return { errors: [{ text: `dist/${rel} finds files through import.meta.url: check that its paths mean the same from dist/bundle/ and add it to FINDS_FILES in scripts/bundle.mjs` }] }
       })
     }
   }]
