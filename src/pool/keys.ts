@@ -1,31 +1,39 @@
 /**
- * ed25519 keys and their key files: @noble/ed25519 v3 derives public keys; signing and verifying use
- * node:crypto for speed (same RFC 8032 signatures).
+ * ed25519 keys and their key files, through node:crypto (OpenSSL): the same RFC 8032 keys and
+ * signatures as @noble/ed25519 (pool-keys.test.ts checks), several times faster.
  * A key file holds the 32-byte seed as JSON, mode 0600; its public key is derived on load.
  *
  * Exports: SEED_BYTES, PUBLIC_KEY_BYTES, SIGNATURE_BYTES, newSeed, publicKeyOf, seedSigner, sign, seal,
  * verifySignature, keyId, writeKeyFile, readKeyFile.
  */
 import crypto from 'node:crypto'
-import * as ed from '@noble/ed25519'
-import { sha512 } from '@noble/hashes/sha2.js'
 import { z } from 'zod'
 import { CorruptFileError, readJsonFile, writeJsonAtomic } from '../atomic-file.js'
 import { concatBytes, fromHex, toHex } from './encoding.js'
-
-// the synchronous API needs a hash; set once, before any key is used
-ed.hashes.sha512 = sha512
 
 export const SEED_BYTES = 32
 export const PUBLIC_KEY_BYTES = 32
 export const SIGNATURE_BYTES = 64
 
 export function newSeed (): Uint8Array { return new Uint8Array(crypto.randomBytes(SEED_BYTES)) }
-export function publicKeyOf (seed: Uint8Array): Uint8Array { return ed.getPublicKey(seed) }
 
 // DER wrappers of raw ed25519 keys (RFC 8410), so node:crypto can use them
 const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
+
+function privateKeyObject (seed: Uint8Array): crypto.KeyObject {
+  if (seed.length !== SEED_BYTES) throw new RangeError(`an ed25519 private key seed is ${SEED_BYTES} bytes`)
+  return crypto.createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' })
+}
+
+/**
+ * The public key of a seed. Every command that loads this device's identity derives it: OpenSSL
+ * takes ~1.5 ms where @noble/ed25519 took ~20 ms in a fresh process (its tables are built on first use).
+ */
+export function publicKeyOf (seed: Uint8Array): Uint8Array {
+  const spki = crypto.createPublicKey(privateKeyObject(seed)).export({ format: 'der', type: 'spki' })
+  return new Uint8Array(spki.subarray(SPKI_PREFIX.length))
+}
 
 /**
  * A signing function for one seed, its key parsed once (senders of beacons and heartbeats sign
@@ -33,8 +41,7 @@ const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
  * makes (pool-keys.test.ts checks), about 8× faster.
  */
 export function seedSigner (seed: Uint8Array): (message: Uint8Array) => Uint8Array {
-  if (seed.length !== SEED_BYTES) throw new RangeError(`an ed25519 private key seed is ${SEED_BYTES} bytes`)
-  const key = crypto.createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' })
+  const key = privateKeyObject(seed)
   return (message) => new Uint8Array(crypto.sign(null, message, key))
 }
 
