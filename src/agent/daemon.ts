@@ -45,8 +45,11 @@ function agentScript (): string {
 /** how `mesh start` hands its flags to the detached agent (JSON of AgentOverrides) */
 export const OVERRIDES_ENV = 'MESH_AGENT_OVERRIDES'
 const READY_TIMEOUT_MS = 15_000
-/** how often `mesh start` asks whether the agent answers yet: cheap (ENOENT until the API listens), and half of it is added to the agent's own start-up on average */
-const READY_POLL_MS = 20
+/**
+ * how often `mesh start` asks whether the agent answers yet (cheap: ENOENT until the API listens)
+ * and `mesh stop` whether it exited: half of it is added to the wait on average
+ */
+const POLL_MS = 20
 /** the agent hashes its model before it answers: allow for a slow disk (50 MB/s) on top */
 const HASH_BYTES_PER_MS = 50_000
 
@@ -107,7 +110,7 @@ export async function spawnAgent ({ home, flags, readyTimeoutMs }: StartPlan): P
     if (Date.now() > deadline) {
       throw new AgentStartError(`the agent (pid ${child.pid ?? '?'}) did not answer within ${Math.round(readyTimeoutMs / 1000)} s; see ${agentLogFile(home)}`)
     }
-    await new Promise((resolve) => setTimeout(resolve, READY_POLL_MS))
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS))
   }
 }
 
@@ -129,7 +132,7 @@ export async function stopAgent (home: string): Promise<number | undefined> {
   const deadline = Date.now() + STOP_TIMEOUT_MS
   while (isAlive(up.pid)) {
     if (Date.now() > deadline) throw new AgentStopError(`the agent (pid ${up.pid}) did not stop within ${STOP_TIMEOUT_MS / 1000} s; kill it with \`kill ${up.pid}\``)
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS))
   }
   return up.pid
 }
