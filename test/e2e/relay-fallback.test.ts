@@ -87,7 +87,10 @@ describe.skipIf(why !== undefined)('members that cannot reach each other form th
     const ids = Object.fromEntries(t.members.map((m) => [m.name, m.nodeId]))
     const statusOf = async (n: LabNode): Promise<{ net: { addresses: string[], tensorLinks: Record<string, string> } }> =>
       (JSON.parse(await lab.meshOk(n, ['pool-status', '--json'])) as { agent: { net: { addresses: string[], tensorLinks: Record<string, string> } } }).agent
-    expect((await statusOf(member)).net.addresses).toContain(`${relayAddr}/p2p-circuit/p2p/${ids.member ?? ''}`)
+    // the member learns the relay from the admin's beacons: its reservation may come after the ring
+    await vi.waitFor(async () => {
+      expect((await statusOf(member)).net.addresses).toContain(`${relayAddr}/p2p-circuit/p2p/${ids.member ?? ''}`)
+    }, { timeout: 20_000, interval: 200 })
 
     // the tensor plane cannot dial a direct TCP link: its frames go over a stream on the relayed connection
     const { result, ms } = await expectGoldenInference(lab, member)
