@@ -44,6 +44,8 @@ const MIN_PARALLEL_WEIGHTS = 32768
  */
 const CHUNK_WEIGHTS = 65536
 const MAX_CHUNKS = 4096
+/** A claim word's chunk index that no round reaches (MAX_CHUNKS < CLOSED): its round takes no more claims. */
+const CLOSED = 0xffff
 const JOB_INTS = 6
 /** The longest a thread may sit on one round's chunks before the product is given up. */
 const STALL_MS = 10_000
@@ -148,8 +150,15 @@ export async function parallelMatvec (memory: WebAssembly.Memory, threads: numbe
   for (const w of workers) w.unref() // a forgotten close must not keep the process alive
 
   let round = 0
-  /** Publish a round: its table and count first, then the claim word that makes it visible. */
+  /**
+   * Publish a round: close the last round's claims, then its table and count, then the claim word
+   * that makes it visible. Closing first matters: a thread that still holds the last round's word
+   * (every chunk claimed) could otherwise read the new, larger count and claim one more "old"
+   * chunk from the new table, running a chunk twice and pushing DONE past the count, so the
+   * round never looked finished (the 10 s stalls seen in full test runs).
+   */
   const publish = (chunks: readonly MatvecJob[], quit = false): void => {
+    Atomics.store(ctl, CLAIM, (round << 16) | CLOSED)
     chunks.forEach((j, k) => ctl.set([j.out, j.w, j.strideBytes, j.x, j.rows, j.cols], TABLE + JOB_INTS * k))
     Atomics.store(ctl, COUNT, chunks.length)
     Atomics.store(ctl, DONE, 0)

@@ -74,6 +74,19 @@ describe('parallelMatvec', () => {
     expect(pool.chunks().byWorkers).toBeLessThanOrEqual(pool.chunks().total)
   })
 
+  it('keeps up through many short rounds of changing size (a stale claim once ran a chunk twice and stalled a round)', async () => {
+    const { memory, jobs, outBytes, freeAt } = setup()
+    const single = instantiateMatvec(memory)
+    for (const j of jobs(freeAt)) single(j.out, j.w, j.strideBytes, j.x, j.rows, j.cols)
+    const expected = Array.from(new Float32Array(memory.buffer, freeAt, outBytes / 4))
+    const actualAt = freeAt + outBytes
+    pool = await parallelMatvec(memory, 3, { minParallelWeights: 0, chunkWeights: 64 })
+    // rounds of 1 to 3 products in tiny chunks: the round's chunk count changes every time
+    for (let r = 0; r < 150000; r++) pool.run(jobs(actualAt).slice(0, 1 + (r % 3)).map((j) => ({ ...j, rows: Math.min(j.rows, 8 + (r % 5)) })))
+    pool.run(jobs(actualAt))
+    expect(Array.from(new Float32Array(memory.buffer, actualAt, outBytes / 4))).toEqual(expected)
+  })
+
   it('runs everything on the calling thread with one thread, and closes twice without hanging', async () => {
     const { memory, jobs, freeAt } = setup()
     pool = await parallelMatvec(memory, 1, { minParallelWeights: 0, chunkWeights: 500 })
