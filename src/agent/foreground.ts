@@ -27,12 +27,25 @@ async function serveModel (config: AgentConfig, log: Logger): Promise<ModelPlan>
  * `mesh start --foreground`: run the agent in this process until SIGINT/SIGTERM or `mesh stop`.
  * `onReady` runs once the local API answers.
  */
+/**
+ * An agent's kernel threads (native engine, OpenMP) spin 10,000 times before sleeping instead of
+ * libgomp's 300,000 (about a millisecond), read when the addon loads: a job pauses at every
+ * all-reduce, and agents that share cores (several on one machine, a busy laptop) starved each
+ * other while idle threads spun through those pauses (0.7 → 9.3 tok/s for three agents on two
+ * cores; `--threads 1` is the real cure, bench/README.md). It costs `--local` about 6 % at two
+ * threads, so only agents do it; a user's own OpenMP settings win.
+ */
+function yieldingOpenMp (): void {
+  if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) process.env.GOMP_SPINCOUNT = '10000'
+}
+
 export async function runForeground (home: string, flags: AgentOverrides, opts: {
   logToStderr: boolean
   onReady?: (pid: number) => void
   /** when the process started and finished its imports (epoch ms), logged for start-up profiling */
   boot?: { processStartedAt: number, importsDoneAt: number }
 }): Promise<void> {
+  yieldingOpenMp()
   const device = loadDevice(home) // NotInitializedError before `mesh init`
   const config = agentConfig(home, flags)
   const up = await runningAgent(home)

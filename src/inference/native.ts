@@ -12,19 +12,9 @@ export interface NativeKernels {
 const ADDON = '../../native/build/Release/mesh_kernels.node'
 let addon: NativeKernels | string | undefined
 
-/**
- * How long an idle OpenMP thread spins before it sleeps, read by libgomp when the addon loads.
- * Its default (300,000 spins, about a millisecond) keeps a core busy through every pause of a
- * ring job (the all-reduce waits): agents sharing cores then starve each other (0.7-1.1 tok/s
- * for three agents serving the 110M shape on two cores). 10,000 spins still bridge the gaps
- * between one token's kernels (bench/README.md); a user's own OpenMP settings win.
- */
-const SPIN_COUNT = '10000'
-
 /** The compiled kernels, or why they cannot be used (--engine auto then runs wasm). */
 export function nativeKernels (): NativeKernels | string {
   if (addon === undefined) {
-    if (process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined) process.env.GOMP_SPINCOUNT = SPIN_COUNT
     try {
       addon = createRequire(import.meta.url)(ADDON) as NativeKernels
     } catch (err) {
