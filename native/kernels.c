@@ -1,8 +1,8 @@
 /*
- * The forward pass's hot loops in C, as llama2.c's run.c writes them: the matrix-vector product
- * (OpenMP over rows) and one layer's attention over the KV cache (OpenMP over heads); and a hint
- * that puts the weights on huge pages. Built with
- * the machine's compiler at install (-O3 -march=native), so gcc vectorises them for this CPU, which
+ * The forward pass's hot loops in C, as llama2.c's run.c writes them: matrix-vector products
+ * (OpenMP over rows; q/k/v together, and the FFN with its SwiGLU in one parallel region) and one
+ * layer's attention over the KV cache (OpenMP over heads); and a hint that puts the weights on
+ * huge pages. Built with the machine's compiler at install (-O3 -march=native), so gcc vectorises them for this CPU, which
  * WebAssembly's 128-bit SIMD cannot. Every array is a Float32Array view owned by JavaScript: nothing
  * is copied, and pointers are used only during the call.
  */
@@ -13,15 +13,51 @@
 #include <sys/mman.h>
 #endif
 
+static inline float dot(const float *w, const float *x, int n) {
+  float val = 0.0f;
+  for (int j = 0; j < n; j++) val += w[j] * x[j];
+  return val;
+}
+
 /* out[i] = sum_j w[i*stride + j] * x[j], i < rows, j < cols */
 static void matvec(float *out, const float *w, int stride, const float *x, int rows, int cols, int threads) {
   int i;
   #pragma omp parallel for private(i) num_threads(threads)
-  for (i = 0; i < rows; i++) {
-    const float *row = w + (size_t)i * stride;
-    float val = 0.0f;
-    for (int j = 0; j < cols; j++) val += row[j] * x[j];
-    out[i] = val;
+  for (i = 0; i < rows; i++) out[i] = dot(w + (size_t)i * stride, x, cols);
+}
+
+/*
+ * q = Wq x, k = Wk x, v = Wv x (rows dim apart) as one parallel loop over all their rows: one
+ * hand-off to the threads instead of three.
+ */
+static void qkv(float *q, float *k, float *v, const float *wq, const float *wk, const float *wv, const float *x,
+                int dim, int q_rows, int kv_rows, int threads) {
+  int r, rows = q_rows + 2 * kv_rows;
+  #pragma omp parallel for private(r) num_threads(threads)
+  for (r = 0; r < rows; r++) {
+    if (r < q_rows) q[r] = dot(wq + (size_t)r * dim, x, dim);
+    else if (r < q_rows + kv_rows) k[r - q_rows] = dot(wk + (size_t)(r - q_rows) * dim, x, dim);
+    else v[r - q_rows - kv_rows] = dot(wv + (size_t)(r - q_rows - kv_rows) * dim, x, dim);
+  }
+}
+
+/*
+ * out = W2 (silu(W1 x) * W3 x), run.c's SwiGLU in float32, both halves in one parallel region (the
+ * second loop starts after the first one's barrier). hb (hidden,) is scratch.
+ */
+static void ffn(float *out, float *hb, const float *w1, const float *w3, const float *w2, const float *x,
+                int dim, int hidden, int threads) {
+  #pragma omp parallel num_threads(threads)
+  {
+    int i;
+    #pragma omp for
+    for (i = 0; i < hidden; i++) {
+      float val = dot(w1 + (size_t)i * dim, x, dim);
+      val *= (1.0f / (1.0f + expf(-val)));
+      hb[i] = val * dot(w3 + (size_t)i * dim, x, dim);
+    }
+    #pragma omp for
+    for (i = 0; i < dim; i++) out[i] = dot(w2 + (size_t)i * hidden, hb, hidden);
   }
 }
 
@@ -79,6 +115,11 @@ static int ints(napi_env env, napi_value *argv, int from, int n, int *out) {
   return 1;
 }
 
+/* Does a rows x cols block, rows stride apart, fit a view of n floats? */
+static int fits(size_t n, int rows, int stride, int cols) {
+  return rows == 0 || (cols <= stride && n >= (size_t)(rows - 1) * stride + cols);
+}
+
 /* matvec(out, w, stride, x, rows, cols, threads): bounds are checked here, so a bad call throws instead of reading past a view */
 static napi_value js_matvec(napi_env env, napi_callback_info info) {
   size_t argc = 7;
@@ -92,11 +133,53 @@ static napi_value js_matvec(napi_env env, napi_callback_info info) {
   if (!x || !ints(env, argv, 2, 1, a) || !ints(env, argv, 4, 3, b)) return NULL;
   int stride = a[0], rows = b[0], cols = b[1], threads = b[2] < 1 ? 1 : b[2];
   if (rows == 0) return NULL;
-  if (n_out < (size_t)rows || n_x < (size_t)cols || cols > stride || n_w < (size_t)(rows - 1) * stride + cols) {
+  if (n_out < (size_t)rows || n_x < (size_t)cols || !fits(n_w, rows, stride, cols)) {
     napi_throw_range_error(env, NULL, "matvec: a view is smaller than rows x cols needs");
     return NULL;
   }
   matvec(out, w, stride, x, rows, cols, threads);
+  return NULL;
+}
+
+/* qkv(q, k, v, wq, wk, wv, x, dim, qRows, kvRows, threads) */
+static napi_value js_qkv(napi_env env, napi_callback_info info) {
+  size_t argc = 11;
+  napi_value argv[11];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 11) { napi_throw_type_error(env, NULL, "qkv(q, k, v, wq, wk, wv, x, dim, qRows, kvRows, threads)"); return NULL; }
+  size_t n[7];
+  float *p[7];
+  for (int i = 0; i < 7; i++) if (!(p[i] = floats(env, argv[i], &n[i]))) return NULL;
+  int v[4];
+  if (!ints(env, argv, 7, 4, v)) return NULL;
+  int dim = v[0], q_rows = v[1], kv_rows = v[2], threads = v[3] < 1 ? 1 : v[3];
+  if (n[0] < (size_t)q_rows || n[1] < (size_t)kv_rows || n[2] < (size_t)kv_rows || n[6] < (size_t)dim ||
+      !fits(n[3], q_rows, dim, dim) || !fits(n[4], kv_rows, dim, dim) || !fits(n[5], kv_rows, dim, dim)) {
+    napi_throw_range_error(env, NULL, "qkv: a view is smaller than the rows need");
+    return NULL;
+  }
+  qkv(p[0], p[1], p[2], p[3], p[4], p[5], p[6], dim, q_rows, kv_rows, threads);
+  return NULL;
+}
+
+/* ffn(out, hb, w1, w3, w2, x, dim, hidden, threads) */
+static napi_value js_ffn(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 9) { napi_throw_type_error(env, NULL, "ffn(out, hb, w1, w3, w2, x, dim, hidden, threads)"); return NULL; }
+  size_t n[6];
+  float *p[6];
+  for (int i = 0; i < 6; i++) if (!(p[i] = floats(env, argv[i], &n[i]))) return NULL;
+  int v[3];
+  if (!ints(env, argv, 6, 3, v)) return NULL;
+  int dim = v[0], hidden = v[1], threads = v[2] < 1 ? 1 : v[2];
+  if (n[0] < (size_t)dim || n[1] < (size_t)hidden || n[5] < (size_t)dim ||
+      !fits(n[2], hidden, dim, dim) || !fits(n[3], hidden, dim, dim) || !fits(n[4], dim, hidden, hidden)) {
+    napi_throw_range_error(env, NULL, "ffn: a view is smaller than the rows need");
+    return NULL;
+  }
+  ffn(p[0], p[1], p[2], p[3], p[4], p[5], dim, hidden, threads);
   return NULL;
 }
 
@@ -149,10 +232,12 @@ static napi_value js_advise_huge_pages(napi_env env, napi_callback_info info) {
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "matvec", NULL, js_matvec, NULL, NULL, NULL, napi_default, NULL },
+    { "qkv", NULL, js_qkv, NULL, NULL, NULL, napi_default, NULL },
+    { "ffn", NULL, js_ffn, NULL, NULL, NULL, napi_default, NULL },
     { "attend", NULL, js_attend, NULL, NULL, NULL, napi_default, NULL },
     { "adviseHugePages", NULL, js_advise_huge_pages, NULL, NULL, NULL, napi_default, NULL },
   };
-  napi_define_properties(env, exports, 3, props);
+  napi_define_properties(env, exports, 5, props);
   return exports;
 }
 

@@ -1,7 +1,6 @@
 import type { Weights } from './checkpoint.js'
 import { headSize, kvMul, type ModelConfig } from './config.js'
 import { InferenceSettingError } from './errors.js'
-import { swiglu } from './kernels.js'
 import { classifierWeights, type Matmuls } from './matmuls.js'
 import { nativeKernels } from './native.js'
 import { shardDims, type Shard } from './shard.js'
@@ -17,16 +16,13 @@ export function nativeMatmuls (c: ModelConfig, w: Weights, shard: Shard, threads
   const d = shardDims(c, shard)
   const dim = c.dim
   const hb = new Float32Array(d.hidden)
-  const hb2 = new Float32Array(d.hidden)
   const hs = headSize(c)
   const group = kvMul(c)
   return {
     name: 'native',
     qkv: (l, xb, q, kk, v) => {
       const lw = w.layers[l]
-      k.matvec(q, lw.wq, dim, xb, d.qDim, dim, threads)
-      k.matvec(kk, lw.wk, dim, xb, d.kvDim, dim, threads)
-      k.matvec(v, lw.wv, dim, xb, d.kvDim, dim, threads)
+      k.qkv(q, kk, v, lw.wq, lw.wk, lw.wv, xb, dim, d.qDim, d.kvDim, threads)
     },
     attend: (s, l, pos) => {
       const layerAt = l * s.positions * d.kvDim
@@ -36,10 +32,7 @@ export function nativeMatmuls (c: ModelConfig, w: Weights, shard: Shard, threads
     attentionOut: (l, att, out) => { k.matvec(out, w.layers[l].wo, d.qDim, att, dim, d.qDim, threads) },
     ffn: (l, xb, out) => {
       const lw = w.layers[l]
-      k.matvec(hb, lw.w1, dim, xb, d.hidden, dim, threads)
-      k.matvec(hb2, lw.w3, dim, xb, d.hidden, dim, threads)
-      swiglu(hb, hb2)
-      k.matvec(out, lw.w2, d.hidden, hb, dim, d.hidden, threads)
+      k.ffn(out, hb, lw.w1, lw.w3, lw.w2, xb, dim, d.hidden, threads)
     },
     classifier: (x, logits) => { k.matvec(logits, classifierWeights(w), dim, x, c.vocabSize, dim, threads) },
     close: async () => {}

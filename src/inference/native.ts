@@ -3,6 +3,9 @@ import { createRequire } from 'node:module'
 /** native/kernels.c, as its N-API binding exposes it (bounds are checked in C). */
 export interface NativeKernels {
   matvec: (out: Float32Array, w: Float32Array, stride: number, x: Float32Array, rows: number, cols: number, threads: number) => void
+  qkv: (q: Float32Array, k: Float32Array, v: Float32Array, wq: Float32Array, wk: Float32Array, wv: Float32Array, x: Float32Array,
+    dim: number, qRows: number, kvRows: number, threads: number) => void
+  ffn: (out: Float32Array, hb: Float32Array, w1: Float32Array, w3: Float32Array, w2: Float32Array, x: Float32Array, dim: number, hidden: number, threads: number) => void
   attend: (att: Float32Array, scores: Float32Array, q: Float32Array, keyCache: Float32Array, valueCache: Float32Array,
     nHeads: number, headSize: number, kvDim: number, kvMul: number, positions: number, pos: number, threads: number) => void
   adviseHugePages: (bytes: Uint8Array) => void
