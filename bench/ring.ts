@@ -67,7 +67,7 @@ try {
     joinToReady.push(performance.now() - t0)
   }
 
-  for (const n of nodes) lab.setLoss(n, loss)
+  if (loss > 0) for (const n of nodes) lab.setLoss(n, loss) // iptables only when asked for loss
   const detect: number[] = []
   const restart: number[] = []
   const restartAfterUp: number[] = []
