@@ -61,13 +61,23 @@ describe('tensor-plane links', () => {
     const [a, b] = ['a', 'b'].map((selfId) => new TensorPlane({ selfId, secretFor: () => PAIR_SECRET, maxPayloadBytes: 256, epoch: 1 }))
     open.push(a, b)
     const ab = new PassThrough(); const ba = new PassThrough()
-    b.acceptOver(Duplex.from({ readable: ab, writable: ba }))
+    b.acceptOver(Duplex.from({ readable: ab, writable: ba }), 'a')
     await a.dialOver('b', Duplex.from({ readable: ba, writable: ab }))
     await vi.waitFor(() => { expect(b.hasLink('a')).toBe(true) })
     const [ra, rb] = allReduces([a, b], 3, 1)
     const x = Float32Array.of(1, 2); const y = Float32Array.of(10, 20)
     await Promise.all([ra.allReduce(x), rb.allReduce(y)])
     expect([...x, ...y]).toEqual([11, 22, 11, 22])
+  })
+
+  it('refuses a stream whose hello names another member than the peer it came from', async () => {
+    const [a, b] = ['a', 'b'].map((selfId) => new TensorPlane({ selfId, secretFor: () => PAIR_SECRET, maxPayloadBytes: 256, epoch: 1 }))
+    open.push(a, b)
+    const ab = new PassThrough(); const ba = new PassThrough()
+    b.acceptOver(Duplex.from({ readable: ab, writable: ba }), 'c') // the stream's authenticated peer is c, its hello says a
+    await expect(a.dialOver('b', Duplex.from({ readable: ba, writable: ab }))).rejects.toBeInstanceOf(TensorLinkError)
+    expect(b.dropCount('wrong-peer')).toBe(1)
+    expect(b.hasLink('a')).toBe(false)
   })
 
   it('refuses a peer without the pair secret, and a stranger', async () => {

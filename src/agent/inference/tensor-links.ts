@@ -94,7 +94,7 @@ export class TensorLinks {
     this.port = (await this.plane.listen(0, this.init.host ?? '0.0.0.0')).port
     await this.c.net.handleMemberProtocol(TENSOR_PROTOCOL, async (stream, from) => { await this.answer(stream, from) }, 32)
     // the plane's handshake proves the pair secret, as on its TCP port
-    await this.c.net.handleMemberProtocol(TENSOR_STREAM_PROTOCOL, async (stream) => { this.plane.acceptOver(streamDuplex(stream)) }, 32)
+    await this.c.net.handleMemberProtocol(TENSOR_STREAM_PROTOCOL, async (stream, nodeId) => { this.plane.acceptOver(streamDuplex(stream), nodeId) }, 32)
     this.c.log.info({ port: this.port }, 'tensor plane listening')
   }
 

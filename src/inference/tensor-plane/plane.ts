@@ -18,7 +18,7 @@ export type FrameDrop =
   | 'not-leader' // a token frame from a member that does not lead the job
   | 'bad-token' // a token frame that is not one embedding row (dim finite floats)
 /** Why a link was closed: the byte stream can no longer be framed, or the peer is not who it must be. */
-export type LinkClose = HeaderFault | 'bad-hello' | 'unknown-peer' | 'handshake-failed' | 'handshake-timeout' | 'duplicate-link'
+export type LinkClose = HeaderFault | 'bad-hello' | 'unknown-peer' | 'wrong-peer' | 'handshake-failed' | 'handshake-timeout' | 'duplicate-link'
 export type DropReason = FrameDrop | LinkClose
 
 /** What a job's all-reduce does with frames: a returned reason drops the frame (counted). */
@@ -175,8 +175,12 @@ export class TensorPlane {
     this.acceptOver(socket)
   }
 
-  /** The listener's side of a link over any byte stream a peer opened (see dialOver). */
-  acceptOver (socket: Duplex): void {
+  /**
+   * The listener's side of a link over any byte stream a peer opened (see dialOver). `from`: the
+   * peer the stream is known to come from (a libp2p stream's authenticated peer); a hello naming
+   * another member is refused.
+   */
+  acceptOver (socket: Duplex, from?: string): void {
     this.track(socket)
     socket.on('error', () => {}) // the close that follows cleans up
     const timer = setTimeout(() => { this.count('handshake-timeout'); socket.destroy() }, this.opts.handshakeMs ?? 5_000)
@@ -189,6 +193,11 @@ export class TensorPlane {
       socket.off('data', onData)
       const idBytes = pending[0]
       const peerId = pending.subarray(1, 1 + idBytes).toString('utf8')
+      if (from !== undefined && idBytes > 0 && peerId !== from) {
+        this.count('wrong-peer')
+        socket.destroy()
+        return
+      }
       const secret = idBytes === 0 || peerId === this.selfId ? undefined : this.opts.secretFor(peerId)
       if (secret === undefined) {
         this.count(idBytes === 0 ? 'bad-hello' : 'unknown-peer')
