@@ -1,0 +1,209 @@
+import type { LlmConfig } from '../gguf/architecture.js'
+import type { LinearKernels } from './linear.js'
+import { matrixRow, type LlmWeights } from './weights.js'
+
+/** A GGUF model on one device: its shape, weights (quantized, in memory) and the kernels that run them. */
+export interface LlmModel {
+  readonly config: LlmConfig
+  readonly weights: LlmWeights
+  readonly linear: LinearKernels
+  /** Native attention of one token over a layer's cache (kernels.c attend); TypeScript otherwise. */
+  readonly attend?: Attend
+}
+
+export type Attend = (att: Float32Array, scores: Float32Array, q: Float32Array, keyCache: Float32Array, valueCache: Float32Array,
+  nHeads: number, headSize: number, kvDim: number, kvMul: number, positions: number, pos: number) => void
+
+/** Every buffer of a forward pass for batches of up to `batch` tokens, and a KV cache of `positions`. */
+export interface LlmState {
+  readonly batch: number
+  readonly positions: number
+  readonly x: Float32Array // (batch, dim) the residual stream
+  readonly xb: Float32Array // (batch, dim) normed input of a block
+  readonly proj: Float32Array // (batch, dim) a block's output
+  readonly q: Float32Array // (batch, nHeads·headDim)
+  readonly k: Float32Array // (batch, kvDim)
+  readonly v: Float32Array // (batch, kvDim)
+  readonly att: Float32Array // (batch, nHeads·headDim)
+  readonly gate: Float32Array // (batch, hidden)
+  readonly up: Float32Array // (batch, hidden)
+  readonly scores: Float32Array // (nHeads, positions)
+  readonly keyCache: Float32Array // (layer, positions, kvDim), float32: more exact than llama.cpp's f16 cache
+  readonly valueCache: Float32Array
+  readonly ropeCos: Float32Array // (positions, headDim/2)
+  readonly ropeSin: Float32Array
+  readonly logits: Float32Array // (batch, vocab)
+}
+
+export function createLlmState (m: LlmModel, positions: number, batch: number): LlmState {
+  const c = m.config
+  const qDim = c.nHeads * c.headDim
+  const kvDim = c.nKvHeads * c.headDim
+  const half = c.headDim / 2
+  const ropeCos = new Float32Array(positions * half)
+  const ropeSin = new Float32Array(positions * half)
+  for (let i = 0; i < half; i++) {
+    // theta_i = base^(-2i/headDim), divided by Llama 3's per-pair factor; angles in double
+    const freq = Math.pow(c.ropeTheta, -2 * i / c.headDim) / (m.weights.ropeFreqs?.[i] ?? 1)
+    for (let p = 0; p < positions; p++) {
+      ropeCos[p * half + i] = Math.cos(p * freq)
+      ropeSin[p * half + i] = Math.sin(p * freq)
+    }
+  }
+  return {
+    batch,
+    positions,
+    x: new Float32Array(batch * c.dim),
+    xb: new Float32Array(batch * c.dim),
+    proj: new Float32Array(batch * c.dim),
+    q: new Float32Array(batch * qDim),
+    k: new Float32Array(batch * kvDim),
+    v: new Float32Array(batch * kvDim),
+    att: new Float32Array(batch * qDim),
+    gate: new Float32Array(batch * c.hidden),
+    up: new Float32Array(batch * c.hidden),
+    scores: new Float32Array(c.nHeads * positions),
+    keyCache: new Float32Array(c.nLayers * positions * kvDim),
+    valueCache: new Float32Array(c.nLayers * positions * kvDim),
+    ropeCos,
+    ropeSin,
+    logits: new Float32Array(batch * c.vocabSize)
+  }
+}
+
+/**
+ * Feed tokens[i] at position pos0 + i (a batch: the whole prompt chunk goes through each layer
+ * at once, one matrix × matrix product per weight), and return the logits of tokens
+ * `logitsFrom`.. (row by row in s.logits; none when logitsFrom = tokens.length).
+ */
+export function forwardBatch (m: LlmModel, s: LlmState, tokens: readonly number[], pos0: number, logitsFrom: number): Float32Array {
+  const { config: c, weights: w, linear } = m
+  const n = tokens.length
+  if (n < 1 || n > s.batch) throw new RangeError(`a batch of ${n} tokens does not fit the state's ${s.batch}`)
+  if (pos0 + n > s.positions) throw new RangeError(`positions ${pos0}..${pos0 + n - 1} do not fit the KV cache of ${s.positions}`)
+  const { dim, headDim: hd, hidden } = c
+  const qDim = c.nHeads * hd
+  const kvDim = c.nKvHeads * hd
+  const x = s.x.subarray(0, n * dim)
+  for (let t = 0; t < n; t++) matrixRow(w.tokEmb, tokens[t], x.subarray(t * dim, (t + 1) * dim))
+
+  for (let l = 0; l < c.nLayers; l++) {
+    const lw = w.layers[l]
+    // attention
+    rmsnormRows(s.xb, x, lw.attnNorm, n, dim, c.rmsEps)
+    linear.group([s.q, s.k, s.v], [lw.wq, lw.wk, lw.wv], s.xb, n)
+    if (lw.bq !== null) addBias(s.q, lw.bq, n)
+    if (lw.bk !== null) addBias(s.k, lw.bk, n)
+    if (lw.bv !== null) addBias(s.v, lw.bv, n)
+    if (lw.qNorm !== null) rmsnormRows(s.q, s.q, lw.qNorm, n * c.nHeads, hd, c.rmsEps)
+    if (lw.kNorm !== null) rmsnormRows(s.k, s.k, lw.kNorm, n * c.nKvHeads, hd, c.rmsEps)
+    const layerAt = l * s.positions * kvDim
+    for (let t = 0; t < n; t++) {
+      const pos = pos0 + t
+      rope(s.q, t * qDim, c.nHeads, hd, s, pos, c.ropeStyle)
+      rope(s.k, t * kvDim, c.nKvHeads, hd, s, pos, c.ropeStyle)
+      s.keyCache.set(s.k.subarray(t * kvDim, (t + 1) * kvDim), layerAt + pos * kvDim)
+      s.valueCache.set(s.v.subarray(t * kvDim, (t + 1) * kvDim), layerAt + pos * kvDim)
+    }
+    const kc = s.keyCache.subarray(layerAt, layerAt + s.positions * kvDim)
+    const vc = s.valueCache.subarray(layerAt, layerAt + s.positions * kvDim)
+    for (let t = 0; t < n; t++) {
+      const q = s.q.subarray(t * qDim, (t + 1) * qDim)
+      const att = s.att.subarray(t * qDim, (t + 1) * qDim)
+      ;(m.attend ?? attendTs)(att, s.scores, q, kc, vc, c.nHeads, hd, kvDim, c.nHeads / c.nKvHeads, s.positions, pos0 + t)
+    }
+    linear.matmul(s.proj, lw.wo, s.att, n)
+    addInPlace(x, s.proj, n * dim)
+
+    // FFN: down(silu(gate) * up)
+    rmsnormRows(s.xb, x, lw.ffnNorm, n, dim, c.rmsEps)
+    linear.group([s.gate, s.up], [lw.gate, lw.up], s.xb, n)
+    swiglu(s.gate, s.up, n * hidden)
+    linear.matmul(s.proj, lw.down, s.gate, n)
+    addInPlace(x, s.proj, n * dim)
+  }
+
+  const wanted = n - logitsFrom
+  if (wanted <= 0) return s.logits.subarray(0, 0)
+  const last = s.xb.subarray(0, wanted * dim)
+  rmsnormRows(last, x.subarray(logitsFrom * dim), w.outputNorm, wanted, dim, c.rmsEps)
+  const logits = s.logits.subarray(0, wanted * c.vocabSize)
+  linear.matmul(logits, w.output, last, wanted)
+  return logits
+}
+
+/** o[r] = w * x[r] / sqrt(mean(x[r]²) + eps) for each of `rows` rows of `n`; `o` may be `x`. */
+function rmsnormRows (o: Float32Array, x: Float32Array, w: Float32Array, rows: number, n: number, eps: number): void {
+  for (let r = 0; r < rows; r++) {
+    const at = r * n
+    let ss = 0
+    for (let j = 0; j < n; j++) ss += x[at + j] * x[at + j]
+    const inv = 1 / Math.sqrt(ss / n + eps)
+    for (let j = 0; j < n; j++) o[at + j] = w[j] * (inv * x[at + j])
+  }
+}
+
+function addBias (v: Float32Array, bias: Float32Array, rows: number): void {
+  const n = bias.length
+  for (let r = 0; r < rows; r++) for (let j = 0; j < n; j++) v[r * n + j] += bias[j]
+}
+
+function addInPlace (x: Float32Array, y: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) x[i] += y[i]
+}
+
+/** gate = silu(gate) * up */
+function swiglu (gate: Float32Array, up: Float32Array, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const g = gate[i]
+    gate[i] = (g / (1 + Math.exp(-g))) * up[i]
+  }
+}
+
+/**
+ * RoPE on `heads` heads of one token starting at vec[at]: llama rotates pairs (2i, 2i+1), the
+ * NeoX style (qwen) pairs (i, i + headDim/2), each by angle pos·theta_i.
+ */
+function rope (vec: Float32Array, at: number, heads: number, hd: number, s: LlmState, pos: number, style: LlmConfig['ropeStyle']): void {
+  const half = hd / 2
+  const table = pos * half
+  for (let h = 0; h < heads; h++) {
+    const base = at + h * hd
+    for (let i = 0; i < half; i++) {
+      const cos = s.ropeCos[table + i]
+      const sin = s.ropeSin[table + i]
+      const a = style === 'interleaved' ? base + 2 * i : base + i
+      const b = style === 'interleaved' ? a + 1 : a + half
+      const v0 = vec[a]
+      const v1 = vec[b]
+      vec[a] = v0 * cos - v1 * sin
+      vec[b] = v0 * sin + v1 * cos
+    }
+  }
+}
+
+/** Causal attention of every head at `pos` over positions 0..pos of one layer's cache (kernels.c attend in TypeScript). */
+const attendTs: Attend = (att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos) => {
+  const scale = 1 / Math.sqrt(hs)
+  for (let h = 0; h < nHeads; h++) {
+    const qAt = h * hs
+    const kvAt = Math.floor(h / kvMul) * hs
+    const row = h * positions
+    let max = -Infinity
+    for (let t = 0; t <= pos; t++) {
+      const kAt = t * kvDim + kvAt
+      let score = 0
+      for (let i = 0; i < hs; i++) score += q[qAt + i] * kc[kAt + i]
+      scores[row + t] = score * scale
+      if (scores[row + t] > max) max = scores[row + t]
+    }
+    let sum = 0
+    for (let t = 0; t <= pos; t++) { scores[row + t] = Math.exp(scores[row + t] - max); sum += scores[row + t] }
+    att.fill(0, qAt, qAt + hs)
+    for (let t = 0; t <= pos; t++) {
+      const a = scores[row + t] / sum
+      const vAt = t * kvDim + kvAt
+      for (let i = 0; i < hs; i++) att[qAt + i] += a * vc[vAt + i]
+    }
+  }
+}

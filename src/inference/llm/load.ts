@@ -1,0 +1,41 @@
+import { llmConfig, modelTensors, type LlmConfig } from '../gguf/architecture.js'
+import { readGguf, type GgufFile } from '../gguf/reader.js'
+import { allocateHeap, readWholeFile, type LoadProgress } from '../files.js'
+import { InferenceSettingError } from '../errors.js'
+import type { LlmModel } from './forward.js'
+import { tsLinear } from './linear.js'
+import { llmWeights, type LlmWeights } from './weights.js'
+
+/** A GGUF model read into this process's memory: weights kept in their file's types. */
+export interface LoadedGguf {
+  readonly path: string
+  readonly sha256: string
+  readonly file: GgufFile
+  readonly config: LlmConfig
+  readonly weights: LlmWeights
+  readonly loadMs: number
+}
+
+/**
+ * Read a GGUF file whole into one buffer (on huge pages: this VM drops idle page cache, and a
+ * token streams every weight once), hashing it on the way. The header is checked first, so a bad
+ * file fails before its size is allocated.
+ */
+export async function loadGgufWeights (file: GgufFile, onProgress?: LoadProgress): Promise<LoadedGguf> {
+  const start = performance.now()
+  const config = llmConfig(file)
+  const tensors = modelTensors(file, config)
+  const { bytes, sha256 } = await readWholeFile(file.path, file.fileBytes, allocateHeap, onProgress)
+  const weights = llmWeights(tensors, bytes.subarray(file.dataOffset))
+  return { path: file.path, sha256, file, config, weights, loadMs: performance.now() - start }
+}
+
+/** Kernels for GGUF weights: native C (integer SIMD on 8-bit activations) or the TypeScript reference. */
+export type LlmEngineName = 'native' | 'ts'
+
+export function llmModel (g: LoadedGguf, engine: LlmEngineName, threads: number): LlmModel {
+  if (engine === 'ts') return { config: g.config, weights: g.weights, linear: tsLinear() }
+  // the quantized C kernels (8-bit activations, AVX2/VNNI) are the next step of issue 13
+  void threads
+  throw new InferenceSettingError('--engine native does not run GGUF weights yet; use --engine ts (the reference)')
+}
