@@ -1,5 +1,5 @@
 import { llmConfig, modelTensors, type LlmConfig } from '../gguf/architecture.js'
-import { readGguf, type GgufFile } from '../gguf/reader.js'
+import type { GgufFile } from '../gguf/reader.js'
 import { allocateHeap, readWholeFile, type LoadProgress } from '../files.js'
 import { InferenceSettingError } from '../errors.js'
 import type { LlmModel } from './forward.js'
