@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { createLlmState, forwardBatch, type LlmModel } from '../../src/inference/llm/forward.js'
 import { readGguf } from '../../src/inference/gguf/reader.js'
+import { SHARED_DIR, sharedPath } from '../helpers/shared.js'
 import { llmModel, loadGgufWeights, type LlmEngineName } from '../../src/inference/llm/load.js'
 
 /**
@@ -9,7 +10,7 @@ import { llmModel, loadGgufWeights, type LlmEngineName } from '../../src/inferen
  * accurate as llama.cpp (its mean top-16 error against the exact float64 logits at most 1.25×
  * llama.cpp's + 0.01, and the exact argmax at no fewer positions than llama.cpp's, minus one).
  */
-const SHARED = new URL('../../../shared/', import.meta.url)
+const SHARED = new URL(`file://${sharedPath('')}/`)
 const MODELS = ['stories260K.f32', 'stories260K.q8_0', 'stories260K.q4_0', 'llama3-test.q4_k_m', 'qwen2-test.q8_0', 'qwen3-test.q4_k_m', 'llama2-test.f16']
 
 interface GoldenCase {
@@ -46,7 +47,7 @@ export function accuracy (rows: readonly Float32Array[], c: GoldenCase): { meanE
 
 const engines: LlmEngineName[] = ['ts']
 
-describe.each(MODELS)('%s against the exact logits', (name) => {
+describe.skipIf(SHARED_DIR === null).each(MODELS)('%s against the exact logits', (name) => {
   it.each(engines)('is at least as accurate as llama.cpp on %s kernels', async (engine) => {
     const g = await loadGgufWeights(await readGguf(new URL(`models/gguf/${name}.gguf`, SHARED).pathname))
     const m = llmModel(g, engine, 2)
