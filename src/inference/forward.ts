@@ -1,6 +1,6 @@
 import type { Weights } from './checkpoint.js'
 import { headSize, kvMul, type ModelConfig } from './config.js'
-import { addInPlace, rmsnorm, softmax } from './kernels.js'
+import { addInPlace, attend, rmsnorm } from './kernels.js'
 import type { Matmuls } from './matmuls.js'
 import { shardDims, type Shard, type ShardDims } from './shard.js'
 import type { RunState } from './state.js'
@@ -97,32 +97,8 @@ function cacheKv (s: RunState, d: ShardDims, l: number, pos: number): void {
   s.valueCache.set(s.v, at)
 }
 
-/**
- * Causal attention for each own query head over positions 0..pos, scores q·k/√headSize. Query
- * head h reads kv head h / kvMul (grouped-query attention).
- */
+/** Attention of the shard's own query heads over layer l's cache (kernels.ts attend). */
 function attendOwnHeads (s: RunState, d: ShardDims, c: ModelConfig, l: number, pos: number): void {
-  const hs = headSize(c)
-  const group = kvMul(c)
   const layerAt = l * s.positions * d.kvDim
-  const { q, att, scores, keyCache, valueCache } = s // locals: V8 keeps them in registers in the hot loops
-  const scale = Math.sqrt(hs)
-  for (let h = 0; h < d.nHeads; h++) {
-    const qAt = h * hs
-    const kvAt = Math.floor(h / group) * hs
-    const row = h * s.positions
-    for (let t = 0; t <= pos; t++) {
-      const kAt = layerAt + t * d.kvDim + kvAt
-      let score = 0
-      for (let i = 0; i < hs; i++) score += q[qAt + i] * keyCache[kAt + i]
-      scores[row + t] = score / scale
-    }
-    softmax(scores, row, pos + 1)
-    att.fill(0, qAt, qAt + hs)
-    for (let t = 0; t <= pos; t++) {
-      const a = scores[row + t]
-      const vAt = layerAt + t * d.kvDim + kvAt
-      for (let i = 0; i < hs; i++) att[qAt + i] += a * valueCache[vAt + i]
-    }
-  }
+  attend(s.att, s.scores, s.q, s.keyCache.subarray(layerAt), s.valueCache.subarray(layerAt), d.nHeads, headSize(c), d.kvDim, kvMul(c), s.positions, pos)
 }

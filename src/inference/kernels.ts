@@ -59,3 +59,31 @@ export function swiglu (hb: Float32Array, hb2: Float32Array): void {
 export function addInPlace (x: Float32Array, y: Float32Array): void {
   for (let i = 0; i < x.length; i++) x[i] += y[i]
 }
+
+/**
+ * Causal attention of heads [0, nHeads) at `pos` over one layer's cache (rows kvDim apart):
+ * scores q·k/√headSize over positions 0..pos, softmax, then the weighted sum of v into att.
+ * Query head h reads kv head h / kvMul (grouped-query attention). kernels.c `attend` in TypeScript.
+ */
+export function attend (att: Float32Array, scores: Float32Array, q: Float32Array, keyCache: Float32Array, valueCache: Float32Array,
+  nHeads: number, headSize: number, kvDim: number, kvMul: number, positions: number, pos: number): void {
+  const scale = Math.sqrt(headSize)
+  for (let h = 0; h < nHeads; h++) {
+    const qAt = h * headSize
+    const kvAt = Math.floor(h / kvMul) * headSize
+    const row = h * positions
+    for (let t = 0; t <= pos; t++) {
+      const kAt = t * kvDim + kvAt
+      let score = 0
+      for (let i = 0; i < headSize; i++) score += q[qAt + i] * keyCache[kAt + i]
+      scores[row + t] = score / scale
+    }
+    softmax(scores, row, pos + 1)
+    att.fill(0, qAt, qAt + headSize)
+    for (let t = 0; t <= pos; t++) {
+      const a = scores[row + t]
+      const vAt = t * kvDim + kvAt
+      for (let i = 0; i < headSize; i++) att[qAt + i] += a * valueCache[vAt + i]
+    }
+  }
+}

@@ -23,7 +23,7 @@ const golden = (name: string): { cases: GoldenCase[] } => JSON.parse(readFileSyn
 
 /** Logits at every position of `ids`, fed in batches of `batch`. */
 function teacherForced (m: LlmModel, ids: readonly number[], batch: number): Float32Array[] {
-  const s = createLlmState(m, ids.length, batch)
+  const s = createLlmState(m, ids.length, batch, batch)
   const rows: Float32Array[] = []
   for (let at = 0; at < ids.length; at += batch) {
     const chunk = ids.slice(at, at + batch)
@@ -33,7 +33,7 @@ function teacherForced (m: LlmModel, ids: readonly number[], batch: number): Flo
   return rows
 }
 
-export function accuracy (rows: readonly Float32Array[], c: GoldenCase): { meanErr: number, argmaxAgree: number } {
+function accuracy (rows: readonly Float32Array[], c: GoldenCase): { meanErr: number, argmaxAgree: number } {
   let sumErr = 0
   let agree = 0
   c.positions.forEach((top, p) => {

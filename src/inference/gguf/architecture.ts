@@ -1,5 +1,4 @@
 import { UnsupportedModelError } from '../errors.js'
-import { blockType } from '../quant/block-types.js'
 import type { GgufFile, GgufTensorInfo, GgufValue } from './reader.js'
 
 /**
@@ -128,7 +127,7 @@ export interface ModelTensors {
 /**
  * Find every tensor the forward pass needs and check its shape against the config (GGUF dims
  * list the row length first: a [out, in] matrix is dims [in, out]). Norms and biases may be any
- * type (they are dequantized at load); a matrix's type must be one the kernels run.
+ * type (they are dequantized at load); the reader has already refused types mesh cannot run.
  */
 export function modelTensors (f: GgufFile, c: LlmConfig): ModelTensors {
   const byName = new Map(f.tensors.map((t) => [t.name, t]))
@@ -139,7 +138,6 @@ export function modelTensors (f: GgufFile, c: LlmConfig): ModelTensors {
     if (dims.length !== shape.length || dims.some((d, i) => d !== shape[i])) {
       throw new UnsupportedModelError(`${f.path}: tensor ${name} is ${t.dims.join(' x ')}, but the metadata implies ${shape.join(' x ')}`)
     }
-    if (blockType(t.type) === undefined) throw new UnsupportedModelError(`${f.path}: tensor ${name} has unsupported type id ${t.type}`)
     return t
   }
   const maybe = (present: boolean, name: string, shape: readonly number[]): GgufTensorInfo | null => present ? get(name, shape) : null
@@ -174,9 +172,4 @@ export function modelTensors (f: GgufFile, c: LlmConfig): ModelTensors {
     ropeFreqs: maybe(c.ropeFreqs, 'rope_freqs.weight', [hd / 2]),
     layers
   }
-}
-
-/** Weights counted as llama.cpp's model loader counts them (every tensor's elements). */
-export function parameterCount (f: GgufFile): number {
-  return f.tensors.reduce((n, t) => n + t.dims.reduce((a, b) => a * b, 1), 0)
 }

@@ -1,4 +1,5 @@
 import type { LlmConfig } from '../gguf/architecture.js'
+import { addInPlace, attend, swiglu } from '../kernels.js'
 import type { LinearKernels } from './linear.js'
 import { matrixRow, type LlmWeights } from './weights.js'
 
@@ -7,17 +8,20 @@ export interface LlmModel {
   readonly config: LlmConfig
   readonly weights: LlmWeights
   readonly linear: LinearKernels
-  /** Native attention of one token over a layer's cache (kernels.c attend); TypeScript otherwise. */
+  /** Native attention of one token over a layer's cache (kernels.c attend); kernels.ts attend otherwise. */
   readonly attend?: Attend
 }
 
-export type Attend = (att: Float32Array, scores: Float32Array, q: Float32Array, keyCache: Float32Array, valueCache: Float32Array,
-  nHeads: number, headSize: number, kvDim: number, kvMul: number, positions: number, pos: number) => void
+export type Attend = typeof attend
 
-/** Every buffer of a forward pass for batches of up to `batch` tokens, and a KV cache of `positions`. */
+/**
+ * Every buffer of a forward pass for batches of up to `batch` tokens, a KV cache of `positions`,
+ * and logits for `logitRows` tokens of a batch (generation needs one: a batch of 150k-token rows is tens of MiB).
+ */
 export interface LlmState {
   readonly batch: number
   readonly positions: number
+  readonly logitRows: number
   readonly x: Float32Array // (batch, dim) the residual stream
   readonly xb: Float32Array // (batch, dim) normed input of a block
   readonly proj: Float32Array // (batch, dim) a block's output
@@ -32,10 +36,10 @@ export interface LlmState {
   readonly valueCache: Float32Array
   readonly ropeCos: Float32Array // (positions, headDim/2)
   readonly ropeSin: Float32Array
-  readonly logits: Float32Array // (batch, vocab)
+  readonly logits: Float32Array // (logitRows, vocab)
 }
 
-export function createLlmState (m: LlmModel, positions: number, batch: number): LlmState {
+export function createLlmState (m: LlmModel, positions: number, batch: number, logitRows = 1): LlmState {
   const c = m.config
   const qDim = c.nHeads * c.headDim
   const kvDim = c.nKvHeads * c.headDim
@@ -53,6 +57,7 @@ export function createLlmState (m: LlmModel, positions: number, batch: number): 
   return {
     batch,
     positions,
+    logitRows,
     x: new Float32Array(batch * c.dim),
     xb: new Float32Array(batch * c.dim),
     proj: new Float32Array(batch * c.dim),
@@ -67,7 +72,7 @@ export function createLlmState (m: LlmModel, positions: number, batch: number): 
     valueCache: new Float32Array(c.nLayers * positions * kvDim),
     ropeCos,
     ropeSin,
-    logits: new Float32Array(batch * c.vocabSize)
+    logits: new Float32Array(logitRows * c.vocabSize)
   }
 }
 
@@ -110,21 +115,22 @@ export function forwardBatch (m: LlmModel, s: LlmState, tokens: readonly number[
     for (let t = 0; t < n; t++) {
       const q = s.q.subarray(t * qDim, (t + 1) * qDim)
       const att = s.att.subarray(t * qDim, (t + 1) * qDim)
-      ;(m.attend ?? attendTs)(att, s.scores, q, kc, vc, c.nHeads, hd, kvDim, c.nHeads / c.nKvHeads, s.positions, pos0 + t)
+      ;(m.attend ?? attend)(att, s.scores, q, kc, vc, c.nHeads, hd, kvDim, c.nHeads / c.nKvHeads, s.positions, pos0 + t)
     }
     linear.matmul(s.proj, lw.wo, s.att, n)
-    addInPlace(x, s.proj, n * dim)
+    addInPlace(x, s.proj)
 
     // FFN: down(silu(gate) * up)
     rmsnormRows(s.xb, x, lw.ffnNorm, n, dim, c.rmsEps)
     linear.group([s.gate, s.up], [lw.gate, lw.up], s.xb, n)
-    swiglu(s.gate, s.up, n * hidden)
+    swiglu(s.gate.subarray(0, n * hidden), s.up)
     linear.matmul(s.proj, lw.down, s.gate, n)
-    addInPlace(x, s.proj, n * dim)
+    addInPlace(x, s.proj)
   }
 
   const wanted = n - logitsFrom
   if (wanted <= 0) return s.logits.subarray(0, 0)
+  if (wanted > s.logitRows) throw new RangeError(`logits for ${wanted} tokens do not fit the state's ${s.logitRows} rows`)
   const last = s.xb.subarray(0, wanted * dim)
   rmsnormRows(last, x.subarray(logitsFrom * dim), w.outputNorm, wanted, dim, c.rmsEps)
   const logits = s.logits.subarray(0, wanted * c.vocabSize)
@@ -148,18 +154,6 @@ function addBias (v: Float32Array, bias: Float32Array, rows: number): void {
   for (let r = 0; r < rows; r++) for (let j = 0; j < n; j++) v[r * n + j] += bias[j]
 }
 
-function addInPlace (x: Float32Array, y: Float32Array, n: number): void {
-  for (let i = 0; i < n; i++) x[i] += y[i]
-}
-
-/** gate = silu(gate) * up */
-function swiglu (gate: Float32Array, up: Float32Array, n: number): void {
-  for (let i = 0; i < n; i++) {
-    const g = gate[i]
-    gate[i] = (g / (1 + Math.exp(-g))) * up[i]
-  }
-}
-
 /**
  * RoPE on `heads` heads of one token starting at vec[at]: llama rotates pairs (2i, 2i+1), the
  * NeoX style (qwen) pairs (i, i + headDim/2), each by angle pos·theta_i.
@@ -178,32 +172,6 @@ function rope (vec: Float32Array, at: number, heads: number, hd: number, s: LlmS
       const v1 = vec[b]
       vec[a] = v0 * cos - v1 * sin
       vec[b] = v0 * sin + v1 * cos
-    }
-  }
-}
-
-/** Causal attention of every head at `pos` over positions 0..pos of one layer's cache (kernels.c attend in TypeScript). */
-const attendTs: Attend = (att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos) => {
-  const scale = 1 / Math.sqrt(hs)
-  for (let h = 0; h < nHeads; h++) {
-    const qAt = h * hs
-    const kvAt = Math.floor(h / kvMul) * hs
-    const row = h * positions
-    let max = -Infinity
-    for (let t = 0; t <= pos; t++) {
-      const kAt = t * kvDim + kvAt
-      let score = 0
-      for (let i = 0; i < hs; i++) score += q[qAt + i] * kc[kAt + i]
-      scores[row + t] = score * scale
-      if (scores[row + t] > max) max = scores[row + t]
-    }
-    let sum = 0
-    for (let t = 0; t <= pos; t++) { scores[row + t] = Math.exp(scores[row + t] - max); sum += scores[row + t] }
-    att.fill(0, qAt, qAt + hs)
-    for (let t = 0; t <= pos; t++) {
-      const a = scores[row + t] / sum
-      const vAt = t * kvDim + kvAt
-      for (let i = 0; i < hs; i++) att[qAt + i] += a * vc[vAt + i]
     }
   }
 }

@@ -1,5 +1,4 @@
-import { dequantizeRow } from '../quant/block-types.js'
-import type { QTensor } from './weights.js'
+import { matrixRow, type QTensor } from './weights.js'
 
 /**
  * The matrix products of the forward pass over quantized weights, for a batch of `nTokens`
@@ -8,7 +7,6 @@ import type { QTensor } from './weights.js'
  */
 export interface LinearKernels {
   readonly name: string
-  readonly threads: number
   matmul: (out: Float32Array, w: QTensor, x: Float32Array, nTokens: number) => void
   /** Several matrices of one input (q/k/v, gate/up) in one go, so the input is prepared once. */
   group: (outs: readonly Float32Array[], ws: readonly QTensor[], x: Float32Array, nTokens: number) => void
@@ -25,7 +23,7 @@ export function tsLinear (): LinearKernels {
     if (row.length < w.cols) row = new Float32Array(w.cols)
     const { rows, cols } = w
     for (let r = 0; r < rows; r++) {
-      dequantizeRow(w.type, w.bytes.subarray(r * w.rowBytes, (r + 1) * w.rowBytes), cols, row)
+      matrixRow(w, r, row)
       for (let t = 0; t < nTokens; t++) {
         const at = t * cols
         let sum = 0
@@ -36,7 +34,6 @@ export function tsLinear (): LinearKernels {
   }
   return {
     name: 'ts',
-    threads: 1,
     matmul,
     group: (outs, ws, x, nTokens) => { ws.forEach((w, i) => { matmul(outs[i], w, x, nTokens) }) }
   }

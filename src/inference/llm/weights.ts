@@ -1,7 +1,7 @@
 import { UnsupportedModelError } from '../errors.js'
 import type { LayerTensors, ModelTensors } from '../gguf/architecture.js'
 import type { GgufTensorInfo } from '../gguf/reader.js'
-import { blockType, dequantizeRow } from '../quant/block-types.js'
+import { dequantizeRow, rowBytes } from '../quant/block-types.js'
 
 /**
  * A matrix kept in its file's type: `rows` rows of `cols` elements, row r at byte r·rowBytes of
@@ -47,11 +47,10 @@ export interface LlmWeights {
  */
 export function llmWeights (t: ModelTensors, data: Uint8Array): LlmWeights {
   const matrix = (info: GgufTensorInfo): QTensor => {
-    const bt = blockType(info.type)
-    if (bt === undefined) throw new UnsupportedModelError(`tensor ${info.name} has unsupported type id ${info.type}`)
     const cols = info.dims[0]
-    const rows = info.bytes / ((cols / bt.blockElems) * bt.blockBytes)
-    return { name: info.name, type: info.type, rows, cols, rowBytes: info.bytes / rows, bytes: data.subarray(info.offset, info.offset + info.bytes) }
+    const rb = rowBytes(info.type, cols)
+    if (rb === undefined) throw new UnsupportedModelError(`tensor ${info.name} has unsupported type id ${info.type}`)
+    return { name: info.name, type: info.type, rows: info.bytes / rb, cols, rowBytes: rb, bytes: data.subarray(info.offset, info.offset + info.bytes) }
   }
   const vector = (info: GgufTensorInfo): Float32Array => {
     const out = new Float32Array(info.dims[0])
