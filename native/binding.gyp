@@ -1,7 +1,7 @@
 {
   "targets": [{
     "target_name": "mesh_kernels",
-    "sources": ["kernels.c"],
+    "sources": ["kernels.c", "quant.c"],
     "cflags": ["-O3", "-ffast-math", "-march=native", "-fopenmp"],
     "ldflags": ["-fopenmp"]
   }]

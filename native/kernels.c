@@ -229,6 +229,9 @@ static napi_value js_advise_huge_pages(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* the quantized matrix products (quant.c) */
+extern void mesh_register_quant(napi_env env, napi_value exports);
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "matvec", NULL, js_matvec, NULL, NULL, NULL, napi_default, NULL },
@@ -238,6 +241,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "adviseHugePages", NULL, js_advise_huge_pages, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, 5, props);
+  mesh_register_quant(env, exports);
   return exports;
 }
 

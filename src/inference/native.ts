@@ -9,6 +9,19 @@ export interface NativeKernels {
   attend: (att: Float32Array, scores: Float32Array, q: Float32Array, keyCache: Float32Array, valueCache: Float32Array,
     nHeads: number, headSize: number, kvDim: number, kvMul: number, positions: number, pos: number, threads: number) => void
   adviseHugePages: (bytes: Uint8Array) => void
+  /**
+   * out[t·rows + r] = Σ_j W[r, j]·x[t·cols + j] for t < nTokens, W a rows × cols matrix in the
+   * bytes of its ggml `type` (quant/block-types.ts); quantized types dot 8-bit quantized
+   * activations, as llama.cpp does (native/quant.c). Throws on an unknown type, cols not in whole
+   * blocks, or a view too short.
+   */
+  qmatmul: (out: Float32Array, w: Uint8Array, type: number, rows: number, cols: number, x: Float32Array, nTokens: number, threads: number) => void
+  /**
+   * qmatmul of each ws[i] (types[i], rows[i]) with the same x, in one parallel region with x
+   * quantized once. types and rows may be longer than ws; at most 16 matrices.
+   */
+  qmatmulGroup: (outs: readonly Float32Array[], ws: readonly Uint8Array[], types: Int32Array, rows: Int32Array, cols: number,
+    x: Float32Array, nTokens: number, threads: number) => void
 }
 
 // built by scripts/build-native.mjs at install; absent where the machine had no C compiler

@@ -1,0 +1,685 @@
+/*
+ * Matrix products over weights kept in their GGUF types, as llama.cpp's CPU backend computes them:
+ * each token's activations are quantized to 8 bits once per call (q8_0 blocks of 32 for Q8_0, Q4_0
+ * and Q5_0; q8_1, which adds the block's sum, for Q4_1 and Q5_1, whose offsets multiply it; q8_K
+ * blocks of 256 with sums per 16 for the K-quants), and a weight row is dotted with them in
+ * integers, one float multiply per block. Layouts are those of src/inference/quant/block-types.ts
+ * (ggml-common.h). F32, F16 and BF16 weights are dotted with the float32 activations as they are.
+ *
+ * Speed: one token (generation) is bound by memory bandwidth, so the integer inner loops only
+ * have to keep up with the weights streaming in. Many tokens (a prompt) are bound by arithmetic, so
+ * every weight block is decoded once for TILE tokens, and a thread takes ROW_CHUNK rows through all
+ * tokens while those rows sit in L1: weights come from memory once per call.
+ *
+ * SIMD: AVX2 (with FMA and F16C), using AVX-VNNI / AVX512-VNNI's dpbusd for the byte dot products
+ * when the compiler targets them (the addon is built with -march=native); plain C otherwise.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <node_api.h>
+#include <omp.h>
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+#define QUANT_AVX2 1
+#endif
+
+#define TILE 4        /* tokens that share each decoded weight block (ROW_DOT's switch goes up to it) */
+#define ROW_CHUNK 16  /* rows a thread runs through all tokens at once; threads' shares are multiples of it */
+#define MAX_GROUP 16  /* matrices in one qmatmulGroup call */
+
+/* ggml type ids and block sizes in bytes */
+enum { F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14, BF16 = 30 };
+enum { BYTES_Q4_0 = 18, BYTES_Q4_1 = 20, BYTES_Q5_0 = 22, BYTES_Q5_1 = 24, BYTES_Q8_0 = 34, BYTES_Q4_K = 144, BYTES_Q5_K = 176, BYTES_Q6_K = 210 };
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+static inline float f16_to_f32(const uint8_t *p) {
+  uint16_t h;
+  memcpy(&h, p, 2);
+#ifdef QUANT_AVX2
+  return _cvtsh_ss(h);
+#else
+  uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff, bits;
+  if (e == 0) { float f = m * (1.0f / 16777216.0f); return sign ? -f : f; } /* zero and subnormals: m·2^-24 */
+  bits = sign | (e == 31 ? 0x7f800000u | (m << 13) : ((e + 112) << 23) | (m << 13));
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+#endif
+}
+
+static inline float bf16_to_f32(const uint8_t *p) {
+  uint16_t h;
+  memcpy(&h, p, 2);
+  uint32_t bits = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &bits, 4);
+  return f;
+}
+
+/* ---- activations ---- */
+
+typedef struct { float d; int8_t qs[32]; } block_q8_0;
+typedef struct { float d, s; int8_t qs[32]; } block_q8_1;                /* s = d·Σqs */
+typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } block_q8_K; /* bsums: Σqs per 16 */
+
+/* qs = round(x/d) for d = max|x|/127 (so codes stay within ±127, which maddubs needs); returns d */
+static float quantize_int8(const float *x, int n, int8_t *qs) {
+  float amax = 0.0f;
+  for (int j = 0; j < n; j++) amax = fmaxf(amax, fabsf(x[j]));
+  const float d = amax / 127.0f, id = d > 0.0f ? 1.0f / d : 0.0f;
+  for (int j = 0; j < n; j++) qs[j] = (int8_t)lrintf(x[j] * id);
+  return d;
+}
+
+static inline int sum_int8(const int8_t *qs, int n) {
+  int s = 0;
+  for (int j = 0; j < n; j++) s += qs[j];
+  return s;
+}
+
+static void quantize_q8_0(const float *x, int n, uint8_t *out) {
+  block_q8_0 *y = (block_q8_0 *)out;
+  for (int b = 0; b < n / 32; b++) y[b].d = quantize_int8(x + 32 * b, 32, y[b].qs);
+}
+
+static void quantize_q8_1(const float *x, int n, uint8_t *out) {
+  block_q8_1 *y = (block_q8_1 *)out;
+  for (int b = 0; b < n / 32; b++) {
+    y[b].d = quantize_int8(x + 32 * b, 32, y[b].qs);
+    y[b].s = y[b].d * sum_int8(y[b].qs, 32);
+  }
+}
+
+static void quantize_q8_K(const float *x, int n, uint8_t *out) {
+  block_q8_K *y = (block_q8_K *)out;
+  for (int b = 0; b < n / 256; b++) {
+    y[b].d = quantize_int8(x + 256 * b, 256, y[b].qs);
+    for (int g = 0; g < 16; g++) y[b].bsums[g] = (int16_t)sum_int8(y[b].qs + 16 * g, 16);
+  }
+}
+
+enum { ACT_F32, ACT_Q8_0, ACT_Q8_1, ACT_Q8_K, N_ACTS };
+
+static const struct {
+  int block_elems;
+  size_t block_bytes;
+  void (*quantize)(const float *x, int n, uint8_t *out); /* NULL: the float32 input is used as it is */
+} ACTS[N_ACTS] = {
+  [ACT_F32] = { 1, sizeof(float), NULL },
+  [ACT_Q8_0] = { 32, sizeof(block_q8_0), quantize_q8_0 },
+  [ACT_Q8_1] = { 32, sizeof(block_q8_1), quantize_q8_1 },
+  [ACT_Q8_K] = { 256, sizeof(block_q8_K), quantize_q8_K },
+};
+
+/* ---- SIMD pieces shared by the types ---- */
+
+#ifdef QUANT_AVX2
+static inline float hsum128(__m128 s) {
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+static inline float hsum256(__m256 v) { return hsum128(_mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))); }
+
+static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* Σ u·s over each 4 bytes, 8 int32, for u unsigned and s signed bytes */
+static inline __m256i dot_us8(__m256i u, __m256i s) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#elif defined(__AVXVNNI__)
+  return _mm256_dpbusd_avx_epi32(_mm256_setzero_si256(), u, s);
+#else
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+/* acc + d·Σx·y over 32 signed bytes x (ax = |x|, shared by the tokens) and y: the sign moves onto y, as dpbusd takes one unsigned side */
+static inline __m256 fma_signed32(__m256 acc, float d, __m256i ax, __m256i x, const int8_t *y) {
+  const __m256i p = dot_us8(ax, _mm256_sign_epi8(load256(y), x));
+  return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+}
+
+/* 32 nibbles of 16 bytes: low nibbles are elements 0..15, high nibbles 16..31 (the 32-element types' order) */
+static inline __m256i nibbles32(const uint8_t *p) {
+  const __m128i b = _mm_loadu_si128((const __m128i *)p);
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(b, 4), b), _mm256_set1_epi8(0x0f));
+}
+
+/* 0x10 in byte j where bit j of the 32 bits at p is set: Q5_0/Q5_1's fifth bits, in place */
+static inline __m256i fifth_bits32(const uint8_t *p) {
+  uint32_t bits;
+  memcpy(&bits, p, 4);
+  const __m256i spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+  const __m256i v = _mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), spread), _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi64x(-1)), _mm256_set1_epi8(0x10));
+}
+
+/* int16 lanes all holding int16 element i of v (within each 128-bit half) */
+static inline __m256i broadcast16(__m256i v, int i) { return _mm256_shuffle_epi8(v, _mm256_set1_epi16((short)((2 * i + 1) << 8 | 2 * i))); }
+#endif
+
+/* The codes 0..31 of a 32-element block: nibbles qs, plus 16 where the bit of qh is set (Q5 types; qh NULL for Q4) */
+static inline void codes32(const uint8_t *qs, const uint8_t *qh, uint8_t *q) {
+  uint32_t h = 0;
+  if (qh) memcpy(&h, qh, 4);
+  for (int j = 0; j < 16; j++) {
+    q[j] = (qs[j] & 15) | ((h >> j) & 1) << 4;
+    q[j + 16] = (qs[j] >> 4) | ((h >> (j + 16)) & 1) << 4;
+  }
+}
+
+/* ---- row dots: one weight row with nt ≤ TILE tokens' activations ---- */
+
+/* out[t·os] = W row (n elements at w) · activation row t (at a + t·as bytes), t < nt */
+typedef void (*row_dot_fn)(int n, const uint8_t *w, const uint8_t *a, size_t as, int nt, float *out, size_t os);
+
+/*
+ * A row_dot_fn from a body written for a constant nt (and a constant type), so the body's per-token
+ * loops unroll and its TILE accumulators stay in registers.
+ */
+#define ROW_DOT(name, body, ...) \
+  static void name(int n, const uint8_t *w, const uint8_t *a, size_t as, int nt, float *out, size_t os) { \
+    switch (nt) { \
+      case 4: body(n, w, a, as, 4, out, os, ##__VA_ARGS__); break; \
+      case 3: body(n, w, a, as, 3, out, os, ##__VA_ARGS__); break; \
+      case 2: body(n, w, a, as, 2, out, os, ##__VA_ARGS__); break; \
+      default: body(n, w, a, as, 1, out, os, ##__VA_ARGS__); break; \
+    } \
+  }
+
+/* F32, F16, BF16: float32 activations */
+ALWAYS_INLINE float float_weight(const uint8_t *w, int j, const int type) {
+  if (type == F16) return f16_to_f32(w + 2 * j);
+  if (type == BF16) return bf16_to_f32(w + 2 * j);
+  float v;
+  memcpy(&v, w + 4 * j, 4);
+  return v;
+}
+
+ALWAYS_INLINE void dot_float(int n, const uint8_t *w, const uint8_t *a, size_t as, const int nt, float *out, size_t os, const int type) {
+  const float *y[TILE];
+  float sum[TILE];
+  for (int t = 0; t < nt; t++) { y[t] = (const float *)(a + t * as); sum[t] = 0.0f; }
+  int j = 0;
+#ifdef QUANT_AVX2
+  __m256 acc[TILE];
+  for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+  for (; j + 8 <= n; j += 8) {
+    const __m256 v = type == F32 ? _mm256_loadu_ps((const float *)(w + 4 * j))
+      : type == F16 ? _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w + 2 * j)))
+      : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(w + 2 * j))), 16));
+    for (int t = 0; t < nt; t++) acc[t] = _mm256_fmadd_ps(v, _mm256_loadu_ps(y[t] + j), acc[t]);
+  }
+  for (int t = 0; t < nt; t++) sum[t] = hsum256(acc[t]);
+#endif
+  for (; j < n; j++) {
+    const float v = float_weight(w, j, type);
+    for (int t = 0; t < nt; t++) sum[t] += v * y[t][j];
+  }
+  for (int t = 0; t < nt; t++) out[t * os] = sum[t];
+}
+
+/* Q8_0, Q4_0, Q5_0: a scale and 32 signed codes per block (Q4_0 offset by 8, Q5_0 by 16), q8_0 activations */
+ALWAYS_INLINE void dot_signed32(int n, const uint8_t *w, const uint8_t *a, size_t as, const int nt, float *out, size_t os, const int type) {
+  const int bytes = type == Q8_0 ? BYTES_Q8_0 : type == Q4_0 ? BYTES_Q4_0 : BYTES_Q5_0;
+  const block_q8_0 *y[TILE];
+  for (int t = 0; t < nt; t++) y[t] = (const block_q8_0 *)(a + t * as);
+#ifdef QUANT_AVX2
+  __m256 acc[TILE];
+  for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+  for (int b = 0; b < n / 32; b++, w += bytes) {
+    const __m256i x = type == Q8_0 ? load256(w + 2)
+      : type == Q4_0 ? _mm256_sub_epi8(nibbles32(w + 2), _mm256_set1_epi8(8))
+      : _mm256_sub_epi8(_mm256_or_si256(nibbles32(w + 6), fifth_bits32(w + 2)), _mm256_set1_epi8(16));
+    const __m256i ax = _mm256_sign_epi8(x, x);
+    const float d = f16_to_f32(w);
+    for (int t = 0; t < nt; t++) acc[t] = fma_signed32(acc[t], d * y[t][b].d, ax, x, y[t][b].qs);
+  }
+  for (int t = 0; t < nt; t++) out[t * os] = hsum256(acc[t]);
+#else
+  float sum[TILE] = { 0 };
+  for (int b = 0; b < n / 32; b++, w += bytes) {
+    int8_t x[32];
+    if (type == Q8_0) memcpy(x, w + 2, 32);
+    else {
+      uint8_t q[32];
+      codes32(w + (type == Q4_0 ? 2 : 6), type == Q4_0 ? NULL : w + 2, q);
+      for (int j = 0; j < 32; j++) x[j] = (int8_t)(q[j] - (type == Q4_0 ? 8 : 16));
+    }
+    const float d = f16_to_f32(w);
+    for (int t = 0; t < nt; t++) {
+      int s = 0;
+      for (int j = 0; j < 32; j++) s += x[j] * y[t][b].qs[j];
+      sum[t] += d * y[t][b].d * s;
+    }
+  }
+  for (int t = 0; t < nt; t++) out[t * os] = sum[t];
+#endif
+}
+
+/* Q4_1, Q5_1: x = d·q + m with codes q ≥ 0, q8_1 activations: Σx·y = d·dy·Σq·qy + m·s */
+ALWAYS_INLINE void dot_offset32(int n, const uint8_t *w, const uint8_t *a, size_t as, const int nt, float *out, size_t os, const int type) {
+  const int bytes = type == Q4_1 ? BYTES_Q4_1 : BYTES_Q5_1, at = type == Q4_1 ? 4 : 8;
+  const block_q8_1 *y[TILE];
+  float sum[TILE];
+  for (int t = 0; t < nt; t++) { y[t] = (const block_q8_1 *)(a + t * as); sum[t] = 0.0f; }
+#ifdef QUANT_AVX2
+  __m256 acc[TILE];
+  for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+#endif
+  for (int b = 0; b < n / 32; b++, w += bytes) {
+    const float d = f16_to_f32(w), m = f16_to_f32(w + 2);
+#ifdef QUANT_AVX2
+    __m256i q = nibbles32(w + at);
+    if (type == Q5_1) q = _mm256_or_si256(q, fifth_bits32(w + 4));
+    for (int t = 0; t < nt; t++) {
+      const __m256i p = dot_us8(q, load256(y[t][b].qs));
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][b].d), _mm256_cvtepi32_ps(p), acc[t]);
+      sum[t] += m * y[t][b].s;
+    }
+#else
+    uint8_t q[32];
+    codes32(w + at, type == Q4_1 ? NULL : w + 4, q);
+    for (int t = 0; t < nt; t++) {
+      int s = 0;
+      for (int j = 0; j < 32; j++) s += q[j] * y[t][b].qs[j];
+      sum[t] += d * y[t][b].d * s + m * y[t][b].s;
+    }
+#endif
+  }
+#ifdef QUANT_AVX2
+  for (int t = 0; t < nt; t++) sum[t] += hsum256(acc[t]);
+#endif
+  for (int t = 0; t < nt; t++) out[t * os] = sum[t];
+}
+
+/*
+ * The 8 six-bit scales (bytes 0..7) and 8 mins (bytes 8..15) of a Q4_K/Q5_K block from its 12
+ * packed bytes (llama.cpp's unpacking; the same values as scaleMinK4 in block-types.ts).
+ */
+static inline void k4_scales(const uint8_t *p, uint32_t u[4]) {
+  memcpy(u, p, 12);
+  u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
+  const uint32_t mins_low = u[1] & 0x3f3f3f3f;
+  u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
+  u[2] = mins_low;
+  u[0] &= 0x3f3f3f3f;
+}
+
+/*
+ * Q4_K, Q5_K: per 256, d and dmin, and per sub-block of 32 a scale and a min: x = d·sc·q - dmin·m.
+ * Σx·y = dy·(d·Σ sc·Σq·qy - dmin·Σ m·Σqy), the second sum from q8_K's bsums.
+ */
+ALWAYS_INLINE void dot_q45_K(int n, const uint8_t *w, const uint8_t *a, size_t as, const int nt, float *out, size_t os, const int type) {
+  const int five = type == Q5_K, bytes = five ? BYTES_Q5_K : BYTES_Q4_K;
+  const block_q8_K *y[TILE];
+  for (int t = 0; t < nt; t++) y[t] = (const block_q8_K *)(a + t * as);
+#ifdef QUANT_AVX2
+  __m256 acc[TILE];
+  __m128 acc_m[TILE];
+  for (int t = 0; t < nt; t++) { acc[t] = _mm256_setzero_ps(); acc_m[t] = _mm_setzero_ps(); }
+#else
+  float sum[TILE] = { 0 };
+#endif
+  for (int b = 0; b < n / 256; b++, w += bytes) {
+    const float d = f16_to_f32(w), dmin = f16_to_f32(w + 2);
+    const uint8_t *qs = w + (five ? 48 : 16), *qh = w + 16;
+    uint32_t u[4];
+    k4_scales(w + 4, u);
+#ifdef QUANT_AVX2
+    const __m256i sm = _mm256_cvtepu8_epi16(_mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]));
+    const __m256i scales = _mm256_permute2x128_si256(sm, sm, 0x00); /* the 8 scales in both halves */
+    const __m128i mins = _mm256_extracti128_si256(sm, 1);
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m1 = _mm256_set1_epi8(1);
+    const __m256i hbits = five ? load256(qh) : _mm256_setzero_si256();
+    __m256i sumi[TILE];
+    for (int t = 0; t < nt; t++) sumi[t] = _mm256_setzero_si256();
+    for (int j = 0; j < 4; j++) {
+      const __m256i bits = load256(qs + 32 * j);
+      __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
+      if (five) {
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j), m1), 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 2 * j + 1), m1), 4));
+      }
+      const __m256i sc_lo = broadcast16(scales, 2 * j), sc_hi = broadcast16(scales, 2 * j + 1);
+      for (int t = 0; t < nt; t++) {
+        const __m256i p_lo = _mm256_madd_epi16(sc_lo, _mm256_maddubs_epi16(lo, load256(y[t][b].qs + 64 * j)));
+        const __m256i p_hi = _mm256_madd_epi16(sc_hi, _mm256_maddubs_epi16(hi, load256(y[t][b].qs + 64 * j + 32)));
+        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p_lo, p_hi));
+      }
+    }
+    for (int t = 0; t < nt; t++) {
+      const __m256i bsums = load256(y[t][b].bsums);
+      const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1)); /* Σqy per 32 */
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][b].d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+      acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin * y[t][b].d), _mm_cvtepi32_ps(_mm_madd_epi16(mins, sums32)), acc_m[t]);
+    }
+#else
+    const uint8_t *sc = (const uint8_t *)u, *mn = sc + 8;
+    for (int t = 0; t < nt; t++) {
+      int sumi = 0, summ = 0;
+      for (int j = 0; j < 4; j++) {
+        int s_lo = 0, s_hi = 0;
+        for (int l = 0; l < 32; l++) {
+          const int lo = (qs[32 * j + l] & 15) | (five && (qh[l] >> (2 * j) & 1) ? 16 : 0);
+          const int hi = (qs[32 * j + l] >> 4) | (five && (qh[l] >> (2 * j + 1) & 1) ? 16 : 0);
+          s_lo += lo * y[t][b].qs[64 * j + l];
+          s_hi += hi * y[t][b].qs[64 * j + 32 + l];
+        }
+        sumi += sc[2 * j] * s_lo + sc[2 * j + 1] * s_hi;
+      }
+      for (int s = 0; s < 8; s++) summ += mn[s] * (y[t][b].bsums[2 * s] + y[t][b].bsums[2 * s + 1]);
+      sum[t] += y[t][b].d * (d * sumi - dmin * summ);
+    }
+#endif
+  }
+  for (int t = 0; t < nt; t++) {
+#ifdef QUANT_AVX2
+    out[t * os] = hsum256(acc[t]) - hsum128(acc_m[t]);
+#else
+    out[t * os] = sum[t];
+#endif
+  }
+}
+
+/*
+ * Q6_K: per 256, d and a signed scale per 16; 6-bit codes offset by 32 as 4 low bits (ql) and 2
+ * high bits (qh). Σ sc·(q-32)·qy = Σ sc·q·qy - 32·Σ sc·bsum, so the codes multiply as unsigned bytes.
+ */
+ALWAYS_INLINE void dot_q6_K_body(int n, const uint8_t *w, const uint8_t *a, size_t as, const int nt, float *out, size_t os) {
+  const block_q8_K *y[TILE];
+  for (int t = 0; t < nt; t++) y[t] = (const block_q8_K *)(a + t * as);
+#ifdef QUANT_AVX2
+  __m256 acc[TILE];
+  for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
+  const __m256i m4 = _mm256_set1_epi8(0x0f), m3 = _mm256_set1_epi8(3);
+  for (int b = 0; b < n / 256; b++, w += BYTES_Q6_K) {
+    const float d = f16_to_f32(w + 208);
+    const __m128i sc8 = _mm_loadu_si128((const __m128i *)(w + 192));
+    __m256i sumi[TILE];
+    for (int t = 0; t < nt; t++) sumi[t] = _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+      const __m256i bits1 = load256(w + 64 * h), bits2 = load256(w + 64 * h + 32), hb = load256(w + 128 + 32 * h);
+      const __m256i q[4] = {
+        _mm256_or_si256(_mm256_and_si256(bits1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4)),
+        _mm256_or_si256(_mm256_and_si256(bits2, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2), m3), 4)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4), m3), 4)),
+        _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(bits2, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 6), m3), 4)),
+      };
+      for (int k = 0; k < 4; k++) {
+        /* groups g and g+1 of 16: scale g in the low half, g+1 in the high half */
+        const int g = 8 * h + 2 * k;
+        const __m256i sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, _mm_set_epi64x(0x0101010101010101LL * (g + 1), 0x0101010101010101LL * g)));
+        for (int t = 0; t < nt; t++)
+          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(sc, _mm256_maddubs_epi16(q[k], load256(y[t][b].qs + 128 * h + 32 * k))));
+      }
+    }
+    const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+    for (int t = 0; t < nt; t++) {
+      const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, load256(y[t][b].bsums)), 5);
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][b].d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[t], offset)), acc[t]);
+    }
+  }
+  for (int t = 0; t < nt; t++) out[t * os] = hsum256(acc[t]);
+#else
+  float sum[TILE] = { 0 };
+  for (int b = 0; b < n / 256; b++, w += BYTES_Q6_K) {
+    const float d = f16_to_f32(w + 208);
+    const int8_t *sc = (const int8_t *)(w + 192);
+    for (int t = 0; t < nt; t++) {
+      const int8_t *qy = y[t][b].qs;
+      int sumi = 0;
+      for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = w + 64 * h, *qh = w + 128 + 32 * h;
+        for (int k = 0; k < 4; k++) {
+          for (int l = 0; l < 32; l++) {
+            const int low = (k & 1 ? ql[l + 32] : ql[l]) >> (k & 2 ? 4 : 0) & 15;
+            const int q = low | ((qh[l] >> (2 * k)) & 3) << 4;
+            sumi += sc[8 * h + 2 * k + l / 16] * q * qy[128 * h + 32 * k + l];
+          }
+        }
+      }
+      int offset = 0;
+      for (int g = 0; g < 16; g++) offset += sc[g] * y[t][b].bsums[g];
+      sum[t] += d * y[t][b].d * (sumi - 32 * offset);
+    }
+  }
+  for (int t = 0; t < nt; t++) out[t * os] = sum[t];
+#endif
+}
+
+ROW_DOT(dot_f32, dot_float, F32)
+ROW_DOT(dot_f16, dot_float, F16)
+ROW_DOT(dot_bf16, dot_float, BF16)
+ROW_DOT(dot_q8_0, dot_signed32, Q8_0)
+ROW_DOT(dot_q4_0, dot_signed32, Q4_0)
+ROW_DOT(dot_q5_0, dot_signed32, Q5_0)
+ROW_DOT(dot_q4_1, dot_offset32, Q4_1)
+ROW_DOT(dot_q5_1, dot_offset32, Q5_1)
+ROW_DOT(dot_q4_K, dot_q45_K, Q4_K)
+ROW_DOT(dot_q5_K, dot_q45_K, Q5_K)
+ROW_DOT(dot_q6_K, dot_q6_K_body)
+
+/* The weight types: ggml id, block size in elements and bytes, the activations they take, their row dot */
+typedef struct { int id, block_elems, block_bytes, act; row_dot_fn dot; } quant_type;
+
+static const quant_type TYPES[] = {
+  { F32, 1, 4, ACT_F32, dot_f32 },
+  { F16, 1, 2, ACT_F32, dot_f16 },
+  { BF16, 1, 2, ACT_F32, dot_bf16 },
+  { Q8_0, 32, BYTES_Q8_0, ACT_Q8_0, dot_q8_0 },
+  { Q4_0, 32, BYTES_Q4_0, ACT_Q8_0, dot_q4_0 },
+  { Q5_0, 32, BYTES_Q5_0, ACT_Q8_0, dot_q5_0 },
+  { Q4_1, 32, BYTES_Q4_1, ACT_Q8_1, dot_q4_1 },
+  { Q5_1, 32, BYTES_Q5_1, ACT_Q8_1, dot_q5_1 },
+  { Q4_K, 256, BYTES_Q4_K, ACT_Q8_K, dot_q4_K },
+  { Q5_K, 256, BYTES_Q5_K, ACT_Q8_K, dot_q5_K },
+  { Q6_K, 256, BYTES_Q6_K, ACT_Q8_K, dot_q6_K },
+};
+
+static const quant_type *find_type(int id) {
+  for (size_t i = 0; i < sizeof(TYPES) / sizeof(TYPES[0]); i++) if (TYPES[i].id == id) return &TYPES[i];
+  return NULL;
+}
+
+/* ---- the products ---- */
+
+typedef struct { float *out; const uint8_t *w; const quant_type *type; int rows; } matrix;
+
+/* Rows [r0, r1) of m for all tokens: ROW_CHUNK rows at a time (in L1) through the tokens TILE at a time. */
+static void matrix_rows(const matrix *m, int r0, int r1, int cols, const uint8_t *act, size_t as, int ntok) {
+  const size_t rb = (size_t)(cols / m->type->block_elems) * m->type->block_bytes;
+  for (int c = r0; c < r1; c += ROW_CHUNK) {
+    const int ce = c + ROW_CHUNK < r1 ? c + ROW_CHUNK : r1;
+    for (int t = 0; t < ntok; t += TILE) {
+      const int nt = ntok - t < TILE ? ntok - t : TILE;
+      for (int r = c; r < ce; r++) m->type->dot(cols, m->w + r * rb, act + t * as, as, nt, m->out + (size_t)t * m->rows + r, m->rows);
+    }
+  }
+}
+
+/* Where thread k of nth starts in rows [0, total): even shares, cut at multiples of ROW_CHUNK */
+static int share_start(int total, int nth, int k) {
+  return k >= nth ? total : (int)((int64_t)total * k / nth / ROW_CHUNK * ROW_CHUNK);
+}
+
+/* Quantized activations: grown as needed, per calling thread (each Node worker has its own) */
+static _Thread_local uint8_t *scratch;
+static _Thread_local size_t scratch_size;
+
+/*
+ * All matrices of one input x (ntok tokens of cols) in one parallel region: the activations are
+ * quantized once per activation type (tokens split over the threads), then the matrices' rows,
+ * taken end to end, are split evenly. Returns 0 when scratch cannot be allocated.
+ */
+static int run(const matrix *ms, int count, int cols, const float *x, int ntok, int threads) {
+  size_t at[N_ACTS], row[N_ACTS], need = 0;
+  int acts[N_ACTS], nacts = 0, seen[N_ACTS] = { 0 };
+  int64_t total = 0;
+  for (int i = 0; i < count; i++) {
+    const int a = ms[i].type->act;
+    total += ms[i].rows;
+    if (seen[a]++) continue;
+    row[a] = (size_t)(cols / ACTS[a].block_elems) * ACTS[a].block_bytes;
+    if (ACTS[a].quantize) { at[a] = need; need += row[a] * ntok; acts[nacts++] = a; }
+  }
+  if (need > scratch_size) {
+    free(scratch);
+    scratch_size = (need + 63) & ~(size_t)63;
+    scratch = aligned_alloc(64, scratch_size);
+    if (!scratch) { scratch_size = 0; return 0; }
+  }
+  /* pointers taken here: inside the region, scratch would name each OpenMP thread's own (empty) buffer */
+  uint8_t *const buf = scratch;
+  const uint8_t *base[N_ACTS];
+  for (int a = 0; a < N_ACTS; a++) if (seen[a]) base[a] = ACTS[a].quantize ? buf + at[a] : (const uint8_t *)x;
+
+  #pragma omp parallel num_threads(threads)
+  {
+    #pragma omp for schedule(static)
+    for (int i = 0; i < nacts * ntok; i++) {
+      const int a = acts[i / ntok], t = i % ntok;
+      ACTS[a].quantize(x + (size_t)t * cols, cols, buf + at[a] + t * row[a]);
+    }
+    const int nth = omp_get_num_threads(), me = omp_get_thread_num();
+    const int lo = share_start((int)total, nth, me), hi = share_start((int)total, nth, me + 1);
+    int first = 0;
+    for (int i = 0; i < count; first += ms[i].rows, i++) {
+      const int r0 = lo > first ? lo - first : 0, r1 = hi - first < ms[i].rows ? hi - first : ms[i].rows;
+      const int a = ms[i].type->act;
+      if (r0 < r1) matrix_rows(&ms[i], r0, r1, cols, base[a], row[a], ntok);
+    }
+  }
+  return 1;
+}
+
+/* ---- N-API ---- */
+
+static int get_int(napi_env env, napi_value v, int *out) {
+  if (napi_get_value_int32(env, v, out) != napi_ok || *out < 0) {
+    napi_throw_type_error(env, NULL, "expected a non-negative integer");
+    return 0;
+  }
+  return 1;
+}
+
+/* The data and element count of a typed array of the given type */
+static void *get_array(napi_env env, napi_value v, napi_typedarray_type want, size_t *length, const char *what) {
+  napi_typedarray_type type;
+  void *data;
+  bool is;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is ||
+      napi_get_typedarray_info(env, v, &type, length, &data, NULL, NULL) != napi_ok || type != want) {
+    napi_throw_type_error(env, NULL, what);
+    return NULL;
+  }
+  /* an empty view may have no data pointer; any non-NULL marker will do, as nothing is read from it */
+  return data ? data : (void *)"";
+}
+
+/*
+ * One matrix's view checked: the type known, cols in whole blocks, w holding rows × rowBytes and
+ * out rows × ntok; throws and returns 0 otherwise.
+ */
+static int check_matrix(napi_env env, matrix *m, int id, int rows, int cols, size_t n_w, size_t n_out, int ntok) {
+  m->type = find_type(id);
+  m->rows = rows;
+  if (!m->type) { napi_throw_range_error(env, NULL, "qmatmul: unknown or unsupported ggml type"); return 0; }
+  if (cols % m->type->block_elems) { napi_throw_range_error(env, NULL, "qmatmul: cols is not a whole number of blocks"); return 0; }
+  const uint64_t rb = (uint64_t)(cols / m->type->block_elems) * m->type->block_bytes;
+  if ((uint64_t)n_w < rb * rows || (uint64_t)n_out < (uint64_t)rows * ntok) {
+    napi_throw_range_error(env, NULL, "qmatmul: a view is smaller than rows, cols and nTokens need");
+    return 0;
+  }
+  return 1;
+}
+
+/* The shared tail of both calls: x checked against nTokens × cols, then the product */
+static napi_value product(napi_env env, const matrix *ms, int count, int cols, const float *x, size_t n_x, int ntok, int threads) {
+  if ((uint64_t)n_x < (uint64_t)ntok * cols) { napi_throw_range_error(env, NULL, "qmatmul: x is smaller than nTokens × cols"); return NULL; }
+  int64_t total = 0;
+  for (int i = 0; i < count; i++) total += ms[i].rows;
+  if (total > INT_MAX) { napi_throw_range_error(env, NULL, "qmatmul: too many rows"); return NULL; }
+  if (total == 0 || ntok == 0) return NULL;
+  if (!run(ms, count, cols, x, ntok, threads < 1 ? 1 : threads > 256 ? 256 : threads)) napi_throw_error(env, NULL, "qmatmul: out of memory");
+  return NULL;
+}
+
+/* qmatmul(out, w, type, rows, cols, x, nTokens, threads): out[t·rows + r] = Σ_j W[r, j]·x[t·cols + j] */
+static napi_value js_qmatmul(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 8) { napi_throw_type_error(env, NULL, "qmatmul(out, w, type, rows, cols, x, nTokens, threads)"); return NULL; }
+  size_t n_out, n_w, n_x;
+  float *out = get_array(env, argv[0], napi_float32_array, &n_out, "qmatmul: out must be a Float32Array");
+  const uint8_t *w = out ? get_array(env, argv[1], napi_uint8_array, &n_w, "qmatmul: w must be a Uint8Array") : NULL;
+  const float *x = w ? get_array(env, argv[5], napi_float32_array, &n_x, "qmatmul: x must be a Float32Array") : NULL;
+  int type, rows, cols, ntok, threads;
+  if (!x || !get_int(env, argv[2], &type) || !get_int(env, argv[3], &rows) || !get_int(env, argv[4], &cols) ||
+      !get_int(env, argv[6], &ntok) || !get_int(env, argv[7], &threads)) return NULL;
+  matrix m = { out, w, NULL, 0 };
+  if (!check_matrix(env, &m, type, rows, cols, n_w, n_out, ntok)) return NULL;
+  return product(env, &m, 1, cols, x, n_x, ntok, threads);
+}
+
+/* The Float32Array or Uint8Array at index i of a JavaScript array */
+static void *get_element(napi_env env, napi_value array, uint32_t i, napi_typedarray_type want, size_t *length, const char *what) {
+  napi_value v;
+  if (napi_get_element(env, array, i, &v) != napi_ok) { napi_throw_type_error(env, NULL, what); return NULL; }
+  return get_array(env, v, want, length, what);
+}
+
+static int array_length(napi_env env, napi_value v, uint32_t *length) {
+  bool is;
+  if (napi_is_array(env, v, &is) != napi_ok || !is || napi_get_array_length(env, v, length) != napi_ok) {
+    napi_throw_type_error(env, NULL, "qmatmulGroup: outs and ws must be arrays");
+    return 0;
+  }
+  return 1;
+}
+
+/*
+ * qmatmulGroup(outs, ws, types, rows, cols, x, nTokens, threads): qmatmul of every ws[i] (types[i],
+ * rows[i]; types and rows may be longer than ws) with the same x, in one parallel region.
+ */
+static napi_value js_qmatmul_group(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 8) { napi_throw_type_error(env, NULL, "qmatmulGroup(outs, ws, types, rows, cols, x, nTokens, threads)"); return NULL; }
+  uint32_t count, count_w;
+  size_t n_types, n_rows, n_x;
+  if (!array_length(env, argv[0], &count) || !array_length(env, argv[1], &count_w)) return NULL;
+  if (count != count_w || count > MAX_GROUP) { napi_throw_range_error(env, NULL, "qmatmulGroup: outs and ws must have the same length, at most 16"); return NULL; }
+  const int32_t *types = get_array(env, argv[2], napi_int32_array, &n_types, "qmatmulGroup: types must be an Int32Array");
+  const int32_t *rows = types ? get_array(env, argv[3], napi_int32_array, &n_rows, "qmatmulGroup: rows must be an Int32Array") : NULL;
+  const float *x = rows ? get_array(env, argv[5], napi_float32_array, &n_x, "qmatmulGroup: x must be a Float32Array") : NULL;
+  int cols, ntok, threads;
+  if (!x || !get_int(env, argv[4], &cols) || !get_int(env, argv[6], &ntok) || !get_int(env, argv[7], &threads)) return NULL;
+  if (n_types < count || n_rows < count) { napi_throw_range_error(env, NULL, "qmatmulGroup: types and rows are shorter than ws"); return NULL; }
+  matrix ms[MAX_GROUP];
+  for (uint32_t i = 0; i < count; i++) {
+    size_t n_out, n_w;
+    ms[i].out = get_element(env, argv[0], i, napi_float32_array, &n_out, "qmatmulGroup: outs must hold Float32Arrays");
+    ms[i].w = ms[i].out ? get_element(env, argv[1], i, napi_uint8_array, &n_w, "qmatmulGroup: ws must hold Uint8Arrays") : NULL;
+    if (!ms[i].w) return NULL;
+    if (rows[i] < 0) { napi_throw_range_error(env, NULL, "qmatmulGroup: negative rows"); return NULL; }
+    if (!check_matrix(env, &ms[i], types[i], rows[i], cols, n_w, n_out, ntok)) return NULL;
+  }
+  return product(env, ms, (int)count, cols, x, n_x, ntok, threads);
+}
+
+void mesh_register_quant(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+    { "qmatmul", NULL, js_qmatmul, NULL, NULL, NULL, napi_default, NULL },
+    { "qmatmulGroup", NULL, js_qmatmul_group, NULL, NULL, NULL, napi_default, NULL },
+  };
+  napi_define_properties(env, exports, 2, props);
+}
