@@ -41,7 +41,12 @@ export function autoEngineName (): EngineName {
  * (the stories15M shape, 288 × 768, and larger), else on one.
  */
 export function chooseEngine (config: ModelConfig, threads: number): Engine {
-  return { name: autoEngineName(), threads: config.dim * config.hiddenDim >= MIN_WEIGHTS_FOR_THREADS ? threads : 1 }
+  return { name: autoEngineName(), threads: threadsFor(config.dim, config.hiddenDim, threads) }
+}
+
+/** The threads worth using on a model whose FFN matrices are dim × hidden (see MIN_WEIGHTS_FOR_THREADS). */
+export function threadsFor (dim: number, hidden: number, threads: number): number {
+  return dim * hidden >= MIN_WEIGHTS_FOR_THREADS ? threads : 1
 }
 
 export interface LoadedModel {

@@ -1,5 +1,6 @@
 import { llmConfig, modelTensors, type LlmConfig } from '../gguf/architecture.js'
-import type { GgufFile } from '../gguf/reader.js'
+import { readGguf, type GgufFile } from '../gguf/reader.js'
+import { ggufTokenizer, type TextTokenizer } from '../text/tokenizer.js'
 import { allocateHeap, readWholeFile, type LoadProgress } from '../files.js'
 import { InferenceSettingError } from '../errors.js'
 import type { LlmModel } from './forward.js'
@@ -13,6 +14,7 @@ export interface LoadedGguf {
   readonly file: GgufFile
   readonly config: LlmConfig
   readonly weights: LlmWeights
+  readonly tokenizer: TextTokenizer
   readonly loadMs: number
 }
 
@@ -25,9 +27,15 @@ export async function loadGgufWeights (file: GgufFile, onProgress?: LoadProgress
   const start = performance.now()
   const config = llmConfig(file)
   const tensors = modelTensors(file, config)
+  const tokenizer = ggufTokenizer(file.metadata, file.path)
   const { bytes, sha256 } = await readWholeFile(file.path, file.fileBytes, allocateHeap, onProgress)
   const weights = llmWeights(tensors, bytes.subarray(file.dataOffset))
-  return { path: file.path, sha256, file, config, weights, loadMs: performance.now() - start }
+  return { path: file.path, sha256, file, config, weights, tokenizer, loadMs: performance.now() - start }
+}
+
+/** A GGUF model from its path: header, tokenizer and shapes checked, then the weights read. */
+export async function loadGguf (path: string, onProgress?: LoadProgress): Promise<LoadedGguf> {
+  return await loadGgufWeights(await readGguf(path), onProgress)
 }
 
 /** Kernels for GGUF weights: native C (integer SIMD on 8-bit activations) or the TypeScript reference. */
