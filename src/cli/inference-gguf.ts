@@ -6,6 +6,7 @@ import type { LlmEngineName } from '../inference/llm/load.js'
 import type { ChatMessage } from '../inference/text/chat-template.js'
 import type { CliIO } from './io.js'
 import { byteProgress } from './progress.js'
+import { nativeKernels } from '../inference/native.js'
 
 /** What `mesh inference --local` passes for a GGUF model, already range-checked where it can be. */
 export interface GgufRunArgs {
@@ -111,9 +112,12 @@ export async function runGgufLocal (a: GgufRunArgs, io: CliIO): Promise<void> {
 }
 
 /** GGUF weights run on the native kernels, or the TypeScript reference (slow, for tests and machines without a C compiler). */
-export function ggufEngine (asked: string | undefined, _io: CliIO): LlmEngineName {
-  // auto stays on the reference until the quantized C kernels land (llm/load.ts)
-  if (asked === undefined || asked === 'auto') return 'ts'
+export function ggufEngine (asked: string | undefined, io: CliIO): LlmEngineName {
+  if (asked === undefined || asked === 'auto') {
+    if (typeof nativeKernels() !== 'string') return 'native'
+    io.err('mesh: the native kernels are not built (no C compiler at install); running GGUF weights on the slow TypeScript reference')
+    return 'ts'
+  }
   if (asked === 'native' || asked === 'ts') return asked
   throw new InferenceSettingError(`--engine ${asked} does not run GGUF models yet; use native (C kernels) or ts (the reference)`)
 }

@@ -4,6 +4,7 @@ import { createLlmState, forwardBatch, type LlmModel } from '../../src/inference
 import { readGguf } from '../../src/inference/gguf/reader.js'
 import { SHARED_DIR, sharedPath } from '../helpers/shared.js'
 import { llmModel, loadGgufWeights, type LlmEngineName } from '../../src/inference/llm/load.js'
+import { nativeKernels } from '../../src/inference/native.js'
 
 /**
  * Teacher-forced logits against ../shared/golden/gguf: for every case, mesh must be at least as
@@ -45,7 +46,9 @@ function accuracy (rows: readonly Float32Array[], c: GoldenCase): { meanErr: num
   return { meanErr: sumErr / c.positions.length, argmaxAgree: agree }
 }
 
-const engines: LlmEngineName[] = ['ts']
+const native = nativeKernels()
+if (typeof native === 'string') console.warn(`GGUF goldens: skipping the native kernels (${native})`)
+const engines: LlmEngineName[] = typeof native === 'string' ? ['ts'] : ['ts', 'native']
 
 describe.skipIf(SHARED_DIR === null).each(MODELS)('%s against the exact logits', (name) => {
   it.each(engines)('is at least as accurate as llama.cpp on %s kernels', async (engine) => {

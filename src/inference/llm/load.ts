@@ -5,6 +5,7 @@ import { allocateHeap, readWholeFile, type LoadProgress } from '../files.js'
 import { InferenceSettingError } from '../errors.js'
 import type { LlmModel } from './forward.js'
 import { tsLinear } from './linear.js'
+import { nativeLinear } from './native-linear.js'
 import { llmWeights, type LlmWeights } from './weights.js'
 
 /** A GGUF model read into this process's memory: weights kept in their file's types. */
@@ -43,7 +44,7 @@ export type LlmEngineName = 'native' | 'ts'
 
 export function llmModel (g: LoadedGguf, engine: LlmEngineName, threads: number): LlmModel {
   if (engine === 'ts') return { config: g.config, weights: g.weights, linear: tsLinear() }
-  // the quantized C kernels (8-bit activations, AVX2/VNNI) are the next step of issue 13
-  void threads
-  throw new InferenceSettingError('--engine native does not run GGUF weights yet; use --engine ts (the reference)')
+  const linear = nativeLinear(threads)
+  if (typeof linear === 'string') throw new InferenceSettingError(`--engine native: ${linear}`)
+  return { config: g.config, weights: g.weights, linear }
 }
