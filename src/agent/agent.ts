@@ -80,7 +80,7 @@ const CACHE_PROBE_MS = 60_000
 
 /** Each ring member's units of the served model, so ring-status can say who gets none. */
 function withUnits (reports: RingReport[], m: ServedModel | null): RingReport[] {
-  if (m === null) return reports
+  if (m === null || m.format !== 'llama2c') return reports // GGUF models run on a ring of one for now: no units to show
   return reports.map((r) => ({ ...r, units: Object.fromEntries(r.topology.members.map((x) => [x.nodeId, unitsForColumns(m.config, x.start, x.end)])) }))
 }
 

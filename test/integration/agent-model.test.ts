@@ -36,7 +36,7 @@ describe('mesh start --model', () => {
     const truncated = path.join(root, 'cut.bin')
     fs.writeFileSync(truncated, fs.readFileSync(BUNDLED_MODEL.checkpointPath).subarray(0, 5000))
     const cases: Array<[string[], RegExp]> = [
-      [['--model', path.join(root, 'nope.bin')], /^mesh: checkpoint \S+nope\.bin does not exist\n$/],
+      [['--model', path.join(root, 'nope.bin')], /^mesh: model \S+nope\.bin does not exist\n$/],
       [['--model', truncated], /^mesh: checkpoint \S+cut\.bin truncated: 5000 bytes, but its header .* implies \d+\n$/],
       [['--tokenizer', 'test/fixtures/llama2-tokenizer/tokenizer.bin'], /^mesh: .*tokenizer.*\n$/]
     ]

@@ -10,6 +10,7 @@ import { JOB_PROTOCOL } from '../../inference/job/messages.js'
 import { createSampler } from '../../inference/sampler.js'
 import type { RingStatus } from '../net/pool-ring.js'
 import type { Logger } from '../log.js'
+import { leadGgufJob } from './gguf-job.js'
 import { libp2pChannel } from './job-channel.js'
 import type { ModelHost } from './models.js'
 import type { MemberStreams, TensorLinks } from './tensor-links.js'
@@ -80,6 +81,11 @@ export class JobService {
     }
     try {
       const served = this.c.models.served()
+      if (served.format !== 'llama2c') {
+        await ch.send({ type: 'refused', reason: 'model-mismatch', message: 'this member serves a GGUF model, which runs on a ring of one member for now' }).catch(() => {})
+        ch.close()
+        return
+      }
       const outcome = await serveJob(open, ch, {
         plane: this.c.links.plane,
         modelId: served.identity.id,
@@ -120,6 +126,7 @@ export class JobService {
     const poolId = this.pickPool(req.poolId)
     const jobId = randomBytes(8).toString('hex')
     const served = this.c.models.served()
+    if (served.format === 'gguf') return await leadGgufJob(this.c.models, served, await this.ringView(poolId), this.c.selfId, req, { jobId, poolId }, emit)
     const tokenizer = await this.c.models.tokenizer()
     const sampler = createSampler({ temperature: req.temperature, topP: req.topP, seed: BigInt(req.seed) })
     // fail fast, before the prompt is encoded: no ring, no job

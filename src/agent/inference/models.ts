@@ -2,7 +2,11 @@ import os from 'node:os'
 import type { ShardedModel } from '../../inference/forward.js'
 import { chooseEngine, loadShardModel } from '../../inference/model.js'
 import type { ModelLease } from '../../inference/job/session.js'
-import type { ServedModel } from '../../inference/served.js'
+import { llmModel, loadGguf, type LoadedGguf } from '../../inference/llm/load.js'
+import type { LlmModel } from '../../inference/llm/forward.js'
+import { threadsFor } from '../../inference/model.js'
+import { nativeKernels } from '../../inference/native.js'
+import type { ServedGguf, ServedLlama2c, ServedModel } from '../../inference/served.js'
 import type { Shard } from '../../inference/shard.js'
 import { loadTokenizer, type Tokenizer } from '../../inference/tokenizer.js'
 import { MeshError } from '../../errors.js'
@@ -31,6 +35,7 @@ export class ModelHost {
   private readonly held = new Map<string, Held>()
   private latest = ''
   private tokenizerOf: { id: string, loading: Promise<Tokenizer> } | undefined
+  private ggufOf: { id: string, loading: Promise<{ g: LoadedGguf, model: LlmModel }> } | undefined
 
   /** `served`: the model served now; null while it is still being fetched from a peer */
   constructor (private readonly current: () => ServedModel | null, private readonly threads = os.availableParallelism()) {}
@@ -42,9 +47,38 @@ export class ModelHost {
     return s
   }
 
+  /** The served llama2.c checkpoint (what ring jobs run); a GGUF model runs through gguf(). */
+  private servedLlama2c (): ServedLlama2c {
+    const s = this.served()
+    if (s.format !== 'llama2c') throw new ModelNotReadyError('GGUF models run on a ring of one member for now; this job needs the llama2.c path')
+    return s
+  }
+
+  /**
+   * The served GGUF model, whole, on the native kernels where built: loaded on first use and kept
+   * (a ring of one runs it on this device alone).
+   */
+  async gguf (s: ServedGguf): Promise<{ g: LoadedGguf, model: LlmModel }> {
+    if (this.ggufOf?.id !== s.identity.id) {
+      const loading = loadGguf(s.checkpointPath).then((g) => {
+        if (g.sha256 !== s.identity.checkpointSha256) throw new ModelNotReadyError(`the model file changed on disk since this agent hashed it (${s.checkpointPath}); restart it with \`mesh start\``)
+        const native = typeof nativeKernels() !== 'string'
+        return { g, model: llmModel(g, native ? 'native' : 'ts', native ? threadsFor(g.config.dim, g.config.hidden, this.threads) : 1) }
+      })
+      this.ggufOf = { id: s.identity.id, loading }
+    }
+    const mine = this.ggufOf
+    try {
+      return await mine.loading
+    } catch (err) {
+      if (this.ggufOf === mine) this.ggufOf = undefined
+      throw err
+    }
+  }
+
   /** The served model's tokenizer, for the jobs this agent leads. */
   async tokenizer (): Promise<Tokenizer> {
-    const s = this.served()
+    const s = this.servedLlama2c()
     if (this.tokenizerOf?.id !== s.identity.id) this.tokenizerOf = { id: s.identity.id, loading: loadTokenizer(s.tokenizerPath, s.config.vocabSize) }
     const mine = this.tokenizerOf
     try {
@@ -57,7 +91,7 @@ export class ModelHost {
 
   /** This node's shard of the served model, for a job it leads or serves as a member. */
   async lease (shard: Shard, role: ShardRole): Promise<ModelLease> {
-    const s = this.served()
+    const s = this.servedLlama2c()
     const base = `${s.identity.id}:${shard.kvHeadStart}:${shard.kvHeadEnd}:${shard.hiddenStart}:${shard.hiddenEnd}`
     // a leader's shard serves a member's job as well
     const key = role === 'leader' || this.held.has(`${base}:leader`) ? `${base}:leader` : base
@@ -87,7 +121,7 @@ export class ModelHost {
     }
   }
 
-  private async load (s: ServedModel, shard: Shard, role: ShardRole): Promise<ShardedModel> {
+  private async load (s: ServedLlama2c, shard: Shard, role: ShardRole): Promise<ShardedModel> {
     const loaded = await loadShardModel({
       checkpointPath: s.checkpointPath,
       tokenizerPath: s.tokenizerPath,
@@ -121,6 +155,7 @@ export class ModelHost {
   async stop (): Promise<void> {
     const all = [...this.held.values()]
     this.held.clear()
+    this.ggufOf = undefined
     await Promise.all(all.map(close))
   }
 }
