@@ -94,6 +94,12 @@ static void attend(float *att, float *scores, const float *q, const float *kc, c
   }
 }
 
+/* gate = silu(gate) * up over n values: the GGUF pass's SwiGLU (vectorised expf; in JavaScript it cost a third of a ms per token) */
+static void swiglu(float *gate, const float *up, int n) {
+  #pragma omp simd
+  for (int i = 0; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
 /* The float data of a Float32Array argument, and its length in floats. */
 static float *floats(napi_env env, napi_value v, size_t *length) {
   napi_typedarray_type type;
@@ -205,6 +211,21 @@ static napi_value js_attend(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* swiglu(gate, up, n) */
+static napi_value js_swiglu(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 3) { napi_throw_type_error(env, NULL, "swiglu(gate, up, n)"); return NULL; }
+  size_t n_gate, n_up;
+  int n[1];
+  float *gate = floats(env, argv[0], &n_gate), *up = gate ? floats(env, argv[1], &n_up) : NULL;
+  if (!up || !ints(env, argv, 2, 1, n)) return NULL;
+  if (n_gate < (size_t)n[0] || n_up < (size_t)n[0]) { napi_throw_range_error(env, NULL, "swiglu: a view is shorter than n"); return NULL; }
+  swiglu(gate, up, n[0]);
+  return NULL;
+}
+
 /*
  * adviseHugePages(bytes): ask Linux to back a large, not yet touched buffer with 2 MiB pages. A
  * token streams every weight once, and with 4 KiB pages the TLB misses cost about 15 % of the
@@ -239,8 +260,9 @@ static napi_value init(napi_env env, napi_value exports) {
     { "ffn", NULL, js_ffn, NULL, NULL, NULL, napi_default, NULL },
     { "attend", NULL, js_attend, NULL, NULL, NULL, napi_default, NULL },
     { "adviseHugePages", NULL, js_advise_huge_pages, NULL, NULL, NULL, napi_default, NULL },
+    { "swiglu", NULL, js_swiglu, NULL, NULL, NULL, napi_default, NULL },
   };
-  napi_define_properties(env, exports, 5, props);
+  napi_define_properties(env, exports, 6, props);
   mesh_register_quant(env, exports);
   return exports;
 }

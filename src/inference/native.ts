@@ -9,6 +9,8 @@ export interface NativeKernels {
   attend: (att: Float32Array, scores: Float32Array, q: Float32Array, keyCache: Float32Array, valueCache: Float32Array,
     nHeads: number, headSize: number, kvDim: number, kvMul: number, positions: number, pos: number, threads: number) => void
   adviseHugePages: (bytes: Uint8Array) => void
+  /** gate = silu(gate) · up over the first n values */
+  swiglu: (gate: Float32Array, up: Float32Array, n: number) => void
   /**
    * out[t·rows + r] = Σ_j W[r, j]·x[t·cols + j] for t < nTokens, W a rows × cols matrix in the
    * bytes of its ggml `type` (quant/block-types.ts); quantized types dot 8-bit quantized

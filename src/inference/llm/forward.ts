@@ -1,4 +1,5 @@
 import type { LlmConfig } from '../gguf/architecture.js'
+import { allocateHeap } from '../files.js'
 import { addInPlace, attend, swiglu } from '../kernels.js'
 import type { LinearKernels } from './linear.js'
 import { matrixRow, type LlmWeights } from './weights.js'
@@ -10,6 +11,8 @@ export interface LlmModel {
   readonly linear: LinearKernels
   /** Native attention of one token over a layer's cache (kernels.c attend); kernels.ts attend otherwise. */
   readonly attend?: Attend
+  /** Native SwiGLU of the first n values (kernels.c swiglu); kernels.ts swiglu otherwise. */
+  readonly swiglu?: (gate: Float32Array, up: Float32Array, n: number) => void
 }
 
 export type Attend = typeof attend
@@ -54,6 +57,9 @@ export function createLlmState (m: LlmModel, positions: number, batch: number, l
       ropeSin[p * half + i] = Math.sin(p * freq)
     }
   }
+  // on huge pages: a fresh cache otherwise takes a page fault every few positions of every layer
+  const cacheLength = c.nLayers * positions * kvDim
+  const kv = allocateHeap(cacheLength * 8)
   return {
     batch,
     positions,
@@ -68,8 +74,8 @@ export function createLlmState (m: LlmModel, positions: number, batch: number, l
     gate: new Float32Array(batch * c.hidden),
     up: new Float32Array(batch * c.hidden),
     scores: new Float32Array(c.nHeads * positions),
-    keyCache: new Float32Array(c.nLayers * positions * kvDim),
-    valueCache: new Float32Array(c.nLayers * positions * kvDim),
+    keyCache: new Float32Array(kv.buffer, 0, cacheLength),
+    valueCache: new Float32Array(kv.buffer, cacheLength * 4, cacheLength),
     ropeCos,
     ropeSin,
     logits: new Float32Array(logitRows * c.vocabSize)
@@ -123,7 +129,8 @@ export function forwardBatch (m: LlmModel, s: LlmState, tokens: readonly number[
     // FFN: down(silu(gate) * up)
     rmsnormRows(s.xb, x, lw.ffnNorm, n, dim, c.rmsEps)
     linear.group([s.gate, s.up], [lw.gate, lw.up], s.xb, n)
-    swiglu(s.gate.subarray(0, n * hidden), s.up)
+    if (m.swiglu !== undefined) m.swiglu(s.gate, s.up, n * hidden)
+    else swiglu(s.gate.subarray(0, n * hidden), s.up)
     linear.matmul(s.proj, lw.down, s.gate, n)
     addInPlace(x, s.proj)
   }

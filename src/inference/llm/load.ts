@@ -6,6 +6,7 @@ import { InferenceSettingError } from '../errors.js'
 import type { LlmModel } from './forward.js'
 import { tsLinear } from './linear.js'
 import { nativeLinear } from './native-linear.js'
+import { nativeKernels } from '../native.js'
 import { llmWeights, type LlmWeights } from './weights.js'
 
 /** A GGUF model read into this process's memory: weights kept in their file's types. */
@@ -45,6 +46,14 @@ export type LlmEngineName = 'native' | 'ts'
 export function llmModel (g: LoadedGguf, engine: LlmEngineName, threads: number): LlmModel {
   if (engine === 'ts') return { config: g.config, weights: g.weights, linear: tsLinear() }
   const linear = nativeLinear(threads)
-  if (typeof linear === 'string') throw new InferenceSettingError(`--engine native: ${linear}`)
-  return { config: g.config, weights: g.weights, linear }
+  const k = nativeKernels()
+  if (typeof linear === 'string' || typeof k === 'string') throw new InferenceSettingError(`--engine native: ${typeof k === 'string' ? k : String(linear)}`)
+  return {
+    config: g.config,
+    weights: g.weights,
+    linear,
+    // a 512-token prompt's attention is hundreds of millions of multiply-adds: C, heads across the threads
+    attend: (att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos) => { k.attend(att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos, threads) },
+    swiglu: k.swiglu
+  }
 }
