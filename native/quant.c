@@ -1,7 +1,7 @@
 /*
  * Matrix products over weights kept in their GGUF types, as llama.cpp's CPU backend computes them:
- * each token's activations are quantized to 8 bits once per call (q8_0 blocks of 32 for Q8_0, Q4_0
- * and Q5_0; q8_1, which adds the block's sum, for Q4_1 and Q5_1, whose offsets multiply it; q8_K
+ * each token's activations are quantized to 8 bits once per call (q8_0 blocks of 32 for Q8_0; q8_1,
+ * which adds the block's sum, for Q4_0, Q5_0, Q4_1 and Q5_1, whose offsets multiply it; q8_K
  * blocks of 256 with sums per 16 for the K-quants), and a weight row is dotted with them in
  * integers, one float multiply per block. Layouts are those of src/inference/quant/block-types.ts
  * (ggml-common.h). F32, F16 and BF16 weights are dotted with the float32 activations as they are.
@@ -139,10 +139,15 @@ static inline __m256i dot_us8(__m256i u, __m256i s) {
 #endif
 }
 
-/* acc + d·Σx·y over 32 signed bytes x (ax = |x|, shared by the tokens) and y: the sign moves onto y, as dpbusd takes one unsigned side */
-static inline __m256 fma_signed32(__m256 acc, float d, __m256i ax, __m256i x, const int8_t *y) {
-  const __m256i p = dot_us8(ax, _mm256_sign_epi8(load256(y), x));
-  return _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(p), acc);
+/* acc + Σ over each pair of int16 of sc·p, 8 int32 (VNNI fuses the multiply-add and the add) */
+static inline __m256i madd_acc16(__m256i acc, __m256i sc, __m256i p) {
+#if defined(__AVX512VNNI__) && defined(__AVX512VL__)
+  return _mm256_dpwssd_epi32(acc, sc, p);
+#elif defined(__AVXVNNI__)
+  return _mm256_dpwssd_avx_epi32(acc, sc, p);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(sc, p));
+#endif
 }
 
 /* 32 nibbles of 16 bytes: low nibbles are elements 0..15, high nibbles 16..31 (the 32-element types' order) */
@@ -225,34 +230,68 @@ ALWAYS_INLINE void dot_float(int n, const uint8_t *w, const uint8_t *a, size_t a
   for (int t = 0; t < nt; t++) out[t * os] = sum[t];
 }
 
-/* Q8_0, Q4_0, Q5_0: a scale and 32 signed codes per block (Q4_0 offset by 8, Q5_0 by 16), q8_0 activations */
-ALWAYS_INLINE void dot_signed32(int n, const uint8_t *w, const uint8_t *a, size_t as, const int nt, float *out, size_t os, const int type) {
-  const int bytes = type == Q8_0 ? BYTES_Q8_0 : type == Q4_0 ? BYTES_Q4_0 : BYTES_Q5_0;
+/*
+ * The four nibble types as x = d·q + m with codes q = 0..15 or 0..31: Q4_1 and Q5_1 store m, Q4_0
+ * and Q5_0 have m = -8d and -16d. Codes as unsigned bytes take dpbusd (or maddubs) without the
+ * sign juggling signed codes need, and the offset is m times the block sum q8_1 carries.
+ */
+#define NIBBLES_AT(type) ((type) == Q4_0 ? 2 : (type) == Q5_0 ? 6 : (type) == Q4_1 ? 4 : 8)
+#define HIGH_BITS_AT(type) ((type) == Q5_0 ? 2 : 4) /* the Q5 types' fifth bits */
+
+ALWAYS_INLINE float nibble_offset(const uint8_t *w, float d, const int type) {
+  return type == Q4_0 ? -8.0f * d : type == Q5_0 ? -16.0f * d : f16_to_f32(w + 2);
+}
+
+#ifdef QUANT_AVX2
+/*
+ * acc[t] += d·dy·Σx·qy over block b of a Q8_0 row (at w) and of each token's q8_0 row. dpbusd
+ * takes one unsigned side, so |x| (shared by the tokens) multiplies qy with x's sign moved onto it.
+ */
+ALWAYS_INLINE void q8_0_block(const uint8_t *w, int b, const block_q8_0 *const *y, const int nt, __m256 *acc) {
+  const __m256i x = load256(w + 2), ax = _mm256_sign_epi8(x, x);
+  const float d = f16_to_f32(w);
+  for (int t = 0; t < nt; t++) {
+    const __m256i p = dot_us8(ax, _mm256_sign_epi8(load256(y[t][b].qs), x));
+    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][b].d), _mm256_cvtepi32_ps(p), acc[t]);
+  }
+}
+
+/* acc[t] += d·dy·Σq·qy and sum[t] += m·s over block b of a nibble-type row (at w) and of each token's q8_1 row */
+ALWAYS_INLINE void nibble_block(const uint8_t *w, int b, const block_q8_1 *const *y, const int nt, __m256 *acc, float *sum, const int type) {
+  const float d = f16_to_f32(w), m = nibble_offset(w, d, type);
+  __m256i q = nibbles32(w + NIBBLES_AT(type));
+  if (type == Q5_0 || type == Q5_1) q = _mm256_or_si256(q, fifth_bits32(w + HIGH_BITS_AT(type)));
+  for (int t = 0; t < nt; t++) {
+    const __m256i p = dot_us8(q, load256(y[t][b].qs));
+    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][b].d), _mm256_cvtepi32_ps(p), acc[t]);
+    sum[t] += m * y[t][b].s;
+  }
+}
+#endif
+
+/*
+ * Q8_0: a scale and 32 int8 per block, q8_0 activations. The SIMD loop alternates two sets of
+ * accumulators, even and odd blocks, so that a single token's FMAs do not wait on each other.
+ */
+ALWAYS_INLINE void dot_q8_0_body(int n, const uint8_t *w, const uint8_t *a, size_t as, const int nt, float *out, size_t os) {
+  const int nb = n / 32;
   const block_q8_0 *y[TILE];
   for (int t = 0; t < nt; t++) y[t] = (const block_q8_0 *)(a + t * as);
 #ifdef QUANT_AVX2
-  __m256 acc[TILE];
-  for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
-  for (int b = 0; b < n / 32; b++, w += bytes) {
-    const __m256i x = type == Q8_0 ? load256(w + 2)
-      : type == Q4_0 ? _mm256_sub_epi8(nibbles32(w + 2), _mm256_set1_epi8(8))
-      : _mm256_sub_epi8(_mm256_or_si256(nibbles32(w + 6), fifth_bits32(w + 2)), _mm256_set1_epi8(16));
-    const __m256i ax = _mm256_sign_epi8(x, x);
-    const float d = f16_to_f32(w);
-    for (int t = 0; t < nt; t++) acc[t] = fma_signed32(acc[t], d * y[t][b].d, ax, x, y[t][b].qs);
+  __m256 acc[2][TILE];
+  for (int t = 0; t < nt; t++) acc[0][t] = acc[1][t] = _mm256_setzero_ps();
+  int b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    q8_0_block(w + b * BYTES_Q8_0, b, y, nt, acc[0]);
+    q8_0_block(w + (b + 1) * BYTES_Q8_0, b + 1, y, nt, acc[1]);
   }
-  for (int t = 0; t < nt; t++) out[t * os] = hsum256(acc[t]);
+  if (b < nb) q8_0_block(w + b * BYTES_Q8_0, b, y, nt, acc[0]);
+  for (int t = 0; t < nt; t++) out[t * os] = hsum256(_mm256_add_ps(acc[0][t], acc[1][t]));
 #else
   float sum[TILE] = { 0 };
-  for (int b = 0; b < n / 32; b++, w += bytes) {
-    int8_t x[32];
-    if (type == Q8_0) memcpy(x, w + 2, 32);
-    else {
-      uint8_t q[32];
-      codes32(w + (type == Q4_0 ? 2 : 6), type == Q4_0 ? NULL : w + 2, q);
-      for (int j = 0; j < 32; j++) x[j] = (int8_t)(q[j] - (type == Q4_0 ? 8 : 16));
-    }
+  for (int b = 0; b < nb; b++, w += BYTES_Q8_0) {
     const float d = f16_to_f32(w);
+    const int8_t *x = (const int8_t *)(w + 2);
     for (int t = 0; t < nt; t++) {
       int s = 0;
       for (int j = 0; j < 32; j++) s += x[j] * y[t][b].qs[j];
@@ -263,40 +302,36 @@ ALWAYS_INLINE void dot_signed32(int n, const uint8_t *w, const uint8_t *a, size_
 #endif
 }
 
-/* Q4_1, Q5_1: x = d·q + m with codes q ≥ 0, q8_1 activations: Σx·y = d·dy·Σq·qy + m·s */
-ALWAYS_INLINE void dot_offset32(int n, const uint8_t *w, const uint8_t *a, size_t as, const int nt, float *out, size_t os, const int type) {
-  const int bytes = type == Q4_1 ? BYTES_Q4_1 : BYTES_Q5_1, at = type == Q4_1 ? 4 : 8;
+/* Q4_0, Q5_0, Q4_1, Q5_1 with q8_1 activations: Σx·y = d·dy·Σq·qy + m·s (two accumulator sets as above) */
+ALWAYS_INLINE void dot_nibbles(int n, const uint8_t *w, const uint8_t *a, size_t as, const int nt, float *out, size_t os, const int type) {
+  const int bytes = type == Q4_0 ? BYTES_Q4_0 : type == Q5_0 ? BYTES_Q5_0 : type == Q4_1 ? BYTES_Q4_1 : BYTES_Q5_1, nb = n / 32;
   const block_q8_1 *y[TILE];
-  float sum[TILE];
-  for (int t = 0; t < nt; t++) { y[t] = (const block_q8_1 *)(a + t * as); sum[t] = 0.0f; }
+  for (int t = 0; t < nt; t++) y[t] = (const block_q8_1 *)(a + t * as);
 #ifdef QUANT_AVX2
-  __m256 acc[TILE];
-  for (int t = 0; t < nt; t++) acc[t] = _mm256_setzero_ps();
-#endif
-  for (int b = 0; b < n / 32; b++, w += bytes) {
-    const float d = f16_to_f32(w), m = f16_to_f32(w + 2);
-#ifdef QUANT_AVX2
-    __m256i q = nibbles32(w + at);
-    if (type == Q5_1) q = _mm256_or_si256(q, fifth_bits32(w + 4));
-    for (int t = 0; t < nt; t++) {
-      const __m256i p = dot_us8(q, load256(y[t][b].qs));
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][b].d), _mm256_cvtepi32_ps(p), acc[t]);
-      sum[t] += m * y[t][b].s;
-    }
+  __m256 acc[2][TILE];
+  float sum[2][TILE];
+  for (int t = 0; t < nt; t++) { acc[0][t] = acc[1][t] = _mm256_setzero_ps(); sum[0][t] = sum[1][t] = 0.0f; }
+  int b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    nibble_block(w + b * bytes, b, y, nt, acc[0], sum[0], type);
+    nibble_block(w + (b + 1) * bytes, b + 1, y, nt, acc[1], sum[1], type);
+  }
+  if (b < nb) nibble_block(w + b * bytes, b, y, nt, acc[0], sum[0], type);
+  for (int t = 0; t < nt; t++) out[t * os] = hsum256(_mm256_add_ps(acc[0][t], acc[1][t])) + sum[0][t] + sum[1][t];
 #else
+  float sum[TILE] = { 0 };
+  for (int b = 0; b < nb; b++, w += bytes) {
+    const float d = f16_to_f32(w), m = nibble_offset(w, d, type);
     uint8_t q[32];
-    codes32(w + at, type == Q4_1 ? NULL : w + 4, q);
+    codes32(w + NIBBLES_AT(type), type == Q5_0 || type == Q5_1 ? w + HIGH_BITS_AT(type) : NULL, q);
     for (int t = 0; t < nt; t++) {
       int s = 0;
       for (int j = 0; j < 32; j++) s += q[j] * y[t][b].qs[j];
       sum[t] += d * y[t][b].d * s + m * y[t][b].s;
     }
-#endif
   }
-#ifdef QUANT_AVX2
-  for (int t = 0; t < nt; t++) sum[t] += hsum256(acc[t]);
-#endif
   for (int t = 0; t < nt; t++) out[t * os] = sum[t];
+#endif
 }
 
 /*
@@ -338,8 +373,8 @@ ALWAYS_INLINE void dot_q45_K(int n, const uint8_t *w, const uint8_t *a, size_t a
     const __m128i mins = _mm256_extracti128_si256(sm, 1);
     const __m256i m4 = _mm256_set1_epi8(0x0f), m1 = _mm256_set1_epi8(1);
     const __m256i hbits = five ? load256(qh) : _mm256_setzero_si256();
-    __m256i sumi[TILE];
-    for (int t = 0; t < nt; t++) sumi[t] = _mm256_setzero_si256();
+    __m256i sumi[2][TILE]; /* low and high nibbles' sums: two chains of dependent multiply-adds, not one */
+    for (int t = 0; t < nt; t++) sumi[0][t] = sumi[1][t] = _mm256_setzero_si256();
     for (int j = 0; j < 4; j++) {
       const __m256i bits = load256(qs + 32 * j);
       __m256i lo = _mm256_and_si256(bits, m4), hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), m4);
@@ -349,15 +384,14 @@ ALWAYS_INLINE void dot_q45_K(int n, const uint8_t *w, const uint8_t *a, size_t a
       }
       const __m256i sc_lo = broadcast16(scales, 2 * j), sc_hi = broadcast16(scales, 2 * j + 1);
       for (int t = 0; t < nt; t++) {
-        const __m256i p_lo = _mm256_madd_epi16(sc_lo, _mm256_maddubs_epi16(lo, load256(y[t][b].qs + 64 * j)));
-        const __m256i p_hi = _mm256_madd_epi16(sc_hi, _mm256_maddubs_epi16(hi, load256(y[t][b].qs + 64 * j + 32)));
-        sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(p_lo, p_hi));
+        sumi[0][t] = madd_acc16(sumi[0][t], sc_lo, _mm256_maddubs_epi16(lo, load256(y[t][b].qs + 64 * j)));
+        sumi[1][t] = madd_acc16(sumi[1][t], sc_hi, _mm256_maddubs_epi16(hi, load256(y[t][b].qs + 64 * j + 32)));
       }
     }
     for (int t = 0; t < nt; t++) {
       const __m256i bsums = load256(y[t][b].bsums);
       const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1)); /* Σqy per 32 */
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][b].d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][b].d), _mm256_cvtepi32_ps(_mm256_add_epi32(sumi[0][t], sumi[1][t])), acc[t]);
       acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin * y[t][b].d), _mm_cvtepi32_ps(_mm_madd_epi16(mins, sums32)), acc_m[t]);
     }
 #else
@@ -402,8 +436,8 @@ ALWAYS_INLINE void dot_q6_K_body(int n, const uint8_t *w, const uint8_t *a, size
   for (int b = 0; b < n / 256; b++, w += BYTES_Q6_K) {
     const float d = f16_to_f32(w + 208);
     const __m128i sc8 = _mm_loadu_si128((const __m128i *)(w + 192));
-    __m256i sumi[TILE];
-    for (int t = 0; t < nt; t++) sumi[t] = _mm256_setzero_si256();
+    __m256i sumi[2][TILE]; /* two chains of dependent multiply-adds, not one */
+    for (int t = 0; t < nt; t++) sumi[0][t] = sumi[1][t] = _mm256_setzero_si256();
     for (int h = 0; h < 2; h++) {
       const __m256i bits1 = load256(w + 64 * h), bits2 = load256(w + 64 * h + 32), hb = load256(w + 128 + 32 * h);
       const __m256i q[4] = {
@@ -417,13 +451,13 @@ ALWAYS_INLINE void dot_q6_K_body(int n, const uint8_t *w, const uint8_t *a, size
         const int g = 8 * h + 2 * k;
         const __m256i sc = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, _mm_set_epi64x(0x0101010101010101LL * (g + 1), 0x0101010101010101LL * g)));
         for (int t = 0; t < nt; t++)
-          sumi[t] = _mm256_add_epi32(sumi[t], _mm256_madd_epi16(sc, _mm256_maddubs_epi16(q[k], load256(y[t][b].qs + 128 * h + 32 * k))));
+          sumi[k & 1][t] = madd_acc16(sumi[k & 1][t], sc, _mm256_maddubs_epi16(q[k], load256(y[t][b].qs + 128 * h + 32 * k)));
       }
     }
     const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
     for (int t = 0; t < nt; t++) {
       const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(sc16, load256(y[t][b].bsums)), 5);
-      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][b].d), _mm256_cvtepi32_ps(_mm256_sub_epi32(sumi[t], offset)), acc[t]);
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][b].d), _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_add_epi32(sumi[0][t], sumi[1][t]), offset)), acc[t]);
     }
   }
   for (int t = 0; t < nt; t++) out[t * os] = hsum256(acc[t]);
@@ -457,11 +491,11 @@ ALWAYS_INLINE void dot_q6_K_body(int n, const uint8_t *w, const uint8_t *a, size
 ROW_DOT(dot_f32, dot_float, F32)
 ROW_DOT(dot_f16, dot_float, F16)
 ROW_DOT(dot_bf16, dot_float, BF16)
-ROW_DOT(dot_q8_0, dot_signed32, Q8_0)
-ROW_DOT(dot_q4_0, dot_signed32, Q4_0)
-ROW_DOT(dot_q5_0, dot_signed32, Q5_0)
-ROW_DOT(dot_q4_1, dot_offset32, Q4_1)
-ROW_DOT(dot_q5_1, dot_offset32, Q5_1)
+ROW_DOT(dot_q8_0, dot_q8_0_body)
+ROW_DOT(dot_q4_0, dot_nibbles, Q4_0)
+ROW_DOT(dot_q5_0, dot_nibbles, Q5_0)
+ROW_DOT(dot_q4_1, dot_nibbles, Q4_1)
+ROW_DOT(dot_q5_1, dot_nibbles, Q5_1)
 ROW_DOT(dot_q4_K, dot_q45_K, Q4_K)
 ROW_DOT(dot_q5_K, dot_q45_K, Q5_K)
 ROW_DOT(dot_q6_K, dot_q6_K_body)
@@ -474,8 +508,8 @@ static const quant_type TYPES[] = {
   { F16, 1, 2, ACT_F32, dot_f16 },
   { BF16, 1, 2, ACT_F32, dot_bf16 },
   { Q8_0, 32, BYTES_Q8_0, ACT_Q8_0, dot_q8_0 },
-  { Q4_0, 32, BYTES_Q4_0, ACT_Q8_0, dot_q4_0 },
-  { Q5_0, 32, BYTES_Q5_0, ACT_Q8_0, dot_q5_0 },
+  { Q4_0, 32, BYTES_Q4_0, ACT_Q8_1, dot_q4_0 },
+  { Q5_0, 32, BYTES_Q5_0, ACT_Q8_1, dot_q5_0 },
   { Q4_1, 32, BYTES_Q4_1, ACT_Q8_1, dot_q4_1 },
   { Q5_1, 32, BYTES_Q5_1, ACT_Q8_1, dot_q5_1 },
   { Q4_K, 256, BYTES_Q4_K, ACT_Q8_K, dot_q4_K },
