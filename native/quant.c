@@ -63,7 +63,17 @@ static inline float bf16_to_f32(const uint8_t *p) {
 /* ---- activations ---- */
 
 typedef struct { float d; int8_t qs[32]; } block_q8_0;
-typedef struct { float d, s; int8_t qs[32]; } block_q8_1;                /* s = d·Σqs */
+/*
+ * A q8_1 row of n is kept as arrays rather than blocks: n codes, then n/32 scales d, then n/32 sums
+ * s = d·Σqs, so that two blocks' codes are one 512-bit load.
+ */
+typedef struct { const int8_t *qs; const float *d, *s; } q8_1_row;
+#define Q8_1_BLOCK_BYTES (32 + 2 * sizeof(float))
+
+static inline q8_1_row q8_1_at(const uint8_t *p, int n) {
+  const float *d = (const float *)(p + n);
+  return (q8_1_row){ (const int8_t *)p, d, d + n / 32 };
+}
 typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } block_q8_K; /* bsums: Σqs per 16 */
 
 /* qs = round(x/d) for d = max|x|/127 (so codes stay within ±127, which maddubs needs); returns d */
@@ -87,10 +97,11 @@ static void quantize_q8_0(const float *x, int n, uint8_t *out) {
 }
 
 static void quantize_q8_1(const float *x, int n, uint8_t *out) {
-  block_q8_1 *y = (block_q8_1 *)out;
+  int8_t *qs = (int8_t *)out;
+  float *d = (float *)(out + n), *s = d + n / 32;
   for (int b = 0; b < n / 32; b++) {
-    y[b].d = quantize_int8(x + 32 * b, 32, y[b].qs);
-    y[b].s = y[b].d * sum_int8(y[b].qs, 32);
+    d[b] = quantize_int8(x + 32 * b, 32, qs + 32 * b);
+    s[b] = d[b] * sum_int8(qs + 32 * b, 32);
   }
 }
 
@@ -111,7 +122,7 @@ static const struct {
 } ACTS[N_ACTS] = {
   [ACT_F32] = { 1, sizeof(float), NULL },
   [ACT_Q8_0] = { 32, sizeof(block_q8_0), quantize_q8_0 },
-  [ACT_Q8_1] = { 32, sizeof(block_q8_1), quantize_q8_1 },
+  [ACT_Q8_1] = { 32, Q8_1_BLOCK_BYTES, quantize_q8_1 },
   [ACT_Q8_K] = { 256, sizeof(block_q8_K), quantize_q8_K },
 };
 
@@ -257,14 +268,14 @@ ALWAYS_INLINE void q8_0_block(const uint8_t *w, int b, const block_q8_0 *const *
 }
 
 /* acc[t] += d·dy·Σq·qy and sum[t] += m·s over block b of a nibble-type row (at w) and of each token's q8_1 row */
-ALWAYS_INLINE void nibble_block(const uint8_t *w, int b, const block_q8_1 *const *y, const int nt, __m256 *acc, float *sum, const int type) {
+ALWAYS_INLINE void nibble_block(const uint8_t *w, int b, const q8_1_row *y, const int nt, __m256 *acc, float *sum, const int type) {
   const float d = f16_to_f32(w), m = nibble_offset(w, d, type);
   __m256i q = nibbles32(w + NIBBLES_AT(type));
   if (type == Q5_0 || type == Q5_1) q = _mm256_or_si256(q, fifth_bits32(w + HIGH_BITS_AT(type)));
   for (int t = 0; t < nt; t++) {
-    const __m256i p = dot_us8(q, load256(y[t][b].qs));
-    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][b].d), _mm256_cvtepi32_ps(p), acc[t]);
-    sum[t] += m * y[t][b].s;
+    const __m256i p = dot_us8(q, load256(y[t].qs + 32 * b));
+    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t].d[b]), _mm256_cvtepi32_ps(p), acc[t]);
+    sum[t] += m * y[t].s[b];
   }
 }
 #endif
@@ -302,32 +313,78 @@ ALWAYS_INLINE void dot_q8_0_body(int n, const uint8_t *w, const uint8_t *a, size
 #endif
 }
 
+#if defined(QUANT_AVX2) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#define NIBBLES_AVX512 1
+/*
+ * Blocks b and b+1 of a nibble-type row (at w) with each token's q8_1 row, 64 codes in one 512-bit
+ * vector: fewer instructions per block than 256 bits, which matters as one token's dot is bound by
+ * them rather than by memory. acc[t] gets d·dy·Σq·qy, acc_m[t] m·s.
+ */
+ALWAYS_INLINE void nibble_pair(const uint8_t *w, int b, const q8_1_row *y, const int nt, __m512 *acc, __m128 *acc_m, const int type, const int bytes) {
+  const uint8_t *w1 = w + bytes;
+  const int at = NIBBLES_AT(type);
+  const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(w + at))),
+                                               _mm_loadu_si128((const __m128i *)(w1 + at)), 1);
+  /* 128-bit lanes: block b's 16 bytes twice, then block b+1's; low nibbles from the first copy, high from the second */
+  __m512i q = _mm512_shuffle_i64x2(_mm512_castsi256_si512(both), _mm512_castsi256_si512(both), 0x50);
+  q = _mm512_and_si512(_mm512_mask_srli_epi16(q, 0xff00ff00, q, 4), _mm512_set1_epi8(0x0f));
+  if (type == Q5_0 || type == Q5_1) {
+    uint32_t h0, h1;
+    memcpy(&h0, w + HIGH_BITS_AT(type), 4);
+    memcpy(&h1, w1 + HIGH_BITS_AT(type), 4);
+    q = _mm512_mask_add_epi8(q, (__mmask64)h0 | (__mmask64)h1 << 32, q, _mm512_set1_epi8(16));
+  }
+  /* d0 d1 m0 m1 (Q4_0 and Q5_0's m is an offset times d) */
+  uint16_t h[4];
+  memcpy(&h[0], w, 2);
+  memcpy(&h[1], w1, 2);
+  if (type == Q4_1 || type == Q5_1) { memcpy(&h[2], w + 2, 2); memcpy(&h[3], w1 + 2, 2); }
+  const __m128 dm = _mm_cvtph_ps(_mm_set_epi16(0, 0, 0, 0, (short)h[3], (short)h[2], (short)h[1], (short)h[0]));
+  const __m128 m = type == Q4_0 ? _mm_mul_ps(dm, _mm_set1_ps(-8.0f)) : type == Q5_0 ? _mm_mul_ps(dm, _mm_set1_ps(-16.0f)) : _mm_movehl_ps(dm, dm);
+  const __m512i halves = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  for (int t = 0; t < nt; t++) {
+    const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, _mm512_loadu_si512(y[t].qs + 32 * b));
+    const __m128 s = _mm_mul_ps(dm, _mm_castpd_ps(_mm_load_sd((const double *)(y[t].d + b))));
+    acc[t] = _mm512_fmadd_ps(_mm512_permutexvar_ps(halves, _mm512_castps128_ps512(s)), _mm512_cvtepi32_ps(p), acc[t]);
+    acc_m[t] = _mm_fmadd_ps(m, _mm_castpd_ps(_mm_load_sd((const double *)(y[t].s + b))), acc_m[t]);
+  }
+}
+#endif
+
 /* Q4_0, Q5_0, Q4_1, Q5_1 with q8_1 activations: Σx·y = d·dy·Σq·qy + m·s (two accumulator sets as above) */
 ALWAYS_INLINE void dot_nibbles(int n, const uint8_t *w, const uint8_t *a, size_t as, const int nt, float *out, size_t os, const int type) {
   const int bytes = type == Q4_0 ? BYTES_Q4_0 : type == Q5_0 ? BYTES_Q5_0 : type == Q4_1 ? BYTES_Q4_1 : BYTES_Q5_1, nb = n / 32;
-  const block_q8_1 *y[TILE];
-  for (int t = 0; t < nt; t++) y[t] = (const block_q8_1 *)(a + t * as);
-#ifdef QUANT_AVX2
-  __m256 acc[2][TILE];
-  float sum[2][TILE];
-  for (int t = 0; t < nt; t++) { acc[0][t] = acc[1][t] = _mm256_setzero_ps(); sum[0][t] = sum[1][t] = 0.0f; }
+  q8_1_row y[TILE];
+  for (int t = 0; t < nt; t++) y[t] = q8_1_at(a + t * as, n);
   int b = 0;
+#ifdef QUANT_AVX2
+  float sum[2][TILE];
+  __m256 acc[2][TILE];
+  for (int t = 0; t < nt; t++) { acc[0][t] = acc[1][t] = _mm256_setzero_ps(); sum[0][t] = sum[1][t] = 0.0f; }
+#ifdef NIBBLES_AVX512
+  __m512 acc2[TILE];
+  __m128 acc_m[TILE];
+  for (int t = 0; t < nt; t++) { acc2[t] = _mm512_setzero_ps(); acc_m[t] = _mm_setzero_ps(); }
+  for (; b + 2 <= nb; b += 2) nibble_pair(w + b * bytes, b, y, nt, acc2, acc_m, type, bytes);
+  for (int t = 0; t < nt; t++) sum[0][t] = _mm512_reduce_add_ps(acc2[t]) + hsum128(acc_m[t]);
+#else
   for (; b + 2 <= nb; b += 2) {
     nibble_block(w + b * bytes, b, y, nt, acc[0], sum[0], type);
     nibble_block(w + (b + 1) * bytes, b + 1, y, nt, acc[1], sum[1], type);
   }
+#endif
   if (b < nb) nibble_block(w + b * bytes, b, y, nt, acc[0], sum[0], type);
   for (int t = 0; t < nt; t++) out[t * os] = hsum256(_mm256_add_ps(acc[0][t], acc[1][t])) + sum[0][t] + sum[1][t];
 #else
   float sum[TILE] = { 0 };
-  for (int b = 0; b < nb; b++, w += bytes) {
+  for (; b < nb; b++, w += bytes) {
     const float d = f16_to_f32(w), m = nibble_offset(w, d, type);
     uint8_t q[32];
     codes32(w + NIBBLES_AT(type), type == Q5_0 || type == Q5_1 ? w + HIGH_BITS_AT(type) : NULL, q);
     for (int t = 0; t < nt; t++) {
       int s = 0;
-      for (int j = 0; j < 32; j++) s += q[j] * y[t][b].qs[j];
-      sum[t] += d * y[t][b].d * s + m * y[t][b].s;
+      for (int j = 0; j < 32; j++) s += q[j] * y[t].qs[32 * b + j];
+      sum[t] += d * y[t].d[b] * s + m * y[t].s[b];
     }
   }
   for (int t = 0; t < nt; t++) out[t * os] = sum[t];
