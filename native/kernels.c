@@ -9,6 +9,9 @@
 #include <math.h>
 #include <string.h>
 #include <node_api.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 #ifdef __linux__
 #include <sys/mman.h>
 #endif
@@ -62,34 +65,94 @@ static void ffn(float *out, float *hb, const float *w1, const float *w3, const f
 }
 
 /*
- * Causal attention of heads [0, n_heads) at position pos over one layer's cache: scores q.k/sqrt(hs)
- * for positions 0..pos, softmax, weighted sum of v into att. Query head h reads kv head h / kv_mul.
+ * Scores of one query against keys 0..last (rows kv_dim apart), times scale. With AVX2 four keys
+ * at a time: the query stays in registers and one horizontal reduction serves four dots, where a
+ * dot at a time spent as long reducing as multiplying (head size 64).
+ */
+static void scores_of(float *sc, const float *qh, const float *kc, size_t kv_dim, int hs, int last, float scale) {
+  int t = 0;
+#ifdef __AVX2__
+  if (hs % 8 == 0) {
+    for (; t + 3 <= last; t += 4) {
+      const float *k0 = kc + (size_t)t * kv_dim, *k1 = k0 + kv_dim, *k2 = k1 + kv_dim, *k3 = k2 + kv_dim;
+      __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+      for (int i = 0; i < hs; i += 8) {
+        const __m256 q = _mm256_loadu_ps(qh + i);
+        a0 = _mm256_fmadd_ps(q, _mm256_loadu_ps(k0 + i), a0);
+        a1 = _mm256_fmadd_ps(q, _mm256_loadu_ps(k1 + i), a1);
+        a2 = _mm256_fmadd_ps(q, _mm256_loadu_ps(k2 + i), a2);
+        a3 = _mm256_fmadd_ps(q, _mm256_loadu_ps(k3 + i), a3);
+      }
+      /* hadd twice leaves each half holding the four partial sums in order; add the halves */
+      const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+      const __m128 sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+      _mm_storeu_ps(sc + t, _mm_mul_ps(sums, _mm_set1_ps(scale)));
+    }
+  }
+#endif
+  for (; t <= last; t++) sc[t] = dot(qh, kc + (size_t)t * kv_dim, hs) * scale;
+}
+
+/*
+ * out = sum over t <= last of w[t] * v_t (rows kv_dim apart). With AVX2, 32 outputs at a time held
+ * in registers across every t, rather than loaded and stored once per position.
+ */
+static void weighted_values(float *out, const float *w, const float *vc, size_t kv_dim, int hs, int last) {
+  int j = 0;
+#ifdef __AVX2__
+  for (; j + 32 <= hs; j += 32) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (int t = 0; t <= last; t++) {
+      const float *v = vc + (size_t)t * kv_dim + j;
+      const __m256 a = _mm256_set1_ps(w[t]);
+      a0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(v), a0);
+      a1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(v + 8), a1);
+      a2 = _mm256_fmadd_ps(a, _mm256_loadu_ps(v + 16), a2);
+      a3 = _mm256_fmadd_ps(a, _mm256_loadu_ps(v + 24), a3);
+    }
+    _mm256_storeu_ps(out + j, a0);
+    _mm256_storeu_ps(out + j + 8, a1);
+    _mm256_storeu_ps(out + j + 16, a2);
+    _mm256_storeu_ps(out + j + 24, a3);
+  }
+#endif
+  if (j == hs) return;
+  memset(out + j, 0, (hs - j) * sizeof(float));
+  for (int t = 0; t <= last; t++) {
+    const float *v = vc + (size_t)t * kv_dim;
+    for (int i = j; i < hs; i++) out[i] += w[t] * v[i];
+  }
+}
+
+/*
+ * Causal attention of heads [0, n_heads) for n_tokens queries at positions pos0.. over one layer's
+ * cache: scores q.k/sqrt(hs) for positions 0..pos, softmax, weighted sum of v into att. Query head
+ * h reads kv head h / kv_mul; q and att hold n_tokens rows of n_heads * hs. Threads split heads and
+ * each walks its head's queries in turn, so that head's keys and values stay in its core's cache
+ * through a whole prompt chunk. scores: (n_heads, positions) scratch.
  */
 static void attend(float *att, float *scores, const float *q, const float *kc, const float *vc,
-                   int n_heads, int hs, int kv_dim, int kv_mul, int positions, int pos, int threads) {
+                   int n_heads, int hs, int kv_dim, int kv_mul, int positions, int pos0, int n_tokens, int threads) {
   int h;
+  const float scale = 1.0f / sqrtf(hs);
   #pragma omp parallel for private(h) num_threads(threads)
   for (h = 0; h < n_heads; h++) {
-    const float *qh = q + h * hs;
     float *sc = scores + (size_t)h * positions;
     int kv_at = (h / kv_mul) * hs;
-    for (int t = 0; t <= pos; t++) {
-      const float *k = kc + (size_t)t * kv_dim + kv_at;
-      float score = 0.0f;
-      for (int i = 0; i < hs; i++) score += qh[i] * k[i];
-      sc[t] = score / sqrtf(hs);
-    }
-    float max_val = sc[0];
-    for (int t = 1; t <= pos; t++) if (sc[t] > max_val) max_val = sc[t];
-    float sum = 0.0f;
-    for (int t = 0; t <= pos; t++) { sc[t] = expf(sc[t] - max_val); sum += sc[t]; }
-    for (int t = 0; t <= pos; t++) sc[t] /= sum;
-    float *out = att + h * hs;
-    memset(out, 0, hs * sizeof(float));
-    for (int t = 0; t <= pos; t++) {
-      const float *v = vc + (size_t)t * kv_dim + kv_at;
-      float a = sc[t];
-      for (int i = 0; i < hs; i++) out[i] += a * v[i];
+    for (int i = 0; i < n_tokens; i++) {
+      const int pos = pos0 + i;
+      const float *qh = q + ((size_t)i * n_heads + h) * hs;
+      scores_of(sc, qh, kc + kv_at, kv_dim, hs, pos, scale);
+      float max_val = sc[0];
+      #pragma omp simd reduction(max:max_val)
+      for (int t = 1; t <= pos; t++) max_val = sc[t] > max_val ? sc[t] : max_val;
+      float sum = 0.0f;
+      #pragma omp simd reduction(+:sum)
+      for (int t = 0; t <= pos; t++) { sc[t] = expf(sc[t] - max_val); sum += sc[t]; }
+      const float inv = 1.0f / sum;
+      #pragma omp simd
+      for (int t = 0; t <= pos; t++) sc[t] *= inv;
+      weighted_values(att + ((size_t)i * n_heads + h) * hs, sc, vc + kv_at, kv_dim, hs, pos);
     }
   }
 }
@@ -191,23 +254,24 @@ static napi_value js_ffn(napi_env env, napi_callback_info info) {
 
 /* attend(att, scores, q, keyCache, valueCache, nHeads, headSize, kvDim, kvMul, positions, pos, threads), caches at this layer */
 static napi_value js_attend(napi_env env, napi_callback_info info) {
-  size_t argc = 12;
-  napi_value argv[12];
+  size_t argc = 13;
+  napi_value argv[13];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 12) { napi_throw_type_error(env, NULL, "attend(att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos, threads)"); return NULL; }
+  if (argc != 13) { napi_throw_type_error(env, NULL, "attend(att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos0, nTokens, threads)"); return NULL; }
   size_t n[5];
   float *p[5];
   for (int i = 0; i < 5; i++) if (!(p[i] = floats(env, argv[i], &n[i]))) return NULL;
-  int v[7];
-  if (!ints(env, argv, 5, 7, v)) return NULL;
-  int n_heads = v[0], hs = v[1], kv_dim = v[2], kv_mul = v[3], positions = v[4], pos = v[5], threads = v[6] < 1 ? 1 : v[6];
-  if (n_heads == 0) return NULL;
-  if (kv_mul == 0 || pos >= positions || n[0] < (size_t)n_heads * hs || n[1] < (size_t)n_heads * positions || n[2] < (size_t)n_heads * hs ||
-      (n_heads - 1) / kv_mul * hs + hs > kv_dim || n[3] < (size_t)(pos + 1) * kv_dim || n[4] < (size_t)(pos + 1) * kv_dim) {
+  int v[8];
+  if (!ints(env, argv, 5, 8, v)) return NULL;
+  int n_heads = v[0], hs = v[1], kv_dim = v[2], kv_mul = v[3], positions = v[4], pos0 = v[5], n_tokens = v[6], threads = v[7] < 1 ? 1 : v[7];
+  if (n_heads == 0 || n_tokens == 0) return NULL;
+  const int last = pos0 + n_tokens; /* positions 0..last-1 are read */
+  if (kv_mul == 0 || last > positions || last < pos0 || n[0] < (size_t)n_tokens * n_heads * hs || n[1] < (size_t)n_heads * positions ||
+      n[2] < (size_t)n_tokens * n_heads * hs || (n_heads - 1) / kv_mul * hs + hs > kv_dim || n[3] < (size_t)last * kv_dim || n[4] < (size_t)last * kv_dim) {
     napi_throw_range_error(env, NULL, "attend: a view is smaller than the heads and positions need");
     return NULL;
   }
-  attend(p[0], p[1], p[2], p[3], p[4], n_heads, hs, kv_dim, kv_mul, positions, pos, threads);
+  attend(p[0], p[1], p[2], p[3], p[4], n_heads, hs, kv_dim, kv_mul, positions, pos0, n_tokens, threads);
   return NULL;
 }
 

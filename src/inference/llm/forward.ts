@@ -9,13 +9,15 @@ export interface LlmModel {
   readonly config: LlmConfig
   readonly weights: LlmWeights
   readonly linear: LinearKernels
-  /** Native attention of one token over a layer's cache (kernels.c attend); kernels.ts attend otherwise. */
-  readonly attend?: Attend
+  /** Native attention of a batch of tokens over a layer's cache (kernels.c attend); kernels.ts attend, token by token, otherwise. */
+  readonly attend?: BatchAttend
   /** Native SwiGLU of the first n values (kernels.c swiglu); kernels.ts swiglu otherwise. */
   readonly swiglu?: (gate: Float32Array, up: Float32Array, n: number) => void
 }
 
-export type Attend = typeof attend
+/** attend's arguments, for nTokens queries at positions pos0.. (q and att: nTokens rows) */
+export type BatchAttend = (att: Float32Array, scores: Float32Array, q: Float32Array, keyCache: Float32Array, valueCache: Float32Array,
+  nHeads: number, headSize: number, kvDim: number, kvMul: number, positions: number, pos0: number, nTokens: number) => void
 
 /**
  * Every buffer of a forward pass for batches of up to `batch` tokens, a KV cache of `positions`,
@@ -118,10 +120,12 @@ export function forwardBatch (m: LlmModel, s: LlmState, tokens: readonly number[
     }
     const kc = s.keyCache.subarray(layerAt, layerAt + s.positions * kvDim)
     const vc = s.valueCache.subarray(layerAt, layerAt + s.positions * kvDim)
-    for (let t = 0; t < n; t++) {
-      const q = s.q.subarray(t * qDim, (t + 1) * qDim)
-      const att = s.att.subarray(t * qDim, (t + 1) * qDim)
-      ;(m.attend ?? attend)(att, s.scores, q, kc, vc, c.nHeads, hd, kvDim, c.nHeads / c.nKvHeads, s.positions, pos0 + t)
+    const kvMul = c.nHeads / c.nKvHeads
+    if (m.attend !== undefined) m.attend(s.att, s.scores, s.q, kc, vc, c.nHeads, hd, kvDim, kvMul, s.positions, pos0, n)
+    else {
+      for (let t = 0; t < n; t++) {
+        attend(s.att.subarray(t * qDim, (t + 1) * qDim), s.scores, s.q.subarray(t * qDim, (t + 1) * qDim), kc, vc, c.nHeads, hd, kvDim, kvMul, s.positions, pos0 + t)
+      }
     }
     linear.matmul(s.proj, lw.wo, s.att, n)
     addInPlace(x, s.proj)

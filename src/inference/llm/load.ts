@@ -53,7 +53,7 @@ export function llmModel (g: LoadedGguf, engine: LlmEngineName, threads: number)
     weights: g.weights,
     linear,
     // a 512-token prompt's attention is hundreds of millions of multiply-adds: C, heads across the threads
-    attend: (att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos) => { k.attend(att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos, threads) },
+    attend: (att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos0, nTokens) => { k.attend(att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos0, nTokens, threads) },
     swiglu: k.swiglu
   }
 }
