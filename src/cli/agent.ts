@@ -8,7 +8,7 @@ import { agentLogFile } from '../agent/log.js'
 import type { PeerView } from '../agent/peers.js'
 import { resolvePoolId } from '../pool/index.js'
 import type { MeshCommand } from './commands.js'
-import type { CliIO, GlobalArgs } from './io.js'
+import type { CliIO, GlobalArgs } from '../process/io.js'
 
 interface StartArgs extends GlobalArgs {
   foreground: boolean

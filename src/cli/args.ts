@@ -1,6 +1,6 @@
 import type { ArgumentsCamelCase } from 'yargs'
 import { UsageError } from '../errors.js'
-import type { GlobalArgs } from './io.js'
+import type { GlobalArgs } from '../process/io.js'
 
 /**
  * One string flag as typed. yargs turns a repeated flag into an array and a bare flag into '';

@@ -4,7 +4,7 @@ import { UsageError } from '../errors.js'
 import { InferenceSettingError } from '../inference/errors.js'
 import type { LlmEngineName } from '../inference/llm/load.js'
 import type { ChatMessage } from '../inference/text/chat-template.js'
-import type { CliIO } from './io.js'
+import type { CliIO } from '../process/io.js'
 import { byteProgress } from './progress.js'
 import { nativeKernels } from '../inference/native.js'
 

@@ -7,7 +7,7 @@ import { InferenceSettingError, PromptTooLongError } from '../inference/errors.j
 import { JobFailedError, RingNotReadyError } from '../inference/job/errors.js'
 import { resolvePoolId } from '../pool/index.js'
 import type { MeshCommand } from './commands.js'
-import type { CliIO, GlobalArgs } from './io.js'
+import type { CliIO, GlobalArgs } from '../process/io.js'
 
 export interface PoolInferenceSettings {
   prompt: string

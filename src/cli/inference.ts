@@ -8,7 +8,7 @@ import { bundledModelFile } from './bundled-model.js'
 import type { MeshCommand } from './commands.js'
 import { runGgufLocal } from './inference-gguf.js'
 import { inferOnPool, refuseLocalOnly } from './inference-pool.js'
-import type { CliIO, GlobalArgs } from './io.js'
+import type { CliIO, GlobalArgs } from '../process/io.js'
 import { byteProgress } from './progress.js'
 
 interface InferenceArgs extends GlobalArgs {

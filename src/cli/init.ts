@@ -3,7 +3,7 @@ import type { Argv } from 'yargs'
 import { initDevice } from '../pool/identity.js'
 import { fromEnv, handler, requiredString } from './args.js'
 import type { MeshCommand } from './commands.js'
-import type { GlobalArgs } from './io.js'
+import type { GlobalArgs } from '../process/io.js'
 
 export const initCommand: MeshCommand = (io) => ({
   command: 'init',

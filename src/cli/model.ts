@@ -11,7 +11,7 @@ import { parseShape, SHAPES, writeSyntheticCheckpoint } from '../inference/synth
 import { bundledModelFile } from './bundled-model.js'
 import { ggufEngine } from './inference-gguf.js'
 import type { MeshCommand } from './commands.js'
-import type { CliIO, GlobalArgs } from './io.js'
+import type { CliIO, GlobalArgs } from '../process/io.js'
 import { byteProgress, countProgress } from './progress.js'
 
 interface SynthArgs extends GlobalArgs { shape: string, out: string, format: string, seed: string, 'unshared-classifier': boolean }

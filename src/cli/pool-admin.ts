@@ -7,7 +7,7 @@ import { parsePolicy } from '../pool/policy.js'
 import { shortPoolId } from '../pool/pool-id.js'
 import { handler, optionalString, requiredString } from './args.js'
 import type { MeshCommand } from './commands.js'
-import type { GlobalArgs } from './io.js'
+import type { GlobalArgs } from '../process/io.js'
 import { warnIfOpen } from './pool.js'
 
 type NodeArgs = { node?: unknown, poolId?: unknown }

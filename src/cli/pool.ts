@@ -14,7 +14,7 @@ import type { PoolSummary } from '../pool/status.js'
 import { agentStatusText, liveAgentJson, peersLine, ringLine, startAgent, startedJson } from './agent.js'
 import { fromEnv, handler, optionalSeconds, optionalString, requiredString } from './args.js'
 import type { MeshCommand } from './commands.js'
-import type { CliIO, GlobalArgs } from './io.js'
+import type { CliIO, GlobalArgs } from '../process/io.js'
 import { livePoolListText, poolListText, poolStatusText, STORED_ONLY_NOTE } from './pool-format.js'
 
 /** The loud warning of the `open` policy, on stderr so --json output stays clean. */

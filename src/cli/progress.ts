@@ -1,5 +1,5 @@
 import cliProgress from 'cli-progress'
-import type { CliIO } from './io.js'
+import type { CliIO } from '../process/io.js'
 
 /**
  * Show a progress bar only for loads still running after this long; quick ones stay quiet.

@@ -6,7 +6,7 @@ import type { RingReport } from '../agent/net/pool-ring.js'
 import { listPoolRecords, resolvePoolId } from '../pool/index.js'
 import { readTopology, topologyPath } from '../ring/topology.js'
 import type { MeshCommand } from './commands.js'
-import type { GlobalArgs } from './io.js'
+import type { GlobalArgs } from '../process/io.js'
 import { formatRingReports } from './ring-format.js'
 
 interface RingStatusArgs extends GlobalArgs { 'pool-id'?: string }

@@ -1,7 +1,8 @@
 import yargs, { type CommandModule } from 'yargs'
-import { MeshError, UsageError } from '../errors.js'
+import { UsageError } from '../errors.js'
+import { reportError } from '../process/report-error.js'
 import { commands } from './commands.js'
-import { defaultHome, type CliIO, type GlobalArgs } from './io.js'
+import { defaultHome, type CliIO, type GlobalArgs } from '../process/io.js'
 import { meshVersion } from './version.js'
 
 /**
@@ -42,16 +43,6 @@ export async function runCli (argv: string[], io: CliIO, scriptName = 'mesh'): P
   } catch (err) {
     return reportError(err, io, scriptName)
   }
-}
-
-/** A thrown error as one line on stderr and its exit code; shared by every executable's entry point. */
-export function reportError (err: unknown, io: CliIO, scriptName: string): number {
-  if (err instanceof MeshError) {
-    io.err(`${scriptName}: ${err.message}`)
-    return err.exitCode
-  }
-  io.err(`${scriptName}: internal error (please report it): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`)
-  return 70
 }
 
 function commandName (module: CommandModule<GlobalArgs, any>): string {

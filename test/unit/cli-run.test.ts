@@ -4,7 +4,7 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { commands } from '../../src/cli/commands.js'
 import { runCli } from '../../src/cli/run.js'
-import type { CliIO } from '../../src/cli/io.js'
+import type { CliIO } from '../../src/process/io.js'
 import { inProcess, meshOk } from '../helpers/mesh-cli.js'
 
 function capture (): CliIO & { stdout: string[], stderr: string[] } {
