@@ -67,7 +67,7 @@ try {
   const pool = JSON.parse(await mesh(homes.a, ['pool-create', '--name', 'demo-pool', '--json'])) as { poolId: string, rootPublicKey: string, joinToken: string }
   process.stderr.write(`pool ${pool.poolId.slice(0, 16)}…\n`)
   await mesh(homes.a, ['start', ...beacons(portA, portB)])
-  await mesh(homes.b, ['pool-join', '--pool-id', pool.poolId, '--pool-root-pubkey', pool.rootPublicKey, '--name', 'demo-pool', '--token', pool.joinToken])
+  await mesh(homes.b, ['pool-join', '--pool-id', pool.poolId, `--pool-root-pubkey=${pool.rootPublicKey}`, '--name', 'demo-pool', `--token=${pool.joinToken}`])
   await mesh(homes.b, ['start', ...beacons(portB, portA)])
 
   step('waiting for bob\'s certificate (over beacons) and the ring (gossip over libp2p)')

@@ -73,8 +73,8 @@ pool_file="$MESH_HOME/pools/$pool_id.json"
 if [ -f "$pool_file" ]; then
   say "pool ${pool_id:0:16} already recorded (keeping it)"
 else
-  mesh pool-join --pool-id "$pool_id" --pool-root-pubkey "${info[POOL_ROOT_PUBKEY]}" --name "$POOL_NAME" \
-    ${info[JOIN_TOKEN]:+--token "${info[JOIN_TOKEN]}"} >/dev/null || die "mesh pool-join failed (see above)"
+  mesh pool-join --pool-id "$pool_id" --pool-root-pubkey="${info[POOL_ROOT_PUBKEY]}" --name "$POOL_NAME" \
+    ${info[JOIN_TOKEN]:+--token="${info[JOIN_TOKEN]}"} >/dev/null || die "mesh pool-join failed (see above)"
   say "recorded pool ${pool_id:0:16} \"$POOL_NAME\""
 fi
 

@@ -32,7 +32,8 @@ export const poolCreateCommand: MeshCommand = (io) => ({
     const policy = parsePolicy(requiredString(args.policy, 'policy'))
     const { record, rootPublicKey, joinToken } = createPool(args.home, { name: requiredString(args.name, 'name', 'POOL_NAME'), policy, now: Date.now() })
     warnIfOpen(policy, io)
-    const joinCommand = `mesh pool-join --pool-id ${record.poolId} --pool-root-pubkey ${rootPublicKey} --name ${JSON.stringify(record.name)} --token ${joinToken}`
+    // `--flag=value`: a value that starts with '-' (a root key can) still reads as the flag's value
+    const joinCommand = `mesh pool-join --pool-id ${record.poolId} --pool-root-pubkey=${rootPublicKey} --name ${JSON.stringify(record.name)} --token=${joinToken}`
     io.out(args.json
       ? JSON.stringify({ poolId: record.poolId, name: record.name, rootPublicKey, joinToken, policy, joinCommand })
       : [

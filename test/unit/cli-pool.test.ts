@@ -7,6 +7,7 @@ import { handleCertRequest } from '../../src/pool/admin.js'
 import { loadDevice } from '../../src/pool/identity.js'
 import { certRequestFor, joinPool } from '../../src/pool/member.js'
 import { configFile, deviceKeyFile, poolFile, rootKeyFile } from '../../src/pool/paths.js'
+import { newJoinToken } from '../../src/pool/policy.js'
 import { inProcess, meshFails, meshOk } from '../helpers/mesh-cli.js'
 import { homeWithPool, snapshot, tempDirs } from '../helpers/pool-fixtures.js'
 
@@ -82,6 +83,15 @@ describe('mesh pool-join: bad input', () => {
     [['--pool-id', id, '--pool-root-pubkey', key], /missing --name \(or set POOL_NAME\)/]
   ])('%j', async (args, message) => {
     await meshFails(inProcess, homeWithPool(tmp, 'member').home, ['pool-join', ...args], message)
+  })
+  it('takes a token that starts with \'-\' as --token=T (tokens from older pools can), and new tokens never start so', async () => {
+    const dashed = '-' + a.joinToken.slice(1)
+    const { home } = homeWithPool(tmp, 'member')
+    await meshOk(inProcess, home, ['pool-join', '--pool-id', id, `--pool-root-pubkey=${key}`, '--name', 'office', `--token=${dashed}`])
+    for (let i = 0; i < 2000; i++) expect(newJoinToken().startsWith('-')).toBe(false)
+    // the join line pool-create prints survives any token: flag=value throughout
+    const created = JSON.parse(await meshOk(inProcess, homeWithPool(tmp, 'admin-c').home, ['pool-create', '--name', 'c', '--json'])) as { joinCommand: string }
+    expect(created.joinCommand).toMatch(/ --pool-root-pubkey=[0-9a-f]{64} .* --token=[A-Za-z0-9_-]{43}$/)
   })
   it('twice is refused', async () => {
     const { home } = homeWithPool(tmp, 'member')
