@@ -33,7 +33,7 @@ else
   command -v npm >/dev/null 2>&1 || die "npm is not on PATH; it comes with Node.js"
   echo "$NAME: installing dependencies (npm ci)…"
   # onnxruntime-node would otherwise download CUDA libraries, and fail offline
-  ONNXRUNTIME_NODE_INSTALL=skip npm ci || die "npm ci failed (see above); check your network access to the npm registry"
+  npm ci || die "npm ci failed (see above); check your network access to the npm registry"
   echo "$NAME: building…"
   npm run build || die "the build failed (see above)"
 fi

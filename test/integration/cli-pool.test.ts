@@ -56,7 +56,7 @@ describe('pools (executable)', () => {
     const key = /Pool Root Public Key: +([0-9a-f]{64})/.exec(text)?.[1] as string
     expect(derivePoolId(fromHex(key, 32) as Uint8Array)).toBe(id)
     expect(text).toMatch(/Join token: +[A-Za-z0-9_-]{43}\n/)
-    expect(text).toContain(`mesh pool-join --pool-id ${id} --pool-root-pubkey ${key}`)
+    expect(text).toContain(`mesh pool-join --pool-id ${id} --pool-root-pubkey=${key} --name "office" --token=`)
     expect(fs.statSync(rootKeyFile(home, id)).mode & 0o777).toBe(0o600)
     const list = JSON.parse(await meshOk(child, home, ['pool-list', '--json'])) as unknown[]
     expect(list).toMatchObject([{ poolId: id, name: 'office', role: 'admin', state: 'member', policy: 'token', certificate: { status: 'valid', roles: ['admin', 'member'] } }])

@@ -34,4 +34,13 @@ describe.skipIf(!inGit)('the repository', () => {
     const reaching = files.filter((f) => /from '(\.\.\/)+cli\//.test(readFileSync(f, 'utf8')))
     expect(reaching).toEqual([])
   })
+
+  it('npm ci is quiet on our account: no project .npmrc keys npm does not know, every install script decided in allowScripts', () => {
+    // npm warns on unknown keys in a project .npmrc (and will stop reading them), and on install scripts allowScripts does not cover
+    expect(existsSync('.npmrc')).toBe(false)
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { allowScripts?: Record<string, boolean> }
+    const lock = JSON.parse(readFileSync('package-lock.json', 'utf8')) as { packages: Record<string, { hasInstallScript?: boolean }> }
+    const withScripts = Object.entries(lock.packages).filter(([, p]) => p.hasInstallScript === true).map(([at]) => at.replace(/^.*node_modules\//, ''))
+    expect(withScripts.filter((name) => typeof pkg.allowScripts?.[name] !== 'boolean')).toEqual([])
+  })
 })
