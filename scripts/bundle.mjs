@@ -26,7 +26,7 @@ const outdir = path.join(dist, 'bundle')
  * ('./kernels.wasm') would not, so the build stops at any other module that uses import.meta.url:
  * check its paths and list it here (or load it from dist/ instead of bundling it).
  */
-const FINDS_FILES = new Set(['agent/daemon.js', 'cli/bundled-model.js', 'cli/version.js', 'inference/native.js', 'inference/served.js'])
+const FINDS_FILES = new Set(['agent/daemon.js', 'cli/bundled-model.js', 'cli/version.js', 'inference/native.js', 'inference/served.js', 'inference/wasm-quant.js'])
 
 // chunk names carry a hash: drop the last build's rather than let them pile up
 fs.rmSync(outdir, { recursive: true, force: true })

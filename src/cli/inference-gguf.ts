@@ -57,8 +57,8 @@ export async function runGgufLocal (a: GgufRunArgs, io: CliIO): Promise<void> {
   const sampler = createSampler(a.sampler)
   const engine = ggufEngine(a.engine, io)
   const progress = byteProgress(io, 'loading model')
-  const g = await loadGguf(a.model, progress.onProgress).finally(progress.done)
-  const threads = engine === 'ts' ? 1 : threadsFor(g.config.dim, g.config.hidden, a.threads)
+  const g = await loadGguf(a.model, progress.onProgress, engine).finally(progress.done)
+  const threads = engine === 'native' ? threadsFor(g.config.dim, g.config.hidden, a.threads) : 1 // wasm and ts: one thread
   const model = llmModel(g, engine, threads)
 
   let rendered: string | null = null
@@ -111,13 +111,16 @@ export async function runGgufLocal (a: GgufRunArgs, io: CliIO): Promise<void> {
     `load: ${g.loadMs.toFixed(0)} ms, ${result.generatedIds.length} tokens (${result.stopReason}), engine ${model.linear.name}, ${threads} thread${threads === 1 ? '' : 's'}, peak RSS ${(peakRssBytes / (1 << 20)).toFixed(0)} MiB`)
 }
 
-/** GGUF weights run on the native kernels, or the TypeScript reference (slow, for tests and machines without a C compiler). */
+/**
+ * GGUF weights run on the native kernels, the WebAssembly ones (where no C compiler built the
+ * native ones), or the TypeScript reference (slow, for tests).
+ */
 export function ggufEngine (asked: string | undefined, io: CliIO): LlmEngineName {
   if (asked === undefined || asked === 'auto') {
     if (typeof nativeKernels() !== 'string') return 'native'
-    io.err('mesh: the native kernels are not built (no C compiler at install); running GGUF weights on the slow TypeScript reference')
-    return 'ts'
+    io.err('mesh: the native kernels are not built (no C compiler at install); running GGUF weights on the WebAssembly kernels')
+    return 'wasm'
   }
-  if (asked === 'native' || asked === 'ts') return asked
-  throw new InferenceSettingError(`--engine ${asked} does not run GGUF models yet; use native (C kernels) or ts (the reference)`)
+  if (asked === 'native' || asked === 'wasm' || asked === 'ts') return asked
+  throw new InferenceSettingError(`--engine ${asked} does not run GGUF models yet; use native (C kernels), wasm (WebAssembly SIMD) or ts (the reference)`)
 }

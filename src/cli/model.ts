@@ -56,7 +56,7 @@ const perplexityCommand = (io: CliIO): CommandModule<GlobalArgs, PerplexityArgs>
     .option('tokenizer', { type: 'string', defaultDescription: 'bundled tok512.bin', describe: 'llama2.c checkpoints only: tokenizer.bin' })
     .option('file', { type: 'string', demandOption: true, describe: 'UTF-8 text to score' })
     .option('ctx', { type: 'number', default: 512, describe: 'tokens per chunk (llama-perplexity -c), at most the model\'s context' })
-    .option('engine', { type: 'string', choices: ['auto', 'native', 'ts', 'wasm', 'onnx'], defaultDescription: 'auto', describe: 'kernels (GGUF: native or ts)' })
+    .option('engine', { type: 'string', choices: ['auto', 'native', 'ts', 'wasm', 'onnx'], defaultDescription: 'auto', describe: 'kernels (GGUF: native, wasm or ts)' })
     .option('threads', { type: 'number', defaultDescription: 'all cores', describe: 'threads for the kernels' }),
   handler: async (args) => { await perplexityOf(args, io) }
 })
@@ -130,9 +130,9 @@ async function perplexityOf (args: PerplexityArgs, io: CliIO): Promise<void> {
     if (args.tokenizer !== undefined) throw new UsageError(`--tokenizer does not apply to GGUF models: ${modelPath} carries its own tokenizer`)
     const engine = ggufEngine(args.engine, io)
     const [{ loadGguf, llmModel }, { threadsFor }] = await Promise.all([import('../inference/llm/load.js'), import('../inference/model.js')])
-    const g = await loadGguf(modelPath, progress.onProgress).finally(progress.done)
+    const g = await loadGguf(modelPath, progress.onProgress, engine).finally(progress.done)
     checkCtx(args.ctx, g.config.contextLength)
-    scorer = pp.llmScorer(llmModel(g, engine, engine === 'ts' ? 1 : threadsFor(g.config.dim, g.config.hidden, threads)), args.ctx)
+    scorer = pp.llmScorer(llmModel(g, engine, engine === 'native' ? threadsFor(g.config.dim, g.config.hidden, threads) : 1), args.ctx)
     // llama-perplexity tokenizes with BOS as the vocabulary says, special tokens not parsed
     tokens = g.tokenizer.encode(text, { addSpecial: true, parseSpecial: false })
     bos = g.tokenizer.addBos ? g.tokenizer.bos : null

@@ -19,7 +19,7 @@ describe.skipIf(SHARED_DIR === null)('mesh inference --local and mesh model on G
   it('stories260K.f32.gguf: greedy text equals llama2.c\'s golden on every engine', async () => {
     const g = golden.generations.find((x) => x.prompt === 'Once upon a time' && x.steps === 64) // the GGUF's context is 128
     if (g === undefined) throw new Error('golden case missing')
-    for (const engine of ['ts', 'auto']) {
+    for (const engine of ['ts', 'wasm', 'auto']) {
       const out = await meshOk(child, home, ['inference', '--local', '--model', model('stories260K.f32'), '--prompt', g.prompt,
         '--max-tokens', String(g.steps - g.prompt_token_ids.length + 1), '--temperature', '0', '--engine', engine, '--json'])
       const j = JSON.parse(out) as { text: string, token_ids: number[], prompt_token_ids: number[] }
@@ -27,6 +27,17 @@ describe.skipIf(SHARED_DIR === null)('mesh inference --local and mesh model on G
       expect(j.token_ids).toEqual(g.token_ids)
       expect(j.text).toBe(g.output_text)
     }
+  })
+
+  it('stories260K.q8_0.gguf: --engine wasm gives the native engine\'s greedy text', async () => {
+    const run = async (engine: string): Promise<{ text: string, token_ids: number[], engine: string }> =>
+      JSON.parse(await meshOk(child, home, ['inference', '--local', '--model', model('stories260K.q8_0'), '--prompt', 'Once upon a time',
+        '--max-tokens', '60', '--temperature', '0', '--engine', engine, '--json'])) as { text: string, token_ids: number[], engine: string }
+    const [wasm, native] = [await run('wasm'), await run('native')]
+    expect(wasm.engine).toBe('wasm')
+    expect(native.engine).toBe('native')
+    expect(wasm.token_ids).toEqual(native.token_ids)
+    expect(wasm.text).toBe(native.text)
   })
 
   for (const name of ['llama3-test.q4_k_m', 'qwen2-test.q8_0', 'qwen3-test.q4_k_m']) {
@@ -78,7 +89,7 @@ describe.skipIf(SHARED_DIR === null)('mesh inference --local and mesh model on G
     await meshFails(child, home, ['inference', '--local', '--model', f32, '--tokenizer', 'x.bin'], /--tokenizer does not apply to GGUF models/)
     await meshFails(child, home, ['inference', '--local', '--model', f32, '--chat', 'hi'], /has no chat template/)
     await meshFails(child, home, ['inference', '--local', '--model', f32, '--system', 'x'], /--system needs --chat/)
-    await meshFails(child, home, ['inference', '--local', '--model', f32, '--engine', 'wasm'], /--engine wasm does not run GGUF models/)
+    await meshFails(child, home, ['inference', '--local', '--model', f32, '--engine', 'onnx'], /--engine onnx does not run GGUF models/)
     await meshFails(child, home, ['inference', '--local', '--model', f32, '--ctx', '100000'], /--ctx/)
     const bad = path.join(dir, 'bad.json')
     writeFileSync(bad, '[{"role": "robot", "content": "x"}]')

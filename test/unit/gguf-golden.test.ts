@@ -48,11 +48,11 @@ function accuracy (rows: readonly Float32Array[], c: GoldenCase): { meanErr: num
 
 const native = nativeKernels()
 if (typeof native === 'string') console.warn(`GGUF goldens: skipping the native kernels (${native})`)
-const engines: LlmEngineName[] = typeof native === 'string' ? ['ts'] : ['ts', 'native']
+const engines: LlmEngineName[] = typeof native === 'string' ? ['ts', 'wasm'] : ['ts', 'wasm', 'native']
 
 describe.skipIf(SHARED_DIR === null).each(MODELS)('%s against the exact logits', (name) => {
   it.each(engines)('is at least as accurate as llama.cpp on %s kernels', async (engine) => {
-    const g = await loadGgufWeights(await readGguf(new URL(`models/gguf/${name}.gguf`, SHARED).pathname))
+    const g = await loadGgufWeights(await readGguf(new URL(`models/gguf/${name}.gguf`, SHARED).pathname), undefined, engine)
     const m = llmModel(g, engine, 2)
     // the TypeScript reference is slow on the 150k vocabularies: one case there, every case natively
     const cases = engine === 'ts' ? golden(name).cases.slice(0, 1) : golden(name).cases

@@ -6,6 +6,7 @@ import { InferenceSettingError } from '../errors.js'
 import type { LlmModel } from './forward.js'
 import { tsLinear } from './linear.js'
 import { nativeLinear } from './native-linear.js'
+import { inWasmHeap, wasmHeap, wasmLinear } from './wasm-linear.js'
 import { nativeKernels } from '../native.js'
 import { llmWeights, type LlmWeights } from './weights.js'
 
@@ -21,30 +22,39 @@ export interface LoadedGguf {
 }
 
 /**
+ * Kernels for GGUF weights: native C (integer SIMD on 8-bit activations), WebAssembly SIMD (where
+ * C is not built) or the TypeScript reference.
+ */
+export type LlmEngineName = 'native' | 'wasm' | 'ts'
+
+/**
  * Read a GGUF file whole into one buffer (on huge pages: this VM drops idle page cache, and a
  * token streams every weight once), hashing it on the way. The header is checked first, so a bad
- * file fails before its size is allocated.
+ * file fails before its size is allocated. For the wasm engine the buffer is a WebAssembly memory
+ * (its kernels read weights only there); any other engine reads plain memory.
  */
-export async function loadGgufWeights (file: GgufFile, onProgress?: LoadProgress): Promise<LoadedGguf> {
+export async function loadGgufWeights (file: GgufFile, onProgress?: LoadProgress, engine?: LlmEngineName): Promise<LoadedGguf> {
   const start = performance.now()
   const config = llmConfig(file)
   const tensors = modelTensors(file, config)
   const tokenizer = ggufTokenizer(file.metadata, file.path)
-  const { bytes, sha256 } = await readWholeFile(file.path, file.fileBytes, allocateHeap, onProgress)
+  const { bytes, sha256 } = await readWholeFile(file.path, file.fileBytes, engine === 'wasm' ? wasmHeap() : allocateHeap, onProgress)
   const weights = llmWeights(tensors, bytes.subarray(file.dataOffset))
   return { path: file.path, sha256, file, config, weights, tokenizer, loadMs: performance.now() - start }
 }
 
-/** A GGUF model from its path: header, tokenizer and shapes checked, then the weights read. */
-export async function loadGguf (path: string, onProgress?: LoadProgress): Promise<LoadedGguf> {
-  return await loadGgufWeights(await readGguf(path), onProgress)
+/** A GGUF model from its path: header, tokenizer and shapes checked, then the weights read (where `engine` needs them). */
+export async function loadGguf (path: string, onProgress?: LoadProgress, engine?: LlmEngineName): Promise<LoadedGguf> {
+  return await loadGgufWeights(await readGguf(path), onProgress, engine)
 }
-
-/** Kernels for GGUF weights: native C (integer SIMD on 8-bit activations) or the TypeScript reference. */
-export type LlmEngineName = 'native' | 'ts'
 
 export function llmModel (g: LoadedGguf, engine: LlmEngineName, threads: number): LlmModel {
   if (engine === 'ts') return { config: g.config, weights: g.weights, linear: tsLinear() }
+  // attention and SwiGLU stay in TypeScript (forward.ts): the matrix products are the time
+  if (engine === 'wasm') {
+    if (!inWasmHeap(g.weights.output.bytes)) throw new Error(`--engine wasm: ${g.path} was loaded for another engine; load it with engine 'wasm' so its weights are in WebAssembly memory`)
+    return { config: g.config, weights: g.weights, linear: wasmLinear() }
+  }
   const linear = nativeLinear(threads)
   const k = nativeKernels()
   if (typeof linear === 'string' || typeof k === 'string') throw new InferenceSettingError(`--engine native: ${typeof k === 'string' ? k : String(linear)}`)
