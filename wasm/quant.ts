@@ -4,9 +4,12 @@
 //
 // Every pointer is a byte offset into the imported memory, which holds the weights (placed there
 // when the file is read) and a scratch region for activations, outputs and one decoded row.
-// Per weight row: the row is dequantized to float32 with SIMD (exactly as quant/block-types.ts
-// does, one rounding per element), then dotted with each token's activations, four tokens per pass
-// so one load of the decoded row serves four products. No allocation, no runtime: plain loops.
+// Two paths: below 4 tokens (generating), quantized rows are dotted straight from their blocks
+// with activations rounded to int16 (integer multiply-adds, scales once per sub-block); otherwise,
+// and for the float types, each row is dequantized to float32 with SIMD (exactly as
+// quant/block-types.ts does, one rounding per element) and dotted with each token's activations,
+// four tokens per pass so one load of the decoded row serves four products. No allocation, no
+// runtime: plain loops.
 
 // ggml type ids (src/inference/quant/block-types.ts)
 const F32 = 0
@@ -322,12 +325,240 @@ function dotTokens (row: usize, x: usize, n: i32, nTokens: i32, out: usize, outS
   }
 }
 
+// Below 4 tokens (generating): each row's dot product with a token straight from its blocks. The
+// token's x is first rounded to int16 per group of 32 (scale max|x|/32767: a relative error near
+// 1e-5, where llama.cpp's 8 bits lose 0.4 %), so the codes meet it in integer multiply-adds
+// (i32x4.dot_i16x8_s, no conversion per element). A block's values are q·d + m, so
+// Σ (q·d + m)·x = d·Σ q·x + m·Σ x: scales apply once per sub-block, with the sums of x per 32
+// computed once per call.
+
+/** Σ q[i]·xi[i] over 16 signed bytes and 16 int16 at xi, as four i32 lanes (no overflow: |q| ≤ 128). */
+// @ts-ignore: decorator
+@inline function idot16 (q: v128, xi: usize): v128 {
+  return i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(q), v128.load(xi)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(q), v128.load(xi, 16)))
+}
+
+// @ts-ignore: decorator
+@inline function idot32 (q0: v128, q1: v128, xi: usize): v128 {
+  return i32x4.add(idot16(q0, xi), idot16(q1, xi + 32))
+}
+
+/** acc + Σ lanes of the integer sum s, times `scale` */
+// @ts-ignore: decorator
+@inline function scaled (acc: v128, s: v128, scale: f32): v128 {
+  return f32x4.add(acc, f32x4.mul(f32x4.convert_i32x4_s(s), f32x4.splat(scale)))
+}
+
+// Each dot below takes the row's blocks at src, the token's int16 values xi, their scale per 32
+// (xs) and, for the types with mins, the sums of x per 32 (xSums).
+
+function dotQ8_0 (src: usize, nb: i32, xi: usize, xs: usize): f32 {
+  let acc = f32x4.splat(0)
+  for (let b = 0; b < nb; b++, src += 34, xi += 64, xs += 4) {
+    acc = scaled(acc, idot32(v128.load(src, 2), v128.load(src, 18), xi), f16At(src) * load<f32>(xs))
+  }
+  return lanes(acc)
+}
+
+function dotQ4_0 (src: usize, nb: i32, xi: usize, xs: usize): f32 {
+  const eight = i8x16.splat(8)
+  let acc = f32x4.splat(0)
+  for (let b = 0; b < nb; b++, src += 18, xi += 64, xs += 4) {
+    const q = v128.load(src, 2)
+    acc = scaled(acc, idot32(i8x16.sub(lowNibbles(q), eight), i8x16.sub(highNibbles(q), eight), xi), f16At(src) * load<f32>(xs))
+  }
+  return lanes(acc)
+}
+
+function dotQ4_1 (src: usize, nb: i32, xi: usize, xs: usize, xSums: usize): f32 {
+  let acc = f32x4.splat(0)
+  let mins: f32 = 0
+  for (let b = 0; b < nb; b++, src += 20, xi += 64, xs += 4, xSums += 4) {
+    const q = v128.load(src, 4)
+    acc = scaled(acc, idot32(lowNibbles(q), highNibbles(q), xi), f16At(src) * load<f32>(xs))
+    mins += f16At(src + 2) * load<f32>(xSums)
+  }
+  return lanes(acc) + mins
+}
+
+function dotQ5_0 (src: usize, nb: i32, xi: usize, xs: usize): f32 {
+  const sixteen = i8x16.splat(16)
+  let acc = f32x4.splat(0)
+  for (let b = 0; b < nb; b++, src += 22, xi += 64, xs += 4) {
+    const qh = load<u32>(src, 2)
+    const q = v128.load(src, 6)
+    const q0 = i8x16.sub(v128.or(lowNibbles(q), fifthBits(qh, 0)), sixteen)
+    const q1 = i8x16.sub(v128.or(highNibbles(q), fifthBits(qh, 16)), sixteen)
+    acc = scaled(acc, idot32(q0, q1, xi), f16At(src) * load<f32>(xs))
+  }
+  return lanes(acc)
+}
+
+function dotQ5_1 (src: usize, nb: i32, xi: usize, xs: usize, xSums: usize): f32 {
+  let acc = f32x4.splat(0)
+  let mins: f32 = 0
+  for (let b = 0; b < nb; b++, src += 24, xi += 64, xs += 4, xSums += 4) {
+    const qh = load<u32>(src, 4)
+    const q = v128.load(src, 8)
+    acc = scaled(acc, idot32(v128.or(lowNibbles(q), fifthBits(qh, 0)), v128.or(highNibbles(q), fifthBits(qh, 16)), xi), f16At(src) * load<f32>(xs))
+    mins += f16At(src + 2) * load<f32>(xSums)
+  }
+  return lanes(acc) + mins
+}
+
+function dotQ4_K (src: usize, nb: i32, xi: usize, xs: usize, xSums: usize): f32 {
+  let acc = f32x4.splat(0)
+  let mins: f32 = 0
+  for (let b = 0; b < nb; b++, src += 144) {
+    const d = f16At(src)
+    const sc = src + 4
+    let m: f32 = 0
+    for (let j = 0; j < 4; j++, xi += 128, xs += 8, xSums += 8) {
+      const qs = src + 16 + 32 * <usize>j
+      const q0 = v128.load(qs)
+      const q1 = v128.load(qs, 16)
+      acc = scaled(acc, idot32(lowNibbles(q0), lowNibbles(q1), xi), d * <f32>scaleK(sc, 2 * j) * load<f32>(xs))
+      acc = scaled(acc, idot32(highNibbles(q0), highNibbles(q1), xi + 64), d * <f32>scaleK(sc, 2 * j + 1) * load<f32>(xs, 4))
+      m += <f32>minK(sc, 2 * j) * load<f32>(xSums) + <f32>minK(sc, 2 * j + 1) * load<f32>(xSums, 4)
+    }
+    mins += f16At(src + 2) * m
+  }
+  return lanes(acc) - mins
+}
+
+function dotQ5_K (src: usize, nb: i32, xi: usize, xs: usize, xSums: usize): f32 {
+  const sixteen = i8x16.splat(16)
+  let acc = f32x4.splat(0)
+  let mins: f32 = 0
+  for (let b = 0; b < nb; b++, src += 176) {
+    const d = f16At(src)
+    const sc = src + 4
+    const h0 = v128.load(src, 16)
+    const h1 = v128.load(src, 32)
+    let m: f32 = 0
+    for (let j = 0; j < 4; j++, xi += 128, xs += 8, xSums += 8) {
+      const qs = src + 48 + 32 * <usize>j
+      const q0 = v128.load(qs)
+      const q1 = v128.load(qs, 16)
+      const lo = 2 * j
+      const a0 = v128.or(lowNibbles(q0), v128.and(i8x16.shl(i8x16.shr_u(h0, lo), 4), sixteen))
+      const a1 = v128.or(lowNibbles(q1), v128.and(i8x16.shl(i8x16.shr_u(h1, lo), 4), sixteen))
+      const b0 = v128.or(highNibbles(q0), v128.and(i8x16.shl(i8x16.shr_u(h0, lo + 1), 4), sixteen))
+      const b1 = v128.or(highNibbles(q1), v128.and(i8x16.shl(i8x16.shr_u(h1, lo + 1), 4), sixteen))
+      acc = scaled(acc, idot32(a0, a1, xi), d * <f32>scaleK(sc, lo) * load<f32>(xs))
+      acc = scaled(acc, idot32(b0, b1, xi + 64), d * <f32>scaleK(sc, lo + 1) * load<f32>(xs, 4))
+      m += <f32>minK(sc, lo) * load<f32>(xSums) + <f32>minK(sc, lo + 1) * load<f32>(xSums, 4)
+    }
+    mins += f16At(src + 2) * m
+  }
+  return lanes(acc) - mins
+}
+
+// Q6_K: a scale per 16 elements, applied in integers (|sum·scale| < 2^31), so each group of 32 of
+// x converts once
+function dotQ6_K (src: usize, nb: i32, xi: usize, xs: usize): f32 {
+  const three = i8x16.splat(3)
+  const bias = i8x16.splat(32)
+  let acc = f32x4.splat(0)
+  for (let b = 0; b < nb; b++, src += 210) {
+    const d = f16At(src + 208)
+    for (let n: usize = 0; n < 2; n++, xi += 256, xs += 16) {
+      const ql = src + 64 * n
+      const qh = src + 128 + 32 * n
+      const sc = src + 192 + 8 * n
+      const a0 = v128.load(ql)
+      const a1 = v128.load(ql, 16)
+      const c0 = v128.load(ql, 32)
+      const c1 = v128.load(ql, 48)
+      const h0 = v128.load(qh)
+      const h1 = v128.load(qh, 16)
+      // runs of 32: elements 0..31 from the low nibbles of a and bits 0-1 of h, 32..63 from c and
+      // bits 2-3, 64..95 from a's high nibbles and bits 4-5, 96..127 from c's and bits 6-7
+      for (let k = 0; k < 4; k++) {
+        const lo0 = k == 0 ? lowNibbles(a0) : k == 1 ? lowNibbles(c0) : k == 2 ? highNibbles(a0) : highNibbles(c0)
+        const lo1 = k == 0 ? lowNibbles(a1) : k == 1 ? lowNibbles(c1) : k == 2 ? highNibbles(a1) : highNibbles(c1)
+        const q0 = i8x16.sub(v128.or(lo0, i8x16.shl(v128.and(i8x16.shr_u(h0, 2 * k), three), 4)), bias)
+        const q1 = i8x16.sub(v128.or(lo1, i8x16.shl(v128.and(i8x16.shr_u(h1, 2 * k), three), 4)), bias)
+        const x = xi + 64 * <usize>k
+        const s = i32x4.add(i32x4.mul(idot16(q0, x), i32x4.splat(<i32>load<i8>(sc + 2 * k))), i32x4.mul(idot16(q1, x + 32), i32x4.splat(<i32>load<i8>(sc + 2 * k + 1))))
+        acc = scaled(acc, s, d * load<f32>(xs + 4 * <usize>k))
+      }
+    }
+  }
+  return lanes(acc)
+}
+
+/** The fused dot of one row with one token, for the types hasFusedDot names. */
+function dotRow (type: i32, src: usize, n: i32, xi: usize, xs: usize, xSums: usize): f32 {
+  switch (type) {
+    case Q8_0: return dotQ8_0(src, n >> 5, xi, xs)
+    case Q4_0: return dotQ4_0(src, n >> 5, xi, xs)
+    case Q4_1: return dotQ4_1(src, n >> 5, xi, xs, xSums)
+    case Q5_0: return dotQ5_0(src, n >> 5, xi, xs)
+    case Q5_1: return dotQ5_1(src, n >> 5, xi, xs, xSums)
+    case Q4_K: return dotQ4_K(src, n >> 8, xi, xs, xSums)
+    case Q5_K: return dotQ5_K(src, n >> 8, xi, xs, xSums)
+    case Q6_K: return dotQ6_K(src, n >> 8, xi, xs)
+    default: return NaN
+  }
+}
+
+function hasFusedDot (type: i32): bool {
+  return type == Q8_0 || type == Q4_0 || type == Q4_1 || type == Q5_0 || type == Q5_1 || type == Q4_K || type == Q5_K || type == Q6_K
+}
+
+/**
+ * Each group of 32 of x (nTokens·n/32 of them) as int16 at xi (round(x/s), s = max|x|/32767),
+ * s at xs, and the group's float sum at xSums.
+ */
+function quantize16 (x: usize, n: i32, nTokens: i32, xi: usize, xs: usize, xSums: usize): void {
+  const groups = nTokens * (n >> 5)
+  for (let g = 0; g < groups; g++, x += 128, xi += 64, xs += 4, xSums += 4) {
+    let amax = f32x4.splat(0)
+    let sum = f32x4.splat(0)
+    for (let k: usize = 0; k < 128; k += 16) {
+      const v = v128.load(x + k)
+      amax = f32x4.max(amax, f32x4.abs(v))
+      sum = f32x4.add(sum, v)
+    }
+    const m = max(max(f32x4.extract_lane(amax, 0), f32x4.extract_lane(amax, 1)), max(f32x4.extract_lane(amax, 2), f32x4.extract_lane(amax, 3)))
+    const s: f32 = m / 32767
+    const inv = f32x4.splat(m > 0 ? 32767 / m : 0)
+    for (let k: usize = 0; k < 128; k += 32) {
+      const a = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + k), inv)))
+      const b = i32x4.trunc_sat_f32x4_s(f32x4.nearest(f32x4.mul(v128.load(x + k, 16), inv)))
+      v128.store(xi + (k >> 1), i16x8.narrow_i32x4_s(a, b))
+    }
+    store<f32>(xs, s)
+    store<f32>(xSums, lanes(sum))
+  }
+}
+
 /**
  * out[t·rows + r] = Σ_j W[r, j]·x[t·cols + j] for r < rows, t < nTokens: W's rows of `rowBytes`
- * at w in ggml `type`, x float32, rowBuf room for cols floats. Returns 0, or -1 for an unknown type
- * (the caller checks shapes and bounds).
+ * at w in ggml `type`, x float32, rowBuf room for cols floats (or, below 4 tokens, for each
+ * token's x as int16, scales and sums: 2.25·cols bytes a token). Quantized types below 4 tokens:
+ * the fused integer dot of each row; otherwise each row is decoded to float32 once and dotted
+ * with every token (decoding is then the smaller cost). Returns 0, or
+ * -1 for an unknown type (the caller checks shapes and bounds).
  */
 export function matmul (type: i32, w: usize, rowBytes: i32, rows: i32, cols: i32, x: usize, nTokens: i32, out: usize, rowBuf: usize): i32 {
+  if (nTokens < 4 && hasFusedDot(type)) {
+    // in rowBuf: the int16 x (2·cols bytes a token), then the scales and sums per 32 (cols/8 bytes each)
+    const xi = rowBuf
+    const xs = xi + (<usize>nTokens * <usize>cols << 1)
+    const xSums = xs + (<usize>nTokens * <usize>cols >> 3)
+    quantize16(x, cols, nTokens, xi, xs, xSums)
+    const groupBytes = <usize>cols >> 3
+    for (let r = 0; r < rows; r++) {
+      const src = w + <usize>r * <usize>rowBytes
+      for (let t: usize = 0; t < <usize>nTokens; t++) {
+        const o = out + ((t * <usize>rows + <usize>r) << 2)
+        store<f32>(o, dotRow(type, src, cols, xi + t * (<usize>cols << 1), xs + t * groupBytes, xSums + t * groupBytes))
+      }
+    }
+    return 0
+  }
   for (let r = 0; r < rows; r++) {
     const src = w + <usize>r * <usize>rowBytes
     let row = src

@@ -7,8 +7,10 @@ import type { QTensor } from './weights.js'
 
 /**
  * The matrix products in WebAssembly SIMD (wasm/quant.ts, AssemblyScript): what GGUF models run on
- * where the C kernels are not built. Each weight row is dequantized to float32 (exactly, as the
- * reference) and dotted with the activations of several tokens at once; one thread.
+ * where the C kernels are not built; one thread. Generating (below 4 tokens), quantized rows are
+ * dotted from their blocks with activations rounded to int16 (relative error near 1e-5); a batch
+ * has each row dequantized to float32 once (exactly, as the reference) and dotted with every
+ * token of a tile.
  *
  * The kernels read weights where they lie: every matrix must be a view into a heap from
  * wasmHeap(), the allocator loadGguf uses for the wasm engine. Activations and outputs go through
@@ -20,7 +22,9 @@ const PAGE = 65536
 const MAX_PAGES = 65536
 
 // The scratch region at the start of each heap: one decoded row, a tile of activations, outputs.
-const ROW_BYTES = 4 << 20 // rows up to 2^20 elements
+// a decoded row (4 bytes a column) or, on the fused path, 3 tokens' int16 activations with their
+// scales and sums (6.75 bytes a column): rows up to 4 MiB / 7 columns
+const ROW_BYTES = 4 << 20
 const X_BYTES = 4 << 20
 const OUT_BYTES = 8 << 20
 const SCRATCH_BYTES = ROW_BYTES + X_BYTES + OUT_BYTES
@@ -89,7 +93,7 @@ function check (w: QTensor, out: Float32Array, x: Float32Array, nTokens: number)
   const rb = rowBytes(w.type, w.cols)
   if (rb === undefined) throw new RangeError(`wasm kernels: ${w.name} has ${w.cols} columns, not whole ${bt.name} blocks of ${bt.blockElems}`)
   if (rb !== w.rowBytes || w.rows * rb > w.bytes.byteLength) throw new RangeError(`wasm kernels: ${w.name} (${w.rows} × ${w.cols} ${bt.name}) needs ${w.rows * rb} bytes, its view has ${w.bytes.byteLength}`)
-  if (w.cols * 4 > ROW_BYTES) throw new RangeError(`wasm kernels: ${w.name} has ${w.cols} columns, more than the ${ROW_BYTES / 4} they take`)
+  if (w.cols * 7 > ROW_BYTES) throw new RangeError(`wasm kernels: ${w.name} has ${w.cols} columns, more than the ${Math.floor(ROW_BYTES / 7)} they take`)
   if (!Number.isInteger(nTokens) || nTokens < 0) throw new RangeError(`wasm kernels: ${nTokens} tokens`)
   if (x.length < nTokens * w.cols) throw new RangeError(`wasm kernels: ${nTokens} tokens of ${w.cols} need ${nTokens * w.cols} inputs, got ${x.length}`)
   if (out.length < nTokens * w.rows) throw new RangeError(`wasm kernels: ${nTokens} tokens of ${w.rows} need ${nTokens * w.rows} outputs, got ${out.length}`)
