@@ -457,8 +457,6 @@ function dotQ5_K (src: usize, nb: i32, xi: usize, xs: usize, xSums: usize): f32 
 // Q6_K: a scale per 16 elements, applied in integers (|sum·scale| < 2^31), so each group of 32 of
 // x converts once
 function dotQ6_K (src: usize, nb: i32, xi: usize, xs: usize): f32 {
-  const three = i8x16.splat(3)
-  const bias = i8x16.splat(32)
   let acc = f32x4.splat(0)
   for (let b = 0; b < nb; b++, src += 210) {
     const d = f16At(src + 208)
@@ -474,18 +472,25 @@ function dotQ6_K (src: usize, nb: i32, xi: usize, xs: usize): f32 {
       const h1 = v128.load(qh, 16)
       // runs of 32: elements 0..31 from the low nibbles of a and bits 0-1 of h, 32..63 from c and
       // bits 2-3, 64..95 from a's high nibbles and bits 4-5, 96..127 from c's and bits 6-7
-      for (let k = 0; k < 4; k++) {
-        const lo0 = k == 0 ? lowNibbles(a0) : k == 1 ? lowNibbles(c0) : k == 2 ? highNibbles(a0) : highNibbles(c0)
-        const lo1 = k == 0 ? lowNibbles(a1) : k == 1 ? lowNibbles(c1) : k == 2 ? highNibbles(a1) : highNibbles(c1)
-        const q0 = i8x16.sub(v128.or(lo0, i8x16.shl(v128.and(i8x16.shr_u(h0, 2 * k), three), 4)), bias)
-        const q1 = i8x16.sub(v128.or(lo1, i8x16.shl(v128.and(i8x16.shr_u(h1, 2 * k), three), 4)), bias)
-        const x = xi + 64 * <usize>k
-        const s = i32x4.add(i32x4.mul(idot16(q0, x), i32x4.splat(<i32>load<i8>(sc + 2 * k))), i32x4.mul(idot16(q1, x + 32), i32x4.splat(<i32>load<i8>(sc + 2 * k + 1))))
-        acc = scaled(acc, s, d * load<f32>(xs + 4 * <usize>k))
-      }
+      acc = q6Run(acc, lowNibbles(a0), lowNibbles(a1), h0, h1, 0, sc, xi, xs, d)
+      acc = q6Run(acc, lowNibbles(c0), lowNibbles(c1), h0, h1, 1, sc, xi, xs, d)
+      acc = q6Run(acc, highNibbles(a0), highNibbles(a1), h0, h1, 2, sc, xi, xs, d)
+      acc = q6Run(acc, highNibbles(c0), highNibbles(c1), h0, h1, 3, sc, xi, xs, d)
     }
   }
   return lanes(acc)
+}
+
+/** Q6_K: run k (32 elements) of a half block, its low 4 bits in lo0/lo1, high 2 at bit 2k of h0/h1. */
+// @ts-ignore: decorator
+@inline function q6Run (acc: v128, lo0: v128, lo1: v128, h0: v128, h1: v128, k: i32, sc: usize, xi: usize, xs: usize, d: f32): v128 {
+  const three = i8x16.splat(3)
+  const bias = i8x16.splat(32)
+  const q0 = i8x16.sub(v128.or(lo0, i8x16.shl(v128.and(i8x16.shr_u(h0, 2 * k), three), 4)), bias)
+  const q1 = i8x16.sub(v128.or(lo1, i8x16.shl(v128.and(i8x16.shr_u(h1, 2 * k), three), 4)), bias)
+  const x = xi + 64 * <usize>k
+  const s = i32x4.add(i32x4.mul(idot16(q0, x), i32x4.splat(<i32>load<i8>(sc + 2 * k))), i32x4.mul(idot16(q1, x + 32), i32x4.splat(<i32>load<i8>(sc + 2 * k + 1))))
+  return scaled(acc, s, d * load<f32>(xs + 4 * <usize>k))
 }
 
 /** The fused dot of one row with one token, for the types hasFusedDot names. */
