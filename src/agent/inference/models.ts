@@ -55,15 +55,16 @@ export class ModelHost {
   }
 
   /**
-   * The served GGUF model, whole, on the native kernels where built: loaded on first use and kept
+   * The served GGUF model, whole, on the native kernels where built (else wasm): loaded on first use and kept
    * (a ring of one runs it on this device alone).
    */
   async gguf (s: ServedGguf): Promise<{ g: LoadedGguf, model: LlmModel }> {
     if (this.ggufOf?.id !== s.identity.id) {
-      const loading = loadGguf(s.checkpointPath).then((g) => {
+      // the C kernels where built, else WebAssembly SIMD (whose weights must be loaded into its memory)
+      const engine = typeof nativeKernels() !== 'string' ? 'native' : 'wasm'
+      const loading = loadGguf(s.checkpointPath, undefined, engine).then((g) => {
         if (g.sha256 !== s.identity.checkpointSha256) throw new ModelNotReadyError(`the model file changed on disk since this agent hashed it (${s.checkpointPath}); restart it with \`mesh start\``)
-        const native = typeof nativeKernels() !== 'string'
-        return { g, model: llmModel(g, native ? 'native' : 'ts', native ? threadsFor(g.config.dim, g.config.hidden, this.threads) : 1) }
+        return { g, model: llmModel(g, engine, engine === 'native' ? threadsFor(g.config.dim, g.config.hidden, this.threads) : 1) }
       })
       this.ggufOf = { id: s.identity.id, loading }
     }
