@@ -158,50 +158,41 @@ function rowQ5_1 (src: usize, nb: i32, dst: usize): void {
 }
 
 // Q4_K: d, dmin, 12 bytes of scales and mins, 128 bytes of nibbles; 64 elements per step, the low
-// nibbles of 32 bytes then their high nibbles, each half with its own scale and min
-function rowQ4_K (src: usize, nb: i32, dst: usize): void {
-  for (let b = 0; b < nb; b++, src += 144) {
-    const d = f16At(src)
-    const dmin = f16At(src + 2)
-    const sc = src + 4
-    for (let j = 0; j < 4; j++, dst += 256) {
-      const d1 = f32x4.splat(d * <f32>scaleK(sc, 2 * j))
-      const m1 = f32x4.splat(-dmin * <f32>minK(sc, 2 * j))
-      const d2 = f32x4.splat(d * <f32>scaleK(sc, 2 * j + 1))
-      const m2 = f32x4.splat(-dmin * <f32>minK(sc, 2 * j + 1))
-      const qs = src + 16 + 32 * <usize>j
-      const q0 = v128.load(qs)
-      const q1 = v128.load(qs, 16)
-      emit16(dst, lowNibbles(q0), d1, m1)
-      emit16(dst + 64, lowNibbles(q1), d1, m1)
-      emit16(dst + 128, highNibbles(q0), d2, m2)
-      emit16(dst + 192, highNibbles(q1), d2, m2)
-    }
-  }
-}
-
-// Q5_K: as Q4_K, plus 32 bytes of fifth bits (bit 2j of byte l for the low half of step j, 2j+1 for the high)
-function rowQ5_K (src: usize, nb: i32, dst: usize): void {
+// nibbles of 32 bytes then their high nibbles, each half with its own scale and min. Q5_K: the
+// same with 32 bytes of fifth bits before the nibbles (bit 2j of byte l for the low half of step j,
+// 2j+1 for the high). Inlined per type, so `five` is a constant and its branches fold away.
+@inline function rowQ45_K (src: usize, nb: i32, dst: usize, five: bool): void {
   const sixteen = i8x16.splat(16)
-  for (let b = 0; b < nb; b++, src += 176) {
+  const blockBytes: usize = five ? 176 : 144
+  for (let b = 0; b < nb; b++, src += blockBytes) {
     const d = f16At(src)
     const dmin = f16At(src + 2)
     const sc = src + 4
-    const h0 = v128.load(src, 16)
-    const h1 = v128.load(src, 32)
+    const h0 = five ? v128.load(src, 16) : i8x16.splat(0)
+    const h1 = five ? v128.load(src, 32) : i8x16.splat(0)
     for (let j = 0; j < 4; j++, dst += 256) {
       const d1 = f32x4.splat(d * <f32>scaleK(sc, 2 * j))
       const m1 = f32x4.splat(-dmin * <f32>minK(sc, 2 * j))
       const d2 = f32x4.splat(d * <f32>scaleK(sc, 2 * j + 1))
       const m2 = f32x4.splat(-dmin * <f32>minK(sc, 2 * j + 1))
-      const qs = src + 48 + 32 * <usize>j
+      const qs = src + (five ? 48 : 16) + 32 * <usize>j
       const q0 = v128.load(qs)
       const q1 = v128.load(qs, 16)
-      const lo = 2 * j
-      emit16(dst, v128.or(lowNibbles(q0), v128.and(i8x16.shl(i8x16.shr_u(h0, lo), 4), sixteen)), d1, m1)
-      emit16(dst + 64, v128.or(lowNibbles(q1), v128.and(i8x16.shl(i8x16.shr_u(h1, lo), 4), sixteen)), d1, m1)
-      emit16(dst + 128, v128.or(highNibbles(q0), v128.and(i8x16.shl(i8x16.shr_u(h0, lo + 1), 4), sixteen)), d2, m2)
-      emit16(dst + 192, v128.or(highNibbles(q1), v128.and(i8x16.shl(i8x16.shr_u(h1, lo + 1), 4), sixteen)), d2, m2)
+      let a0 = lowNibbles(q0)
+      let a1 = lowNibbles(q1)
+      let b0 = highNibbles(q0)
+      let b1 = highNibbles(q1)
+      if (five) {
+        const lo = 2 * j
+        a0 = v128.or(a0, v128.and(i8x16.shl(i8x16.shr_u(h0, lo), 4), sixteen))
+        a1 = v128.or(a1, v128.and(i8x16.shl(i8x16.shr_u(h1, lo), 4), sixteen))
+        b0 = v128.or(b0, v128.and(i8x16.shl(i8x16.shr_u(h0, lo + 1), 4), sixteen))
+        b1 = v128.or(b1, v128.and(i8x16.shl(i8x16.shr_u(h1, lo + 1), 4), sixteen))
+      }
+      emit16(dst, a0, d1, m1)
+      emit16(dst + 64, a1, d1, m1)
+      emit16(dst + 128, b0, d2, m2)
+      emit16(dst + 192, b1, d2, m2)
     }
   }
 }
@@ -248,8 +239,8 @@ function decodeRow (type: i32, src: usize, n: i32, dst: usize): bool {
     case Q4_1: rowQ4_1(src, n >> 5, dst); break
     case Q5_0: rowQ5_0(src, n >> 5, dst); break
     case Q5_1: rowQ5_1(src, n >> 5, dst); break
-    case Q4_K: rowQ4_K(src, n >> 8, dst); break
-    case Q5_K: rowQ5_K(src, n >> 8, dst); break
+    case Q4_K: rowQ45_K(src, n >> 8, dst, false); break
+    case Q5_K: rowQ45_K(src, n >> 8, dst, true); break
     case Q6_K: rowQ6_K(src, n >> 8, dst); break
     default: return false
   }
