@@ -2,11 +2,10 @@ import { readFile } from 'node:fs/promises'
 import { z } from 'zod'
 import { UsageError } from '../errors.js'
 import { InferenceSettingError } from '../inference/errors.js'
-import type { LlmEngineName } from '../inference/llm/load.js'
+import { defaultLlmEngine, type LlmEngineName } from '../inference/llm/engine.js'
 import type { ChatMessage } from '../inference/text/chat-template.js'
 import type { CliIO } from '../process/io.js'
 import { byteProgress } from './progress.js'
-import { nativeKernels } from '../inference/native.js'
 
 /** What `mesh inference --local` passes for a GGUF model, already range-checked where it can be. */
 export interface GgufRunArgs {
@@ -50,15 +49,15 @@ async function conversation (a: GgufRunArgs): Promise<ChatMessage[] | null> {
 /** `mesh inference --local` on a GGUF file: tokenizer and chat template from the file, weights kept quantized. */
 export async function runGgufLocal (a: GgufRunArgs, io: CliIO): Promise<void> {
   const messages = await conversation(a)
-  const [{ loadGguf, llmModel }, { generateLlm }, { createSampler }, { chatTemplateFrom, renderChat }, { threadsFor }] = await Promise.all([
+  const [{ loadGguf, llmModel, llmThreads }, { generateLlm }, { createSampler }, { chatTemplateFrom, renderChat }] = await Promise.all([
     import('../inference/llm/load.js'), import('../inference/llm/generate.js'), import('../inference/sampler.js'),
-    import('../inference/text/chat-template.js'), import('../inference/model.js')
+    import('../inference/text/chat-template.js')
   ])
   const sampler = createSampler(a.sampler)
   const engine = ggufEngine(a.engine, io)
   const progress = byteProgress(io, 'loading model')
   const g = await loadGguf(a.model, progress.onProgress, engine).finally(progress.done)
-  const threads = engine === 'native' ? threadsFor(g.config.dim, g.config.hidden, a.threads) : 1 // wasm and ts: one thread
+  const threads = llmThreads(engine, g.config, a.threads)
   const model = llmModel(g, engine, threads)
 
   let rendered: string | null = null
@@ -117,9 +116,10 @@ export async function runGgufLocal (a: GgufRunArgs, io: CliIO): Promise<void> {
  */
 export function ggufEngine (asked: string | undefined, io: CliIO): LlmEngineName {
   if (asked === undefined || asked === 'auto') {
-    if (typeof nativeKernels() !== 'string') return 'native'
+    const engine = defaultLlmEngine()
+    if (engine === 'native') return engine
     io.err('mesh: the native kernels are not built (no C compiler at install); running GGUF weights on the WebAssembly kernels')
-    return 'wasm'
+    return engine
   }
   if (asked === 'native' || asked === 'wasm' || asked === 'ts') return asked
   throw new InferenceSettingError(`--engine ${asked} does not run GGUF models yet; use native (C kernels), wasm (WebAssembly SIMD) or ts (the reference)`)

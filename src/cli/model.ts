@@ -129,10 +129,10 @@ async function perplexityOf (args: PerplexityArgs, io: CliIO): Promise<void> {
   if (await isGgufFile(modelPath)) {
     if (args.tokenizer !== undefined) throw new UsageError(`--tokenizer does not apply to GGUF models: ${modelPath} carries its own tokenizer`)
     const engine = ggufEngine(args.engine, io)
-    const [{ loadGguf, llmModel }, { threadsFor }] = await Promise.all([import('../inference/llm/load.js'), import('../inference/model.js')])
+    const { loadGguf, llmModel, llmThreads } = await import('../inference/llm/load.js')
     const g = await loadGguf(modelPath, progress.onProgress, engine).finally(progress.done)
     checkCtx(args.ctx, g.config.contextLength)
-    scorer = pp.llmScorer(llmModel(g, engine, engine === 'native' ? threadsFor(g.config.dim, g.config.hidden, threads) : 1), args.ctx)
+    scorer = pp.llmScorer(llmModel(g, engine, llmThreads(engine, g.config, threads)), args.ctx)
     // llama-perplexity tokenizes with BOS as the vocabulary says, special tokens not parsed
     tokens = g.tokenizer.encode(text, { addSpecial: true, parseSpecial: false })
     bos = g.tokenizer.addBos ? g.tokenizer.bos : null

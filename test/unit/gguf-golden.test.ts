@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest'
 import { createLlmState, forwardBatch, type LlmModel } from '../../src/inference/llm/forward.js'
 import { readGguf } from '../../src/inference/gguf/reader.js'
 import { SHARED_DIR, sharedPath } from '../helpers/shared.js'
-import { llmModel, loadGgufWeights, type LlmEngineName } from '../../src/inference/llm/load.js'
+import type { LlmEngineName } from '../../src/inference/llm/engine.js'
+import { llmModel, loadGgufWeights } from '../../src/inference/llm/load.js'
 import { nativeKernels } from '../../src/inference/native.js'
 
 /**

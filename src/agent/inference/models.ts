@@ -2,10 +2,9 @@ import os from 'node:os'
 import type { ShardedModel } from '../../inference/forward.js'
 import { chooseEngine, loadShardModel } from '../../inference/model.js'
 import type { ModelLease } from '../../inference/job/session.js'
-import { llmModel, loadGguf, type LoadedGguf } from '../../inference/llm/load.js'
+import { defaultLlmEngine } from '../../inference/llm/engine.js'
+import { llmModel, llmThreads, loadGguf, type LoadedGguf } from '../../inference/llm/load.js'
 import type { LlmModel } from '../../inference/llm/forward.js'
-import { threadsFor } from '../../inference/model.js'
-import { nativeKernels } from '../../inference/native.js'
 import type { ServedGguf, ServedLlama2c, ServedModel } from '../../inference/served.js'
 import type { Shard } from '../../inference/shard.js'
 import { loadTokenizer, type Tokenizer } from '../../inference/tokenizer.js'
@@ -60,11 +59,10 @@ export class ModelHost {
    */
   async gguf (s: ServedGguf): Promise<{ g: LoadedGguf, model: LlmModel }> {
     if (this.ggufOf?.id !== s.identity.id) {
-      // the C kernels where built, else WebAssembly SIMD (whose weights must be loaded into its memory)
-      const engine = typeof nativeKernels() !== 'string' ? 'native' : 'wasm'
+      const engine = defaultLlmEngine() // the wasm kernels read weights only from their own memory: load for the engine
       const loading = loadGguf(s.checkpointPath, undefined, engine).then((g) => {
         if (g.sha256 !== s.identity.checkpointSha256) throw new ModelNotReadyError(`the model file changed on disk since this agent hashed it (${s.checkpointPath}); restart it with \`mesh start\``)
-        return { g, model: llmModel(g, engine, engine === 'native' ? threadsFor(g.config.dim, g.config.hidden, this.threads) : 1) }
+        return { g, model: llmModel(g, engine, llmThreads(engine, g.config, this.threads)) }
       })
       this.ggufOf = { id: s.identity.id, loading }
     }

@@ -3,11 +3,13 @@ import { readGguf, type GgufFile } from '../gguf/reader.js'
 import { ggufTokenizer, type TextTokenizer } from '../text/tokenizer.js'
 import { allocateHeap, readWholeFile, type LoadProgress } from '../files.js'
 import { InferenceSettingError } from '../errors.js'
+import type { LlmEngineName } from './engine.js'
 import type { LlmModel } from './forward.js'
 import { tsLinear } from './linear.js'
 import { nativeLinear } from './native-linear.js'
 import { inWasmHeap, wasmHeap, wasmLinear } from './wasm-linear.js'
 import { nativeKernels } from '../native.js'
+import { threadsFor } from '../model.js'
 import { llmWeights, type LlmWeights } from './weights.js'
 
 /** A GGUF model read into this process's memory: weights kept in their file's types. */
@@ -21,11 +23,9 @@ export interface LoadedGguf {
   readonly loadMs: number
 }
 
-/**
- * Kernels for GGUF weights: native C (integer SIMD on 8-bit activations), WebAssembly SIMD (where
- * C is not built) or the TypeScript reference.
- */
-export type LlmEngineName = 'native' | 'wasm' | 'ts'
+/** Threads the kernels run on: only the native ones use more than one (and only on a model big enough to pay). */
+export const llmThreads = (engine: LlmEngineName, config: LlmConfig, asked: number): number =>
+  engine === 'native' ? threadsFor(config.dim, config.hidden, asked) : 1
 
 /**
  * Read a GGUF file whole into one buffer (on huge pages: this VM drops idle page cache, and a
