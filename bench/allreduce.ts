@@ -39,7 +39,8 @@ async function startPlane (selfId: string): Promise<{ plane: TensorPlane, reduce
   const plane = new TensorPlane({ selfId, secretFor: (p) => IDS.includes(p) ? SECRET : undefined, maxPayloadBytes: 4 * DIM, epoch: 1 })
   // one "layer" per position: the step header just counts calls
   const { allReduce } = planeAllReduce({ plane, job: 1, members: IDS, nLayers: 1, timeoutMs: 30_000 })
-  return { plane, reduce: async (v) => { await allReduce(v) } }
+  let calls = 0
+  return { plane, reduce: async (v) => { const n = calls++; await allReduce(v, { position: n >> 1, layer: 0, kind: n % 2 === 0 ? 'attention' : 'ffn' }) } }
 }
 
 /** Both sides: send the own partial, read the other's, add them (in member order, as the plane does). */

@@ -18,7 +18,8 @@ import { once } from 'node:events'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { embedding, forward, forwardEmbedded, localAllReduce, type AllReduce } from '../src/inference/forward.js'
+import { embedding, forward, forwardEmbedded } from '../src/inference/forward.js'
+import { localAllReduce, type AllReduce } from '../src/inference/reduce.js'
 import { InputFeed } from '../src/inference/job/member.js'
 import { autoEngineName, loadShardModel } from '../src/inference/model.js'
 import { shardForColumns } from '../src/inference/shard.js'
@@ -82,9 +83,9 @@ async function member (task: MemberTask): Promise<void> {
     : null
   const sum = reduce?.allReduce ?? localAllReduce
   let waitMs = 0 // time in the all-reduce: sending, then waiting for the other members' partials
-  const allReduce: AllReduce = async (partial) => {
+  const allReduce: AllReduce = async (partial, at) => {
     const t = performance.now()
-    await sum(partial)
+    await sum(partial, at)
     waitMs += performance.now() - t
   }
   process.send?.({ kind: 'linked' } satisfies FromMember)

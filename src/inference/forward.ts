@@ -1,6 +1,7 @@
 import type { Weights } from './checkpoint.js'
 import { headSize, kvMul, type ModelConfig } from './config.js'
 import { addInPlace, attend, rmsnorm } from './kernels.js'
+import { localAllReduce, type AllReduce } from './reduce.js'
 import type { Matmuls } from './matmuls.js'
 import { shardDims, type Shard, type ShardDims } from './shard.js'
 import type { RunState } from './state.js'
@@ -13,12 +14,6 @@ export interface ShardedModel {
   readonly matmuls: Matmuls
 }
 
-/**
- * Sums a partial `dim` vector over every member of the ring, in place. On one device the
- * partial is already the sum, so the local all-reduce does nothing.
- */
-export type AllReduce = (partial: Float32Array) => void | Promise<void>
-export const localAllReduce: AllReduce = () => {}
 
 /**
  * One position of the llama2.c transformer (run.c `forward`), for this device's shard.
@@ -62,13 +57,13 @@ export async function forwardEmbedded (m: ShardedModel, s: RunState, pos: number
     if (mm.attend !== undefined) mm.attend(s, l, pos)
     else attendOwnHeads(s, d, c, l, pos)
     await mm.attentionOut(l, s.att, s.xb2)
-    await allReduce(s.xb2)
+    await allReduce(s.xb2, { position: pos, layer: l, kind: 'attention' })
     addInPlace(s.x, s.xb2)
 
     // FFN: own hidden units → partial W2 output, summed over the ring
     rmsnorm(s.xb, s.x, w.layers[l].rmsFfn)
     await mm.ffn(l, s.xb, s.xb2)
-    await allReduce(s.xb2)
+    await allReduce(s.xb2, { position: pos, layer: l, kind: 'ffn' })
     addInPlace(s.x, s.xb2)
   }
 

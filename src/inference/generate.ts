@@ -1,6 +1,7 @@
 import type { ModelConfig } from './config.js'
 import { InferenceSettingError, PromptTooLongError } from './errors.js'
-import { forward, localAllReduce, type AllReduce, type ShardedModel } from './forward.js'
+import { forward, type ShardedModel } from './forward.js'
+import { localAllReduce, type AllReduce } from './reduce.js'
 import type { Sampler } from './sampler.js'
 import { createRunState } from './state.js'
 import { BOS, encode, EOS, printedPiece, type Tokenizer } from './tokenizer.js'

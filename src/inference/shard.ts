@@ -1,5 +1,6 @@
 import { headSize, kvMul, type ModelConfig } from './config.js'
 import { ShardRangeError } from './errors.js'
+import type { Sharding } from './job/plan.js'
 
 /**
  * The part of every layer one ring member computes: a range of kv heads (with the query heads
@@ -76,3 +77,9 @@ export function unitsForColumns (c: ModelConfig, start: number, end: number): Sh
   const d = shardDims(c, shardForColumns(c, start, end))
   return { kvHeads: d.kvDim / headSize(c), queryHeads: d.nHeads, hidden: d.hidden }
 }
+
+/** The llama2.c split for jobs: column ranges to kv-head groups and FFN units (shardForColumns). */
+export const llama2cSharding = (c: ModelConfig): Sharding<Shard> => ({
+  shardOf: (start, end) => shardForColumns(c, start, end),
+  units: (s) => ({ heads: (s.kvHeadEnd - s.kvHeadStart) * kvMul(c), hiddenUnits: s.hiddenEnd - s.hiddenStart })
+})

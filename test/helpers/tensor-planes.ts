@@ -1,4 +1,5 @@
-import { planeAllReduce, type PlaneAllReduce } from '../../src/inference/tensor-plane/all-reduce.js'
+import type { ReduceStep } from '../../src/inference/reduce.js'
+import { planeAllReduce, stepAt } from '../../src/inference/tensor-plane/all-reduce.js'
 import { TensorPlane } from '../../src/inference/tensor-plane/plane.js'
 
 export const PAIR_SECRET = Buffer.alloc(32, 7)
@@ -13,7 +14,15 @@ export async function connectedPlanes (ids: readonly string[], maxPayloadBytes =
   return planes
 }
 
-export function allReduces (planes: readonly TensorPlane[], job: number, nLayers: number): PlaneAllReduce[] {
+/** The n-th all-reduce of a pass that goes position by position: two per layer, nLayers per position. */
+export const nthStep = (n: number, nLayers: number): ReduceStep => ({ position: Math.floor(n / (2 * nLayers)), ...stepAt(n, nLayers) })
+
+/** planeAllReduce on each plane, each call taken as the next step of a position-by-position pass. */
+export function allReduces (planes: readonly TensorPlane[], job: number, nLayers: number): Array<{ allReduce: (v: Float32Array) => Promise<void>, close: () => void }> {
   const members = planes.map((p) => p.selfId)
-  return planes.map((plane) => planeAllReduce({ plane, job, members, nLayers, timeoutMs: 10_000 }))
+  return planes.map((plane) => {
+    const r = planeAllReduce({ plane, job, members, nLayers, timeoutMs: 10_000 })
+    let calls = 0
+    return { allReduce: async (v) => { await r.allReduce(v, nthStep(calls++, nLayers)) }, close: r.close }
+  })
 }

@@ -47,7 +47,7 @@ function capturedLog (): { log: pino.Logger, lines: string[] } {
 }
 
 const openFor = (poolId: string, leader: string, members: string[]): JobOpen =>
-  ({ type: 'open', job: 1, poolId, epoch: 1_000_000, leader, modelId: 'f'.repeat(64), positions: 8, members: evenRanges(members) })
+  ({ type: 'open', job: 1, poolId, epoch: 1_000_000, leader, modelId: 'f'.repeat(64), positions: 8, batch: 1, members: evenRanges(members) })
 
 describe('who may take part in a job (libp2p on 127.0.0.1)', () => {
   it('a device without a certificate for a shared pool cannot open a job stream', async () => {

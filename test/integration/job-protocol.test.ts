@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import type { ShardedModel } from '../../src/inference/forward.js'
+import { llama2cJobModel, type Llama2cJobModel } from '../../src/inference/job/llama2c.js'
 import type { ModelLease } from '../../src/inference/job/session.js'
 import { generateWith } from '../../src/inference/generate.js'
 import { LeaderRun, type MemberStats, type RingView } from '../../src/inference/job/leader.js'
@@ -8,7 +8,7 @@ import { serveJob, type MemberOutcome } from '../../src/inference/job/member.js'
 import { evenRanges } from '../../src/inference/job/plan.js'
 import { loadModel, shardedModel, type LoadedModel } from '../../src/inference/model.js'
 import { createSampler } from '../../src/inference/sampler.js'
-import type { Shard } from '../../src/inference/shard.js'
+import { llama2cSharding, type Shard } from '../../src/inference/shard.js'
 import type { TensorPlane } from '../../src/inference/tensor-plane/plane.js'
 import { channelPair } from '../helpers/job-wire.js'
 import { connectedPlanes } from '../helpers/tensor-planes.js'
@@ -17,11 +17,11 @@ const golden = JSON.parse(readFileSync('test/fixtures/golden/stories260K-greedy.
 const POOL = 'a'.repeat(64)
 
 let loaded: LoadedModel
-const models = new Map<string, ShardedModel>()
+const models = new Map<string, Llama2cJobModel>()
 async function modelFor (shard: Shard): Promise<ModelLease> {
   const key = JSON.stringify(shard)
   let m = models.get(key)
-  if (m === undefined) { m = await shardedModel(loaded, { name: 'wasm', threads: 1 }, shard); models.set(key, m) }
+  if (m === undefined) { m = llama2cJobModel(await shardedModel(loaded, { name: 'wasm', threads: 1 }, shard)); models.set(key, m) }
   return { model: m, release: () => {} }
 }
 beforeAll(async () => {
@@ -42,11 +42,11 @@ async function cluster (ids: string[], modelIdOf: (id: string) => string = () =>
   const notices: string[] = []
   let jobs = 0
   const opened: string[] = []
-  const leader = (id: string, positions: number): LeaderRun => new LeaderRun({
+  const leader = (id: string, positions: number): LeaderRun<Shard> => new LeaderRun({
     plane: plane(id),
     poolId: POOL,
     modelId: loaded.identity.id,
-    config: loaded.checkpoint.config,
+    sharding: llama2cSharding(loaded.checkpoint.config),
     modelFor,
     open: async (nodeId) => {
       if (!ring.alive.includes(nodeId)) throw new Error('connection refused')
@@ -54,7 +54,7 @@ async function cluster (ids: string[], modelIdOf: (id: string) => string = () =>
       const [mine, theirs] = channelPair()
       void theirs.receive().then(async (m) => {
         if (m?.type !== 'open') return
-        outcomes.push(await serveJob(m, theirs, { plane: plane(nodeId), modelId: modelIdOf(nodeId), config: loaded.checkpoint.config, modelFor, link: async () => {}, epochOf: () => ring.epoch, timeoutMs: 5000 }))
+        outcomes.push(await serveJob(m, theirs, { plane: plane(nodeId), modelId: modelIdOf(nodeId), sharding: llama2cSharding(loaded.checkpoint.config), modelFor, link: async () => {}, epochOf: () => ring.epoch, timeoutMs: 5000 }))
       })
       return mine
     },
@@ -72,7 +72,7 @@ async function cluster (ids: string[], modelIdOf: (id: string) => string = () =>
 }
 
 async function run (c: Awaited<ReturnType<typeof cluster>>, leaderId: string, prompt: string, maxTokens: number, onToken?: (n: number) => void): Promise<{ ids: number[], stats: MemberStats[] }> {
-  let lr: LeaderRun | undefined
+  let lr: LeaderRun<Shard> | undefined
   let n = 0
   const g = await generateWith(loaded.checkpoint.config, loaded.tokenizer, async (positions) => { lr = c.leader(leaderId, positions); return lr.step }, {
     prompt,

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
-import { forward, forwardLayers, type AllReduce } from '../../src/inference/forward.js'
+import { forward, forwardLayers } from '../../src/inference/forward.js'
+import type { AllReduce } from '../../src/inference/reduce.js'
 import { loadShardModel, type EngineName } from '../../src/inference/model.js'
 import { argmax } from '../../src/inference/sampler.js'
 import { shardForColumns } from '../../src/inference/shard.js'
@@ -9,7 +10,7 @@ import { createRunState } from '../../src/inference/state.js'
 /** An in-process stand-in for the ring's all-reduce: waits for every member, then gives each the sum. */
 function inProcessAllReduce (members: number): AllReduce {
   let waiting: Array<{ partial: Float32Array, done: () => void }> = []
-  return async (partial) => {
+  return async (partial: Float32Array) => {
     await new Promise<void>((resolve) => {
       waiting.push({ partial, done: resolve })
       if (waiting.length < members) return

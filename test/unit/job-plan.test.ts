@@ -2,20 +2,21 @@ import { describe, expect, it } from 'vitest'
 import type { ModelConfig } from '../../src/inference/config.js'
 import { decodeJobMessage, encodeJobMessage, type JobOpen } from '../../src/inference/job/messages.js'
 import { InputFeed, refusalOf } from '../../src/inference/job/member.js'
-import { evenRanges, JobPlanError, ownsNothing, planJob } from '../../src/inference/job/plan.js'
+import { evenRanges, JobPlanError, planJob } from '../../src/inference/job/plan.js'
+import { llama2cSharding } from '../../src/inference/shard.js'
 
 // stories260K's shape: 4 kv heads (8 query heads), 172 FFN units
 const cfg: ModelConfig = { dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512, seqLen: 512, sharedClassifier: true }
 
 describe('planJob', () => {
   it('gives every unit to exactly one member, in ring order', () => {
-    const plan = planJob(cfg, evenRanges(['a', 'b', 'c']))
+    const plan = planJob(llama2cSharding(cfg), evenRanges(['a', 'b', 'c']))
     expect(plan.map((m) => [m.shard.kvHeadStart, m.shard.kvHeadEnd, m.shard.hiddenStart, m.shard.hiddenEnd])).toEqual([[0, 1, 0, 57], [1, 3, 57, 115], [3, 4, 115, 172]])
   })
 
   it('keeps a member whose share rounds to nothing, with no units', () => {
-    const plan = planJob(cfg, [{ nodeId: 'a', start: 0, end: 8190 }, { nodeId: 'b', start: 8190, end: 8191 }, { nodeId: 'c', start: 8191, end: 8192 }])
-    expect(plan.map((m) => ownsNothing(m.shard))).toEqual([false, true, true])
+    const plan = planJob(llama2cSharding(cfg), [{ nodeId: 'a', start: 0, end: 8190 }, { nodeId: 'b', start: 8190, end: 8191 }, { nodeId: 'c', start: 8191, end: 8192 }])
+    expect(plan.map((m) => llama2cSharding(cfg).units(m.shard))).toEqual([{ heads: 8, hiddenUnits: 172 }, { heads: 0, hiddenUnits: 0 }, { heads: 0, hiddenUnits: 0 }])
     expect(plan[0].shard).toEqual({ kvHeadStart: 0, kvHeadEnd: 4, hiddenStart: 0, hiddenEnd: 172 })
   })
 
@@ -25,13 +26,13 @@ describe('planJob', () => {
     [[{ nodeId: 'a', start: 0, end: 4096 }, { nodeId: 'a', start: 4096, end: 8192 }], /twice/],
     [[], /at least one/]
   ])('rejects ranges that do not tile the ring: %j', (members, message) => {
-    expect(() => planJob(cfg, members)).toThrow(JobPlanError)
-    expect(() => planJob(cfg, members)).toThrow(message)
+    expect(() => planJob(llama2cSharding(cfg), members)).toThrow(JobPlanError)
+    expect(() => planJob(llama2cSharding(cfg), members)).toThrow(message)
   })
 })
 
 describe('a member checks a job-open', () => {
-  const open: JobOpen = { type: 'open', job: 7, poolId: 'a'.repeat(64), epoch: 5, leader: 'L', modelId: 'f'.repeat(64), positions: 10, members: evenRanges(['L', 'me']) }
+  const open: JobOpen = { type: 'open', job: 7, poolId: 'a'.repeat(64), epoch: 5, leader: 'L', modelId: 'f'.repeat(64), positions: 10, batch: 1, members: evenRanges(['L', 'me']) }
   it.each([
     ['fits', open, 5, undefined],
     ['a newer epoch (the member has not caught up)', { ...open, epoch: 6 }, 5, undefined],

@@ -8,6 +8,7 @@ import { LeaderRun, type MemberStats, type RingView } from '../../inference/job/
 import { serveJob } from '../../inference/job/member.js'
 import { JOB_PROTOCOL } from '../../inference/job/messages.js'
 import { createSampler } from '../../inference/sampler.js'
+import { llama2cSharding, type Shard } from '../../inference/shard.js'
 import type { RingStatus } from '../net/pool-ring.js'
 import type { Logger } from '../log.js'
 import { leadGgufJob } from './gguf-job.js'
@@ -89,7 +90,7 @@ export class JobService {
       const outcome = await serveJob(open, ch, {
         plane: this.c.links.plane,
         modelId: served.identity.id,
-        config: served.config,
+        sharding: llama2cSharding(served.config),
         modelFor: async (shard) => await this.c.models.lease(shard, 'member'),
         link: async (peers) => { await this.c.links.link(open.poolId, peers) },
         epochOf: (poolId) => this.c.net.ringStatus(poolId)?.topology.epoch,
@@ -132,7 +133,7 @@ export class JobService {
     // fail fast, before the prompt is encoded: no ring, no job
     await this.ringView(poolId)
     emit({ type: 'started', jobId, poolId })
-    let run: LeaderRun | undefined
+    let run: LeaderRun<Shard> | undefined
     try {
       // the leader's own shard is loaded when the job is planned, in LeaderRun
       const g = await generateWith(served.config, tokenizer, async (positions) => {
@@ -140,7 +141,7 @@ export class JobService {
           plane: this.c.links.plane,
           poolId,
           modelId: served.identity.id,
-          config: served.config,
+          sharding: llama2cSharding(served.config),
           modelFor: async (shard) => await this.c.models.lease(shard, 'leader'),
           open: async (nodeId) => libp2pChannel(await this.c.net.openMemberStream(nodeId, JOB_PROTOCOL, AbortSignal.timeout(this.cfg.stepTimeoutMs))),
           link: async (peers) => { await this.c.links.link(poolId, peers) },

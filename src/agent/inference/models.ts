@@ -1,5 +1,5 @@
 import os from 'node:os'
-import type { ShardedModel } from '../../inference/forward.js'
+import { llama2cJobModel, type Llama2cJobModel } from '../../inference/job/llama2c.js'
 import { chooseEngine, loadShardModel } from '../../inference/model.js'
 import type { ModelLease } from '../../inference/job/session.js'
 import { defaultLlmEngine } from '../../inference/llm/engine.js'
@@ -17,7 +17,7 @@ export class ModelNotReadyError extends MeshError {}
 export type ShardRole = 'leader' | 'member'
 
 interface Held {
-  readonly model: Promise<ShardedModel>
+  readonly model: Promise<Llama2cJobModel>
   readonly role: ShardRole
   users: number
 }
@@ -89,7 +89,7 @@ export class ModelHost {
   }
 
   /** This node's shard of the served model, for a job it leads or serves as a member. */
-  async lease (shard: Shard, role: ShardRole): Promise<ModelLease> {
+  async lease (shard: Shard, role: ShardRole): Promise<ModelLease & { readonly model: Llama2cJobModel }> {
     const s = this.servedLlama2c()
     const base = `${s.identity.id}:${shard.kvHeadStart}:${shard.kvHeadEnd}:${shard.hiddenStart}:${shard.hiddenEnd}`
     // a leader's shard serves a member's job as well
@@ -100,7 +100,7 @@ export class ModelHost {
     const held = found ?? { model: this.load(s, shard, role), role, users: 0 }
     if (found === undefined) this.held.set(key, held)
     held.users++
-    let model: ShardedModel
+    let model: Llama2cJobModel
     try {
       model = await held.model
     } catch (err) {
@@ -120,7 +120,7 @@ export class ModelHost {
     }
   }
 
-  private async load (s: ServedLlama2c, shard: Shard, role: ShardRole): Promise<ShardedModel> {
+  private async load (s: ServedLlama2c, shard: Shard, role: ShardRole): Promise<Llama2cJobModel> {
     const loaded = await loadShardModel({
       checkpointPath: s.checkpointPath,
       tokenizerPath: s.tokenizerPath,
@@ -134,7 +134,7 @@ export class ModelHost {
       await loaded.model.matmuls.close()
       throw new ModelNotReadyError(`the model files changed on disk since this agent hashed them (${s.checkpointPath}); restart it with \`mesh start\``)
     }
-    return loaded.model
+    return llama2cJobModel(loaded.model)
   }
 
   /** Free every shard no job uses, but the latest plan's. */
@@ -160,5 +160,5 @@ export class ModelHost {
 }
 
 async function close (h: Held): Promise<void> {
-  await (await h.model.catch(() => undefined))?.matmuls.close()
+  await (await h.model.catch(() => undefined))?.sharded.matmuls.close()
 }

@@ -1,12 +1,9 @@
 import { matchModel } from '../../ring/model-match.js'
-import type { ModelConfig } from '../config.js'
-import { embedding } from '../forward.js'
-import type { Shard } from '../shard.js'
 import { AllReduceTimeoutError, TensorLinkError } from '../tensor-plane/errors.js'
 import type { TensorPlane } from '../tensor-plane/plane.js'
 import { JobFailedError, MemberLostError, MemberRefusedError, RingNotReadyError } from './errors.js'
-import type { ControlChannel, JobOpen } from './messages.js'
-import { evenRanges, planJob, type JobMember, type PlannedMember } from './plan.js'
+import { MAX_JOB_BATCH, type ControlChannel, type JobOpen } from './messages.js'
+import { evenRanges, planJob, type JobMember, type PlannedMember, type Sharding } from './plan.js'
 import { openSession, type JobSession, type ModelLease, type SessionTimes } from './session.js'
 
 /** A ring member as the leader sees it: its columns, and the model id its heartbeats announce (undefined before they said). */
@@ -21,13 +18,13 @@ export interface RingView {
   readonly members: readonly RingMember[]
 }
 
-export interface LeaderDeps {
+export interface LeaderDeps<S> {
   readonly plane: TensorPlane
   readonly poolId: string
   readonly modelId: string
-  readonly config: ModelConfig
-  /** the leader's shard, with the classifier (it samples) */
-  readonly modelFor: (shard: Shard) => Promise<ModelLease>
+  readonly sharding: Sharding<S>
+  /** the leader's shard, with the embedding and the classifier (it embeds and samples) */
+  readonly modelFor: (shard: S) => Promise<ModelLease>
   /** open a control stream to a member (JobMessage over libp2p in the agent) */
   readonly open: (nodeId: string) => Promise<ControlChannel>
   /** bring up tensor-plane links to these members */
@@ -58,10 +55,11 @@ export interface MemberStats extends SessionTimes {
 }
 
 /** One try at running the job on one ring epoch. */
-interface Attempt {
+interface Attempt<S> {
   readonly job: number
   readonly epoch: number
-  readonly plan: readonly PlannedMember[]
+  readonly batch: number
+  readonly plan: ReadonlyArray<PlannedMember<S>>
   readonly session: JobSession
   readonly lease: ModelLease
   readonly channels: Map<string, ControlChannel>
@@ -72,14 +70,15 @@ const recoverable = (err: unknown): boolean =>
   err instanceof MemberRefusedError || err instanceof RingNotReadyError
 
 /**
- * The leader's side of a distributed job. `step` runs one position across the ring and returns
- * the logits, so `generate` drives it like the local forward pass. When a member dies or leaves,
- * the step does not fail: the leader waits for the ring's next epoch, plans the shards again over
- * the members left, has them rebuild their KV caches by replaying every token fed so far, and
- * carries on. With the same tokens fed, greedy output does not change.
+ * The leader's side of a distributed job. `steps` runs a chunk of positions across the ring (one
+ * all-reduce per layer half for the whole chunk) and returns the logits of the last, so a
+ * generation loop drives it like the local forward pass; `step` is one position. When a member
+ * dies or leaves, the step does not fail: the leader waits for the ring's next epoch, plans the
+ * shards again over the members left, has them rebuild their KV caches by replaying every token
+ * fed so far (in chunks), and carries on. With the same tokens fed, greedy output does not change.
  */
-export class LeaderRun {
-  private attempt: Attempt | null = null
+export class LeaderRun<S> {
+  private attempt: Attempt<S> | null = null
   private readonly history: number[] = []
   /** members left out of this job, and why (a different model, not a member) */
   private readonly excluded = new Map<string, string>()
@@ -89,18 +88,22 @@ export class LeaderRun {
   readonly own: SessionTimes = { positions: 0, computeMs: 0, networkMs: 0 }
   failovers = 0
 
-  constructor (private readonly deps: LeaderDeps, private readonly positions: number) {}
+  constructor (private readonly deps: LeaderDeps<S>, private readonly positions: number) {}
 
   /** Run position `pos` on token `token` across the job's members; the logits (vocab,). */
-  step = async (token: number, pos: number): Promise<Float32Array> => {
+  step = async (token: number, pos: number): Promise<Float32Array> => await this.steps([token], pos)
+
+  /** Run positions pos0.. on `tokens` across the job's members, in chunks of the job's batch; the logits (vocab,) of the last. */
+  steps = async (tokens: readonly number[], pos0: number): Promise<Float32Array> => {
+    if (pos0 !== this.history.length || tokens.length === 0) throw new RangeError(`positions must follow on: fed ${this.history.length} so far, asked to feed ${tokens.length} at ${pos0}`)
     for (;;) {
       try {
         if (this.attempt === null) {
           this.attempt = await this.begin()
-          for (let p = 0; p < this.history.length; p++) await this.feed(this.attempt, this.history[p], p)
+          await this.feedAll(this.attempt, this.history, 0)
         }
-        const logits = await this.feed(this.attempt, token, pos)
-        this.history[pos] = token
+        const logits = await this.feedAll(this.attempt, tokens, pos0)
+        this.history.push(...tokens)
         this.failingSince = null
         return logits
       } catch (err) {
@@ -132,7 +135,7 @@ export class LeaderRun {
     this.deps.notice(`member ${short(nodeId)} left out of this job: it ${why}`)
   }
 
-  private async begin (): Promise<Attempt> {
+  private async begin (): Promise<Attempt<S>> {
     const { deps } = this
     const self = deps.plane.selfId
     const view = await deps.ring(this.lastEpoch)
@@ -145,14 +148,16 @@ export class LeaderRun {
     const serving = view.members.filter((m) => !this.excluded.has(m.nodeId))
     if (!serving.some((m) => m.nodeId === self)) throw new JobFailedError('this node is not in the ring it would lead the job on')
     const members = serving.length === view.members.length ? serving : evenRanges(serving.map((m) => m.nodeId))
-    const plan = planJob(deps.config, members)
+    const plan = planJob(deps.sharding, members)
     const job = deps.jobNumber()
     const lease = await deps.modelFor(plan.find((m) => m.nodeId === self)!.shard)
-    const session = openSession({ plane: deps.plane, job, epoch: view.epoch, members: plan.map((m) => m.nodeId), model: lease.model, positions: this.positions, timeoutMs: deps.timeoutMs })
-    const attempt: Attempt = { job, epoch: view.epoch, plan, session, lease, channels: new Map() }
+    // a step's embedding rows and partials each go in one tensor-plane frame
+    const batch = Math.max(1, Math.min(lease.model.maxBatch, MAX_JOB_BATCH, Math.floor(deps.plane.opts.maxPayloadBytes / (4 * lease.model.dim))))
+    const session = openSession({ plane: deps.plane, job, epoch: view.epoch, members: plan.map((m) => m.nodeId), model: lease.model, positions: this.positions, batch, timeoutMs: deps.timeoutMs })
+    const attempt: Attempt<S> = { job, epoch: view.epoch, batch, plan, session, lease, channels: new Map() }
     this.attempt = attempt
     const open: JobOpen = {
-      type: 'open', job, poolId: deps.poolId, epoch: view.epoch, leader: self, modelId: deps.modelId, positions: this.positions,
+      type: 'open', job, poolId: deps.poolId, epoch: view.epoch, leader: self, modelId: deps.modelId, positions: this.positions, batch,
       members: plan.map(({ nodeId, start, end }) => ({ nodeId, start, end }))
     }
     const others = plan.filter((m) => m.nodeId !== self).map((m) => m.nodeId)
@@ -171,11 +176,18 @@ export class LeaderRun {
     return attempt
   }
 
-  private async feed (a: Attempt, token: number, pos: number): Promise<Float32Array> {
-    // the members hold no embedding table: each gets the token's row
-    const row = embedding(a.lease.model, token)
-    for (const nodeId of a.channels.keys()) this.deps.plane.send(nodeId, { kind: 'token', layer: 0, job: a.job, position: pos }, row)
-    return await a.session.lead(token, pos)
+  /** Feed tokens at pos0.. in chunks of the attempt's batch; the logits of the last (none for no tokens). */
+  private async feedAll (a: Attempt<S>, tokens: readonly number[], pos0: number): Promise<Float32Array> {
+    let logits: Float32Array = new Float32Array(0)
+    for (let at = 0; at < tokens.length; at += a.batch) logits = await this.feed(a, tokens.slice(at, at + a.batch), pos0 + at)
+    return logits
+  }
+
+  private async feed (a: Attempt<S>, tokens: readonly number[], pos0: number): Promise<Float32Array> {
+    // the members hold no embedding table: each gets the tokens' rows
+    const rows = a.session.embed(tokens)
+    for (const nodeId of a.channels.keys()) this.deps.plane.send(nodeId, { kind: 'token', layer: 0, job: a.job, position: pos0 }, rows)
+    return await a.session.lead(rows, pos0)
   }
 
   /** Close the current attempt: its members see their control streams end and drop the job. */
@@ -212,8 +224,8 @@ export class LeaderRun {
     return a.plan.flatMap((m) => {
       const times = m.nodeId === self ? this.own : byNode.get(m.nodeId)
       if (times === undefined) return []
-      const heads = (m.shard.kvHeadEnd - m.shard.kvHeadStart) * (this.deps.config.nHeads / this.deps.config.nKvHeads)
-      return [{ nodeId: m.nodeId, start: m.start, end: m.end, heads, hiddenUnits: m.shard.hiddenEnd - m.shard.hiddenStart, leader: m.nodeId === self, positions: times.positions, computeMs: times.computeMs, networkMs: times.networkMs }]
+      const { heads, hiddenUnits } = this.deps.sharding.units(m.shard)
+      return [{ nodeId: m.nodeId, start: m.start, end: m.end, heads, hiddenUnits, leader: m.nodeId === self, positions: times.positions, computeMs: times.computeMs, networkMs: times.networkMs }]
     })
   }
 }

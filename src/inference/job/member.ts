@@ -1,17 +1,15 @@
-import type { ModelConfig } from '../config.js'
-import type { Shard } from '../shard.js'
 import type { FrameDrop, TensorPlane } from '../tensor-plane/plane.js'
 import type { ControlChannel, JobOpen, Refusal } from './messages.js'
-import { JobPlanError, planJob } from './plan.js'
+import { JobPlanError, planJob, type Sharding } from './plan.js'
 import { openSession, type ModelLease, type SessionTimes } from './session.js'
 
-export interface MemberDeps {
+export interface MemberDeps<S> {
   readonly plane: TensorPlane
-  /** the model this member serves (ModelIdentity.id) and its shape */
+  /** the model this member serves (ModelIdentity.id), and how its units split by ring columns */
   readonly modelId: string
-  readonly config: ModelConfig
+  readonly sharding: Sharding<S>
   /** this member's part of the model for a shard, without the embedding and the classifier (the leader embeds and samples) */
-  readonly modelFor: (shard: Shard) => Promise<ModelLease>
+  readonly modelFor: (shard: S) => Promise<ModelLease>
   /** bring up tensor-plane links to these members of the job */
   readonly link: (peers: readonly string[]) => Promise<void>
   /** the ring epoch this member is in, for the pool the job names */
@@ -42,7 +40,7 @@ export function refusalOf (open: JobOpen, selfId: string, modelId: string, epoch
  * plane) until the leader says end; then report the time spent. A failure ends the job here; the
  * leader sees the stream close and fails over.
  */
-export async function serveJob (open: JobOpen, channel: ControlChannel, deps: MemberDeps): Promise<MemberOutcome> {
+export async function serveJob<S> (open: JobOpen, channel: ControlChannel, deps: MemberDeps<S>): Promise<MemberOutcome> {
   const self = deps.plane.selfId
   const refusal = refusalOf(open, self, deps.modelId, deps.epochOf(open.poolId))
   const refuse = async (r: { reason: Refusal, message: string }): Promise<MemberOutcome> => {
@@ -51,15 +49,19 @@ export async function serveJob (open: JobOpen, channel: ControlChannel, deps: Me
     return { kind: 'refused', ...r }
   }
   if (refusal !== undefined) return await refuse(refusal)
-  let shard: Shard
+  let shard: S
   try {
-    shard = planJob(deps.config, open.members).find((m) => m.nodeId === self)!.shard
+    shard = planJob(deps.sharding, open.members).find((m) => m.nodeId === self)!.shard
   } catch (err) {
     if (err instanceof JobPlanError) return await refuse({ reason: 'bad-plan', message: err.message })
     throw err
   }
   const lease = await deps.modelFor(shard)
-  const feed = new InputFeed(lease.model.config.dim)
+  if (open.batch > lease.model.maxBatch) {
+    lease.release()
+    return await refuse({ reason: 'bad-plan', message: `the job sends ${open.batch} positions a step; this member's model takes at most ${lease.model.maxBatch}` })
+  }
+  const feed = new InputFeed(lease.model.dim, open.batch)
   const session = openSession({
     plane: deps.plane,
     job: open.job,
@@ -67,6 +69,7 @@ export async function serveJob (open: JobOpen, channel: ControlChannel, deps: Me
     members: open.members.map((m) => m.nodeId),
     model: lease.model,
     positions: open.positions,
+    batch: open.batch,
     timeoutMs: deps.timeoutMs,
     other: (peerId, h, payload) => h.kind !== 'token' ? 'wrong-step' : peerId !== open.leader ? 'not-leader' : feed.push(h.position, payload)
   })
@@ -75,11 +78,13 @@ export async function serveJob (open: JobOpen, channel: ControlChannel, deps: Me
     await channel.send({ type: 'ready' })
     // the leader's word on the control stream: 'end', or the stream closing (a failover, a dead leader)
     void channel.receive().then((m) => { if (m?.type === 'end') feed.end(); else feed.abort(new Error('the leader closed the job')) })
-    for (let pos = 0; ; pos++) {
-      const x = await feed.next(pos, deps.timeoutMs)
-      if (x === null) break
-      if (pos >= open.positions) throw new RangeError(`the leader sent position ${pos}, beyond the ${open.positions} positions it opened`)
-      await session.follow(x, pos)
+    for (let pos = 0; ;) {
+      const rows = await feed.next(pos, deps.timeoutMs)
+      if (rows === null) break
+      const n = rows.length / lease.model.dim
+      if (pos + n > open.positions) throw new RangeError(`the leader sent positions up to ${pos + n - 1}, beyond the ${open.positions} positions it opened`)
+      await session.follow(rows, pos)
+      pos += n
     }
     await channel.send({ type: 'report', ...session.times })
     return { kind: 'done', times: session.times }
@@ -93,10 +98,10 @@ export async function serveJob (open: JobOpen, channel: ControlChannel, deps: Me
 }
 
 /**
- * The leader's input for each position, in order, as it arrives on the tensor plane: the
- * embedding row (dim floats) of the token fed there. The leader can be at most one position ahead
- * of a member (it needs the member's partials to finish a position), so a frame for any other
- * position is dropped.
+ * The leader's input for each step, in order, as it arrives on the tensor plane: the embedding
+ * rows (dim floats each, 1 to `batch` of them) of the tokens fed at the positions from the frame's
+ * on. The leader can be at most one step ahead of a member (it needs the member's partials to
+ * finish a step), so a frame for any other position is dropped.
  */
 export class InputFeed {
   private readonly queue = new Map<number, Float32Array>()
@@ -104,12 +109,13 @@ export class InputFeed {
   private waiter: ((v: Float32Array | null) => void) | undefined
   private failed: Error | undefined
   private ended = false
-  constructor (private readonly dim: number) {}
+  constructor (private readonly dim: number, private readonly batch = 1) {}
 
   push (position: number, payload: Float32Array): FrameDrop | null {
     if (position !== this.nextPush) return 'wrong-step'
-    if (payload.length !== this.dim || !payload.every(Number.isFinite)) return 'bad-token'
-    this.nextPush++
+    const n = payload.length / this.dim
+    if (!Number.isInteger(n) || n < 1 || n > this.batch || !payload.every(Number.isFinite)) return 'bad-token'
+    this.nextPush += n
     const row = payload.slice() // the plane may reuse its buffer
     if (this.waiter !== undefined) { const w = this.waiter; this.waiter = undefined; w(row) } else this.queue.set(position, row)
     return null
@@ -118,7 +124,7 @@ export class InputFeed {
   end (): void { this.ended = true; this.waiter?.(null); this.waiter = undefined }
   abort (e: Error): void { this.failed = e; this.end() }
 
-  /** The input for `pos`; null once the leader ended the job. */
+  /** The rows of the step that starts at `pos`; null once the leader ended the job. */
   async next (pos: number, timeoutMs: number): Promise<Float32Array | null> {
     const queued = this.queue.get(pos)
     if (queued !== undefined) { this.queue.delete(pos); return queued }

@@ -13,6 +13,9 @@ export const MAX_JOB_MESSAGE_BYTES = 64 * 1024
 export const REFUSALS = ['not-member', 'stale-epoch', 'model-mismatch', 'bad-plan', 'busy', 'internal'] as const
 export type Refusal = typeof REFUSALS[number]
 
+/** The most positions one step of a job takes (a member allocates its buffers for them). */
+export const MAX_JOB_BATCH = 512
+
 const nodeId = z.string().min(1).max(255)
 const u32 = z.number().int().min(0).max(0xffffffff)
 
@@ -27,6 +30,8 @@ const openSchema = z.strictObject({
   modelId: z.string().regex(/^[0-9a-f]{64}$/),
   /** KV cache positions each member allocates */
   positions: z.number().int().min(1).max(1 << 20),
+  /** positions per step: prompt chunks go through the ring this many at a time */
+  batch: z.number().int().min(1).max(MAX_JOB_BATCH),
   members: z.array(z.strictObject({ nodeId, start: z.number().int().min(0), end: z.number().int().min(1) })).min(1).max(512)
 })
 const readySchema = z.strictObject({ type: z.literal('ready') })

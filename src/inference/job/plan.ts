@@ -1,5 +1,4 @@
-import type { ModelConfig } from '../config.js'
-import { RING_COLUMNS, shardForColumns, type Shard } from '../shard.js'
+import { RING_COLUMNS } from '../shard.js'
 
 /** A ring member as a job sees it: its node id and its ring column range [start, end). */
 export interface JobMember {
@@ -8,8 +7,17 @@ export interface JobMember {
   readonly end: number
 }
 
-export interface PlannedMember extends JobMember {
-  readonly shard: Shard
+export interface PlannedMember<S> extends JobMember {
+  readonly shard: S
+}
+
+/**
+ * How a model is split by ring columns: the shard a column range maps to (a pure function of the
+ * model's shape, so leader and members plan alike), and what a shard holds, for the job's stats.
+ */
+export interface Sharding<S> {
+  readonly shardOf: (start: number, end: number) => S
+  readonly units: (s: S) => { readonly heads: number, readonly hiddenUnits: number }
 }
 
 /** Members whose ranges do not tile the ring's columns in order. */
@@ -17,10 +25,10 @@ export class JobPlanError extends RangeError {}
 
 /**
  * The shards of a job: every member in ring order with its column range mapped onto the model's
- * units (shardForColumns). The ranges must tile [0, 8192) in order, so every unit goes to exactly
- * one member; a member whose share rounds to nothing keeps an empty shard and still takes part.
+ * units. The ranges must tile [0, 8192) in order, so every unit goes to exactly one member; a
+ * member whose share rounds to nothing keeps an empty shard and still takes part.
  */
-export function planJob (c: ModelConfig, members: readonly JobMember[]): PlannedMember[] {
+export function planJob<S> (sharding: Sharding<S>, members: readonly JobMember[]): Array<PlannedMember<S>> {
   if (members.length === 0) throw new JobPlanError('a job needs at least one member')
   let at = 0
   const seen = new Set<string>()
@@ -31,11 +39,8 @@ export function planJob (c: ModelConfig, members: readonly JobMember[]): Planned
     at = m.end
   }
   if (at !== RING_COLUMNS) throw new JobPlanError(`the ranges end at column ${at}, not ${RING_COLUMNS}`)
-  return members.map((m) => ({ ...m, shard: shardForColumns(c, m.start, m.end) }))
+  return members.map((m) => ({ ...m, shard: sharding.shardOf(m.start, m.end) }))
 }
-
-/** True when a member's share rounded to no heads and no FFN units. */
-export const ownsNothing = (s: Shard): boolean => s.kvHeadEnd === s.kvHeadStart && s.hiddenEnd === s.hiddenStart
 
 /**
  * The same members, in the same order, with the columns split evenly again: for a job that leaves

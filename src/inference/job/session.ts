@@ -1,8 +1,29 @@
-import { embedding, forwardEmbedded, type AllReduce, type ShardedModel } from '../forward.js'
-import { createRunState, type RunState } from '../state.js'
+import type { AllReduce } from '../reduce.js'
 import { planeAllReduce } from '../tensor-plane/all-reduce.js'
 import type { FrameHeader } from '../tensor-plane/frame.js'
 import type { FrameDrop, TensorPlane } from '../tensor-plane/plane.js'
+
+/**
+ * One member's part of a model as a job runs it (a llama2.c shard, a GGUF shard): the layers'
+ * share it computes, and for a leader the embedding and the classifier.
+ */
+export interface JobModel {
+  readonly dim: number
+  readonly nLayers: number
+  /** the most positions one step takes: a prompt goes through the ring this many at a time */
+  readonly maxBatch: number
+  /** a run with its own KV cache of `positions`, taking up to `batch` positions a step */
+  open: (positions: number, batch: number) => JobRun
+}
+
+export interface JobRun {
+  /** the leader: the embedding rows of `tokens` (n·dim floats) */
+  embed: (tokens: readonly number[]) => Float32Array
+  /** rows x (n·dim) at positions pos0..pos0+n-1 through this member's part of every layer, partials summed by `reduce` */
+  layers: (x: Float32Array, pos0: number, n: number, reduce: AllReduce) => Promise<void>
+  /** the leader: the logits (vocab,) of the last position of the latest layers() */
+  logits: () => Promise<Float32Array>
+}
 
 export interface SessionOptions {
   readonly plane: TensorPlane
@@ -10,8 +31,10 @@ export interface SessionOptions {
   readonly epoch: number
   /** node ids in ring order, this one included */
   readonly members: readonly string[]
-  readonly model: ShardedModel
+  readonly model: JobModel
   readonly positions: number
+  /** positions per step (the job-open's batch) */
+  readonly batch: number
   /** how long an all-reduce step waits for the other partials */
   readonly timeoutMs: number
   /** the job's non-tensor frames (the leader's 'token' frames: embedding rows); see planeAllReduce */
@@ -20,7 +43,7 @@ export interface SessionOptions {
 
 /** A job attempt's use of this member's shard of the model; released when the attempt ends, so a host can free it. */
 export interface ModelLease {
-  readonly model: ShardedModel
+  readonly model: JobModel
   readonly release: () => void
 }
 
@@ -28,48 +51,50 @@ export interface ModelLease {
 export interface SessionTimes { positions: number, computeMs: number, networkMs: number }
 
 /**
- * One member's part of one job attempt: its shard's run state (KV cache of its own heads) and the
+ * One member's part of one job attempt: its shard's run (KV cache of its own heads) and the
  * all-reduce over the job's members, on the job's epoch. Leader and members run the same layers;
- * the leader embeds each token (and sends the row to the members) and computes the logits.
+ * the leader embeds each chunk of tokens (and sends the rows to the members) and computes the logits.
  */
 export interface JobSession {
-  readonly state: RunState
-  /** the leader: the position from `token`'s embedding row; the logits (vocab,) */
-  lead: (token: number, pos: number) => Promise<Float32Array>
-  /** a member: the position from the leader's embedding row `x` (dim,) */
-  follow: (x: Float32Array, pos: number) => Promise<void>
+  /** the leader: the embedding rows of `tokens`, to send to the members and then lead */
+  embed: (tokens: readonly number[]) => Float32Array
+  /** the leader: positions pos0.. from their embedding rows; the logits (vocab,) of the last */
+  lead: (rows: Float32Array, pos0: number) => Promise<Float32Array>
+  /** a member: positions pos0.. from the leader's embedding rows */
+  follow: (rows: Float32Array, pos0: number) => Promise<void>
   readonly times: SessionTimes
   close: () => void
 }
 
 export function openSession (o: SessionOptions): JobSession {
-  const state = createRunState(o.model.config, o.model.shard, o.positions)
-  const reduce = planeAllReduce({ plane: o.plane, job: o.job, epoch: o.epoch, members: o.members, nLayers: o.model.config.nLayers, timeoutMs: o.timeoutMs, other: o.other })
+  const run = o.model.open(o.positions, o.batch)
+  const reduce = planeAllReduce({ plane: o.plane, job: o.job, epoch: o.epoch, members: o.members, nLayers: o.model.nLayers, timeoutMs: o.timeoutMs, other: o.other })
   const times: SessionTimes = { positions: 0, computeMs: 0, networkMs: 0 }
-  const timed: AllReduce = async (v) => {
+  const timed: AllReduce = async (v, at) => {
     const t = performance.now()
-    try { await reduce.allReduce(v) } finally { times.networkMs += performance.now() - t }
+    try { await reduce.allReduce(v, at) } finally { times.networkMs += performance.now() - t }
   }
-  const layers = async (x: Float32Array, pos: number): Promise<void> => {
+  const layers = async (rows: Float32Array, pos0: number): Promise<void> => {
+    const n = rows.length / o.model.dim
+    if (!Number.isInteger(n) || n < 1 || n > o.batch) throw new RangeError(`a step of ${rows.length} floats is not 1 to ${o.batch} rows of ${o.model.dim}`)
     const t = performance.now()
     const network = times.networkMs
     try {
-      state.x.set(x)
-      await forwardEmbedded(o.model, state, pos, timed)
+      await run.layers(rows, pos0, n, timed)
     } finally {
       times.computeMs += performance.now() - t - (times.networkMs - network)
-      times.positions++
+      times.positions += n
     }
   }
   return {
-    state,
     times,
-    lead: async (token, pos) => {
-      await layers(embedding(o.model, token), pos)
+    embed: run.embed,
+    lead: async (rows, pos0) => {
+      await layers(rows, pos0)
       const t = performance.now()
-      await o.model.matmuls.classifier(state.x, state.logits)
+      const logits = await run.logits()
       times.computeMs += performance.now() - t
-      return state.logits
+      return logits
     },
     follow: layers,
     close: () => { reduce.close() }

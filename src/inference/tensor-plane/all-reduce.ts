@@ -1,6 +1,6 @@
-import type { AllReduce } from '../forward.js'
+import type { AllReduce, ReduceStep } from '../reduce.js'
 import { AllReduceTimeoutError, TensorLinkError } from './errors.js'
-import type { FrameHeader, FrameKind } from './frame.js'
+import type { FrameHeader } from './frame.js'
 import type { FrameDrop, TensorPlane } from './plane.js'
 
 export interface AllReduceOptions {
@@ -17,10 +17,17 @@ export interface AllReduceOptions {
   readonly other?: (peerId: string, h: FrameHeader, payload: Float32Array) => FrameDrop | null
 }
 
-/** Where forward's n-th all-reduce call is: two per layer (attention, then FFN), nLayers per position. */
-export function stepAt (step: number, nLayers: number): { position: number, layer: number, kind: FrameKind } {
-  return { position: Math.floor(step / (2 * nLayers)), layer: Math.floor(step / 2) % nLayers, kind: step % 2 === 0 ? 'attention' : 'ffn' }
+/**
+ * The layer and half of forward's n-th all-reduce call: two per layer (attention, then FFN), nLayers
+ * per chunk of positions. A chunk's first position is checked when its partial is used, since a
+ * peer one step ahead may already be in a chunk this member has not started.
+ */
+export function stepAt (step: number, nLayers: number): Omit<ReduceStep, 'position'> {
+  return { layer: Math.floor(step / 2) % nLayers, kind: step % 2 === 0 ? 'attention' : 'ffn' }
 }
+
+/** A peer's partial for one step, and the first position of the chunk it is for */
+interface Partial { readonly position: number, readonly payload: Float32Array }
 
 export interface PlaneAllReduce {
   readonly allReduce: AllReduce
@@ -39,9 +46,9 @@ export function planeAllReduce (opts: AllReduceOptions): PlaneAllReduce {
   const self = members.indexOf(plane.selfId)
   if (self < 0) throw new RangeError(`${plane.selfId} is not a member of job ${job}`)
   const peers = members.filter((_, i) => i !== self)
-  const received = new Map(peers.map((p) => [p, [] as Float32Array[]]))
+  const received = new Map(peers.map((p) => [p, [] as Partial[]]))
   const peerStep = new Map(peers.map((p) => [p, 0]))
-  const waiting = new Map<string, { resolve: (v: Float32Array) => void, reject: (e: Error) => void }>()
+  const waiting = new Map<string, { resolve: (v: Partial) => void, reject: (e: Error) => void }>()
   const gone = new Set<string>()
   let step = 0
   let sum = new Float32Array(0)
@@ -54,15 +61,16 @@ export function planeAllReduce (opts: AllReduceOptions): PlaneAllReduce {
       if (queue === undefined) return 'not-member'
       const at = peerStep.get(peerId) ?? 0
       const want = stepAt(at, nLayers)
-      if (h.position !== want.position || h.layer !== want.layer || h.kind !== want.kind) return 'wrong-step'
+      if (h.layer !== want.layer || h.kind !== want.kind) return 'wrong-step'
       if (at > step) return 'too-far-ahead'
       peerStep.set(peerId, at + 1)
+      const part = { position: h.position, payload }
       const waiter = waiting.get(peerId)
       if (waiter !== undefined) {
         waiting.delete(peerId)
-        waiter.resolve(payload)
+        waiter.resolve(part)
       } else {
-        queue.push(payload)
+        queue.push(part)
       }
       return null
     },
@@ -74,15 +82,14 @@ export function planeAllReduce (opts: AllReduceOptions): PlaneAllReduce {
     }
   })
 
-  const partialOf = async (peerId: string): Promise<Float32Array> => {
+  const partialOf = async (peerId: string): Promise<Partial> => {
     const queued = received.get(peerId)?.shift()
     if (queued !== undefined) return queued
     if (gone.has(peerId)) throw new TensorLinkError(`member ${peerId} left job ${job}: its tensor-plane link closed`)
     return await new Promise((resolve, reject) => { waiting.set(peerId, { resolve, reject }) })
   }
 
-  const allReduce: AllReduce = async (partial) => {
-    const at = stepAt(step, nLayers)
+  const allReduce: AllReduce = async (partial: Float32Array, at: ReduceStep) => {
     for (const p of peers) plane.send(p, { ...at, job }, partial)
     step++
     let timer: NodeJS.Timeout | undefined
@@ -95,7 +102,9 @@ export function planeAllReduce (opts: AllReduceOptions): PlaneAllReduce {
       sum.fill(0)
       let next = 0
       for (let m = 0; m < members.length; m++) {
-        const v = m === self ? partial : parts[next++]
+        const part = m === self ? undefined : parts[next++]
+        if (part !== undefined && part.position !== at.position) throw new TensorLinkError(`job ${job}: member ${members[m]} sent layer ${at.layer} for position ${part.position}, this member is at ${at.position}`)
+        const v = part?.payload ?? partial
         if (v.length !== sum.length) throw new TensorLinkError(`job ${job}: member ${members[m]} sent ${v.length} floats, expected ${sum.length}`)
         for (let i = 0; i < sum.length; i++) sum[i] += v[i]
       }
