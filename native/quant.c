@@ -24,11 +24,18 @@
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 #define QUANT_AVX2 1
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#define QUANT_AVX512 1 /* the packed layouts' kernels (qrepack repacks nothing without them) */
+#endif
 #endif
 
 #define TILE 4        /* tokens that share each decoded weight block (ROW_DOT's switch goes up to it) */
 #define ROW_CHUNK 16  /* rows a thread runs through all tokens at once; threads' shares are multiples of it */
 #define MAX_GROUP 16  /* matrices in one qmatmulGroup call */
+#define PACK_ROWS 16  /* rows interleaved in a packed group: one int32 lane of a 512-bit vector each */
+#define PACK_TILE 8   /* tokens a packed group's kernel takes at once (PACKED_DOT's switch goes up to it) */
+#define PACKED 0x100  /* added to a ggml type id: the matrix was repacked (qrepack) */
+_Static_assert(ROW_CHUNK % PACK_ROWS == 0, "threads' shares must cut between packed groups");
 
 /* ggml type ids and block sizes in bytes */
 enum { F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14, BF16 = 30 };
@@ -74,7 +81,7 @@ static inline q8_1_row q8_1_at(const uint8_t *p, int n) {
   const float *d = (const float *)(p + n);
   return (q8_1_row){ (const int8_t *)p, d, d + n / 32 };
 }
-typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } block_q8_K; /* bsums: Σqs per 16 */
+typedef struct { float d; int8_t qs[256]; int16_t bsums[16], sums32[8]; } block_q8_K; /* Σqs per 16 and per 32 */
 
 /* qs = round(x/d) for d = max|x|/127 (so codes stay within ±127, which maddubs needs); returns d */
 static float quantize_int8(const float *x, int n, int8_t *qs) {
@@ -110,6 +117,7 @@ static void quantize_q8_K(const float *x, int n, uint8_t *out) {
   for (int b = 0; b < n / 256; b++) {
     y[b].d = quantize_int8(x + 256 * b, 256, y[b].qs);
     for (int g = 0; g < 16; g++) y[b].bsums[g] = (int16_t)sum_int8(y[b].qs + 16 * g, 16);
+    for (int g = 0; g < 8; g++) y[b].sums32[g] = (int16_t)(y[b].bsums[2 * g] + y[b].bsums[2 * g + 1]);
   }
 }
 
@@ -190,21 +198,32 @@ static inline void codes32(const uint8_t *qs, const uint8_t *qh, uint8_t *q) {
   }
 }
 
-/* ---- row dots: one weight row with nt ≤ TILE tokens' activations ---- */
+/* ---- row dots: one weight row (or one packed group of PACK_ROWS rows) with nt tokens' activations ---- */
 
-/* out[t·os] = W row (n elements at w) · activation row t (at a + t·as bytes), t < nt */
+/*
+ * out[t·os] = W row (n elements at w) · activation row t (at a + t·as bytes), t < nt ≤ TILE; for a
+ * packed type, out[t·os + r] for the group's rows r < PACK_ROWS (w: the group), t < nt ≤ PACK_TILE.
+ */
 typedef void (*row_dot_fn)(int n, const uint8_t *w, const uint8_t *a, size_t as, int nt, float *out, size_t os);
 
 /*
  * A row_dot_fn from a body written for a constant nt (and a constant type), so the body's per-token
- * loops unroll and its TILE accumulators stay in registers.
+ * loops unroll and its accumulators stay in registers: ROW_DOT up to TILE tokens, PACKED_DOT up to
+ * PACK_TILE.
  */
+#define AT_NT(k, body, ...) case k: body(n, w, a, as, k, out, os, ##__VA_ARGS__); break;
 #define ROW_DOT(name, body, ...) \
   static void name(int n, const uint8_t *w, const uint8_t *a, size_t as, int nt, float *out, size_t os) { \
     switch (nt) { \
-      case 4: body(n, w, a, as, 4, out, os, ##__VA_ARGS__); break; \
-      case 3: body(n, w, a, as, 3, out, os, ##__VA_ARGS__); break; \
-      case 2: body(n, w, a, as, 2, out, os, ##__VA_ARGS__); break; \
+      AT_NT(4, body, ##__VA_ARGS__) AT_NT(3, body, ##__VA_ARGS__) AT_NT(2, body, ##__VA_ARGS__) \
+      default: body(n, w, a, as, 1, out, os, ##__VA_ARGS__); break; \
+    } \
+  }
+#define PACKED_DOT(name, body, ...) \
+  static void name(int n, const uint8_t *w, const uint8_t *a, size_t as, int nt, float *out, size_t os) { \
+    switch (nt) { \
+      AT_NT(8, body, ##__VA_ARGS__) AT_NT(7, body, ##__VA_ARGS__) AT_NT(6, body, ##__VA_ARGS__) AT_NT(5, body, ##__VA_ARGS__) \
+      AT_NT(4, body, ##__VA_ARGS__) AT_NT(3, body, ##__VA_ARGS__) AT_NT(2, body, ##__VA_ARGS__) \
       default: body(n, w, a, as, 1, out, os, ##__VA_ARGS__); break; \
     } \
   }
@@ -393,15 +412,20 @@ ALWAYS_INLINE void dot_nibbles(int n, const uint8_t *w, const uint8_t *a, size_t
 
 /*
  * The 8 six-bit scales (bytes 0..7) and 8 mins (bytes 8..15) of a Q4_K/Q5_K block from its 12
- * packed bytes (llama.cpp's unpacking; the same values as scaleMinK4 in block-types.ts).
+ * packed bytes (llama.cpp's unpacking; the same values as scaleMinK4 in block-types.ts). K4_SCALES
+ * works on the bytes as 32-bit words u[0..2], and on vectors of such words as well (packed Q4_K).
  */
+#define K4_SCALES(u) do { \
+    (u)[3] = (((u)[2] >> 4) & 0x0f0f0f0f) | ((((u)[1] >> 6) & 0x03030303) << 4); \
+    const __typeof__((u)[0]) mins_low = (u)[1] & 0x3f3f3f3f; \
+    (u)[1] = ((u)[2] & 0x0f0f0f0f) | ((((u)[0] >> 6) & 0x03030303) << 4); \
+    (u)[2] = mins_low; \
+    (u)[0] &= 0x3f3f3f3f; \
+  } while (0)
+
 static inline void k4_scales(const uint8_t *p, uint32_t u[4]) {
   memcpy(u, p, 12);
-  u[3] = ((u[2] >> 4) & 0x0f0f0f0f) | (((u[1] >> 6) & 0x03030303) << 4);
-  const uint32_t mins_low = u[1] & 0x3f3f3f3f;
-  u[1] = (u[2] & 0x0f0f0f0f) | (((u[0] >> 6) & 0x03030303) << 4);
-  u[2] = mins_low;
-  u[0] &= 0x3f3f3f3f;
+  K4_SCALES(u);
 }
 
 /*
@@ -446,8 +470,7 @@ ALWAYS_INLINE void dot_q45_K(int n, const uint8_t *w, const uint8_t *a, size_t a
       }
     }
     for (int t = 0; t < nt; t++) {
-      const __m256i bsums = load256(y[t][b].bsums);
-      const __m128i sums32 = _mm_hadd_epi16(_mm256_castsi256_si128(bsums), _mm256_extracti128_si256(bsums, 1)); /* Σqy per 32 */
+      const __m128i sums32 = _mm_loadu_si128((const __m128i *)y[t][b].sums32);
       acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y[t][b].d), _mm256_cvtepi32_ps(_mm256_add_epi32(sumi[0][t], sumi[1][t])), acc[t]);
       acc_m[t] = _mm_fmadd_ps(_mm_set1_ps(dmin * y[t][b].d), _mm_cvtepi32_ps(_mm_madd_epi16(mins, sums32)), acc_m[t]);
     }
@@ -465,7 +488,7 @@ ALWAYS_INLINE void dot_q45_K(int n, const uint8_t *w, const uint8_t *a, size_t a
         }
         sumi += sc[2 * j] * s_lo + sc[2 * j + 1] * s_hi;
       }
-      for (int s = 0; s < 8; s++) summ += mn[s] * (y[t][b].bsums[2 * s] + y[t][b].bsums[2 * s + 1]);
+      for (int s = 0; s < 8; s++) summ += mn[s] * y[t][b].sums32[s];
       sum[t] += y[t][b].d * (d * sumi - dmin * summ);
     }
 #endif
@@ -545,6 +568,108 @@ ALWAYS_INLINE void dot_q6_K_body(int n, const uint8_t *w, const uint8_t *a, size
 #endif
 }
 
+
+/* ---- packed groups: PACK_ROWS rows interleaved ---- */
+
+/*
+ * qrepack lays a matrix's rows out in groups of PACK_ROWS (rows past the last whole group stay as
+ * they are). A group keeps its rows' blocks in order, and its block b is each field of the rows'
+ * block b in turn (pack_field, the type's table row), cut in units: the 16 rows' f16 scales side by
+ * side, then their codes 4 bytes at a time (row r's bytes c..c+3 of the field at 16·c + 4·r). So one
+ * 512-bit load holds the same 4 codes of 16 rows, one row per int32 lane: a dpbusd with 4 activation
+ * codes broadcast makes 16 rows' partial dots, a scale applies to 16 rows in one multiply, and each
+ * token's accumulator is one register (llama.cpp's repack.cpp interleaves 8 rows the same way).
+ */
+#ifdef QUANT_AVX512
+typedef uint32_t u32x16 __attribute__((vector_size(64))); /* for K4_SCALES on 16 rows' words */
+
+static inline __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
+
+static inline __m512i broadcast32(const void *p) {
+  int32_t v;
+  memcpy(&v, p, 4);
+  return _mm512_set1_epi32(v);
+}
+
+/* Σ over the 32 elements of 16 rows: q[k] holds elements 4k..4k+3 of each row, y the activation codes */
+static inline __m512i dot32x16(const __m512i q[8], const int8_t *y) {
+  __m512i s = _mm512_setzero_si512();
+  for (int k = 0; k < 8; k++) s = _mm512_dpbusd_epi32(s, q[k], broadcast32(y + 4 * k));
+  return s;
+}
+
+/* Each int32 lane's bytes picked by the 4 indices in idx (0x80: zero), as vpshufb within each lane */
+static inline __m512i lane_bytes(__m512i v, uint32_t idx) {
+  return _mm512_shuffle_epi8(v, _mm512_add_epi8(_mm512_set1_epi32((int)idx), _mm512_set4_epi32(0x0c0c0c0c, 0x08080808, 0x04040404, 0)));
+}
+
+/*
+ * Q4_0 and Q8_0 packed, with q8_1 activations. The codes are unsigned for dpbusd: Q4_0's are, Q8_0's
+ * were made so by adding 128 at repack (pack_field.flip). Σx·y = d·(dy·Σq·qy + offset·s) with
+ * offset -8 and -128.
+ */
+ALWAYS_INLINE void packed32_body(int n, const uint8_t *w, const uint8_t *a, size_t as, const int nt, float *out, size_t os, const int type) {
+  const int q8 = type == Q8_0;
+  const size_t bytes = PACK_ROWS * (q8 ? BYTES_Q8_0 : BYTES_Q4_0);
+  q8_1_row y[PACK_TILE];
+  __m512 acc[PACK_TILE];
+  for (int t = 0; t < nt; t++) { y[t] = q8_1_at(a + t * as, n); acc[t] = _mm512_setzero_ps(); }
+  const __m512i m4 = _mm512_set1_epi8(0x0f);
+  for (int b = 0; b < n / 32; b++, w += bytes) {
+    const __m512 d = _mm512_cvtph_ps(load256(w)), m = _mm512_mul_ps(d, _mm512_set1_ps(q8 ? -128.0f : -8.0f));
+    const uint8_t *qs = w + 2 * PACK_ROWS;
+    __m512i q[8];
+    for (int k = 0; k < 8; k++) /* Q4_0's low nibbles are elements 0..15, its high ones 16..31 */
+      q[k] = q8 ? load512(qs + 64 * k) : _mm512_and_si512(k < 4 ? load512(qs + 64 * k) : _mm512_srli_epi16(load512(qs + 64 * (k - 4)), 4), m4);
+    for (int t = 0; t < nt; t++) {
+      const __m512i s = dot32x16(q, y[t].qs + 32 * b);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d, _mm512_set1_ps(y[t].d[b])), acc[t]);
+      acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(y[t].s[b]), acc[t]);
+    }
+  }
+  for (int t = 0; t < nt; t++) _mm512_storeu_ps(out + t * os, acc[t]);
+}
+
+/*
+ * Q4_K packed: per 256, the rows' d, dmin, the 12 scale bytes as 3 words, then the codes. As dot_q45_K,
+ * Σx·y = dy·(d·Σ sc·Σq·qy - dmin·Σ m·Σqy); the mins' sum is 4 dpwssd of two sub-blocks' mins (int16)
+ * with two of q8_K's sums per 32.
+ */
+ALWAYS_INLINE void packed_q4_K_body(int n, const uint8_t *w, const uint8_t *a, size_t as, const int nt, float *out, size_t os) {
+  const block_q8_K *y[PACK_TILE];
+  __m512 acc[PACK_TILE];
+  for (int t = 0; t < nt; t++) { y[t] = (const block_q8_K *)(a + t * as); acc[t] = _mm512_setzero_ps(); }
+  const __m512i m4 = _mm512_set1_epi8(0x0f), m8 = _mm512_set1_epi32(0xff);
+  for (int b = 0; b < n / 256; b++, w += PACK_ROWS * BYTES_Q4_K) {
+    const __m512 d = _mm512_cvtph_ps(load256(w)), dmin = _mm512_cvtph_ps(load256(w + 32));
+    u32x16 u[4] = { (u32x16)load512(w + 64), (u32x16)load512(w + 128), (u32x16)load512(w + 192) };
+    K4_SCALES(u);
+    /* int16 pairs of mins (m0, m1), (m2, m3), (m4, m5), (m6, m7): bytes 0, 1 or 2, 3 zero-extended */
+    const __m512i mins[4] = { lane_bytes((__m512i)u[2], 0x80018000), lane_bytes((__m512i)u[2], 0x80038002),
+                              lane_bytes((__m512i)u[3], 0x80018000), lane_bytes((__m512i)u[3], 0x80038002) };
+    for (int t = 0; t < nt; t++) {
+      __m512i s = _mm512_setzero_si512();
+      for (int i = 0; i < 4; i++) s = _mm512_dpwssd_epi32(s, mins[i], broadcast32(y[t][b].sums32 + 2 * i));
+      acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dmin, _mm512_set1_ps(y[t][b].d)), acc[t]);
+    }
+    const uint8_t *qs = w + 256;
+    for (int j = 0; j < 8; j++) { /* sub-block j: the low nibbles of codes 64·(j/2).. for even j, the high ones for odd */
+      const __m512 sc = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_and_si512((__m512i)(u[j / 4] >> (8 * (j % 4))), m8)));
+      __m512i q[8];
+      for (int k = 0; k < 8; k++) {
+        const __m512i v = load512(qs + 64 * (8 * (j / 2) + k));
+        q[k] = _mm512_and_si512(j & 1 ? _mm512_srli_epi16(v, 4) : v, m4);
+      }
+      for (int t = 0; t < nt; t++) {
+        const __m512i s = dot32x16(q, y[t][b].qs + 32 * j);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(sc, _mm512_set1_ps(y[t][b].d)), acc[t]);
+      }
+    }
+  }
+  for (int t = 0; t < nt; t++) _mm512_storeu_ps(out + t * os, acc[t]);
+}
+#endif
+
 ROW_DOT(dot_f32, dot_float, F32)
 ROW_DOT(dot_f16, dot_float, F16)
 ROW_DOT(dot_bf16, dot_float, BF16)
@@ -557,21 +682,43 @@ ROW_DOT(dot_q4_K, dot_q45_K, Q4_K)
 ROW_DOT(dot_q5_K, dot_q45_K, Q5_K)
 ROW_DOT(dot_q6_K, dot_q6_K_body)
 
-/* The weight types: ggml id, block size in elements and bytes, the activations they take, their row dot */
-typedef struct { int id, block_elems, block_bytes, act; row_dot_fn dot; } quant_type;
+#ifdef QUANT_AVX512
+PACKED_DOT(dot_q8_0x16, packed32_body, Q8_0)
+PACKED_DOT(dot_q4_0x16, packed32_body, Q4_0)
+PACKED_DOT(dot_q4_Kx16, packed_q4_K_body)
+#endif
+
+/* A field of a block as packed groups interleave it: at its byte offset, its bytes, cut in units; flip: add 128 to each byte */
+typedef struct { uint8_t at, bytes, unit, flip; } pack_field;
+#define MAX_FIELDS 4
+
+/*
+ * The weight types: ggml id (plus PACKED for a repacked layout), block size in elements and bytes,
+ * the activations they take, their dot and the rows and tokens it takes at once, and for a packed
+ * layout the fields of a block in the order the group interleaves them.
+ */
+typedef struct { int id, block_elems, block_bytes, act; row_dot_fn dot; int rows, tokens; pack_field pack[MAX_FIELDS]; } quant_type;
 
 static const quant_type TYPES[] = {
-  { F32, 1, 4, ACT_F32, dot_f32 },
-  { F16, 1, 2, ACT_F32, dot_f16 },
-  { BF16, 1, 2, ACT_F32, dot_bf16 },
-  { Q8_0, 32, BYTES_Q8_0, ACT_Q8_0, dot_q8_0 },
-  { Q4_0, 32, BYTES_Q4_0, ACT_Q8_1, dot_q4_0 },
-  { Q5_0, 32, BYTES_Q5_0, ACT_Q8_1, dot_q5_0 },
-  { Q4_1, 32, BYTES_Q4_1, ACT_Q8_1, dot_q4_1 },
-  { Q5_1, 32, BYTES_Q5_1, ACT_Q8_1, dot_q5_1 },
-  { Q4_K, 256, BYTES_Q4_K, ACT_Q8_K, dot_q4_K },
-  { Q5_K, 256, BYTES_Q5_K, ACT_Q8_K, dot_q5_K },
-  { Q6_K, 256, BYTES_Q6_K, ACT_Q8_K, dot_q6_K },
+  { F32, 1, 4, ACT_F32, dot_f32, 1, TILE },
+  { F16, 1, 2, ACT_F32, dot_f16, 1, TILE },
+  { BF16, 1, 2, ACT_F32, dot_bf16, 1, TILE },
+  { Q8_0, 32, BYTES_Q8_0, ACT_Q8_0, dot_q8_0, 1, TILE },
+  { Q4_0, 32, BYTES_Q4_0, ACT_Q8_1, dot_q4_0, 1, TILE },
+  { Q5_0, 32, BYTES_Q5_0, ACT_Q8_1, dot_q5_0, 1, TILE },
+  { Q4_1, 32, BYTES_Q4_1, ACT_Q8_1, dot_q4_1, 1, TILE },
+  { Q5_1, 32, BYTES_Q5_1, ACT_Q8_1, dot_q5_1, 1, TILE },
+  { Q4_K, 256, BYTES_Q4_K, ACT_Q8_K, dot_q4_K, 1, TILE },
+  { Q5_K, 256, BYTES_Q5_K, ACT_Q8_K, dot_q5_K, 1, TILE },
+  { Q6_K, 256, BYTES_Q6_K, ACT_Q8_K, dot_q6_K, 1, TILE },
+#ifdef QUANT_AVX512
+  /* d; codes (+128) */
+  { Q8_0 | PACKED, 32, BYTES_Q8_0, ACT_Q8_1, dot_q8_0x16, PACK_ROWS, PACK_TILE, { { 0, 2, 2, 0 }, { 2, 32, 4, 1 } } },
+  /* d; nibbles */
+  { Q4_0 | PACKED, 32, BYTES_Q4_0, ACT_Q8_1, dot_q4_0x16, PACK_ROWS, PACK_TILE, { { 0, 2, 2, 0 }, { 2, 16, 4, 0 } } },
+  /* d; dmin; scales and mins; nibbles */
+  { Q4_K | PACKED, 256, BYTES_Q4_K, ACT_Q8_K, dot_q4_Kx16, PACK_ROWS, PACK_TILE, { { 0, 2, 2, 0 }, { 2, 2, 2, 0 }, { 4, 12, 4, 0 }, { 16, 128, 4, 0 } } },
+#endif
 };
 
 static const quant_type *find_type(int id) {
@@ -581,16 +728,21 @@ static const quant_type *find_type(int id) {
 
 /* ---- the products ---- */
 
-typedef struct { float *out; const uint8_t *w; const quant_type *type; int rows; } matrix;
+/* One matrix's rows of a call: out[t·stride + r] for its rows r (a packed matrix's tail rows are a second one) */
+typedef struct { float *out; const uint8_t *w; const quant_type *type; int rows; size_t stride; } matrix;
 
-/* Rows [r0, r1) of m for all tokens: ROW_CHUNK rows at a time (in L1) through the tokens TILE at a time. */
+/*
+ * Rows [r0, r1) of m for all tokens: ROW_CHUNK rows at a time (in L1) through the tokens, as many
+ * rows and tokens at once as the type's dot takes.
+ */
 static void matrix_rows(const matrix *m, int r0, int r1, int cols, const uint8_t *act, size_t as, int ntok) {
-  const size_t rb = (size_t)(cols / m->type->block_elems) * m->type->block_bytes;
+  const quant_type *q = m->type;
+  const size_t rb = (size_t)(cols / q->block_elems) * q->block_bytes;
   for (int c = r0; c < r1; c += ROW_CHUNK) {
     const int ce = c + ROW_CHUNK < r1 ? c + ROW_CHUNK : r1;
-    for (int t = 0; t < ntok; t += TILE) {
-      const int nt = ntok - t < TILE ? ntok - t : TILE;
-      for (int r = c; r < ce; r++) m->type->dot(cols, m->w + r * rb, act + t * as, as, nt, m->out + (size_t)t * m->rows + r, m->rows);
+    for (int t = 0; t < ntok; t += q->tokens) {
+      const int nt = ntok - t < q->tokens ? ntok - t : q->tokens;
+      for (int r = c; r < ce; r += q->rows) q->dot(cols, m->w + r * rb, act + t * as, as, nt, m->out + t * m->stride + r, m->stride);
     }
   }
 }
@@ -642,7 +794,9 @@ static int run(const matrix *ms, int count, int cols, const float *x, int ntok, 
     const int lo = share_start((int)total, nth, me), hi = share_start((int)total, nth, me + 1);
     int first = 0;
     for (int i = 0; i < count; first += ms[i].rows, i++) {
-      const int r0 = lo > first ? lo - first : 0, r1 = hi - first < ms[i].rows ? hi - first : ms[i].rows;
+      /* cut between packed groups (a tail matrix before this one may have moved them off ROW_CHUNK's multiples) */
+      const int g = ms[i].type->rows;
+      const int r0 = (lo > first ? lo - first : 0) / g * g, r1 = (hi - first < ms[i].rows ? hi - first : ms[i].rows) / g * g;
       const int a = ms[i].type->act;
       if (r0 < r1) matrix_rows(&ms[i], r0, r1, cols, base[a], row[a], ntok);
     }
@@ -675,19 +829,22 @@ static void *get_array(napi_env env, napi_value v, napi_typedarray_type want, si
 }
 
 /*
- * One matrix's view checked: the type known, cols in whole blocks, w holding rows × rowBytes and
- * out rows × ntok; throws and returns 0 otherwise.
+ * One matrix's view checked (the type known, cols in whole blocks, w holding rows × rowBytes and
+ * out rows × ntok) and added to ms at *count: a packed matrix as its whole groups, then its tail
+ * rows (plain layout) as a second matrix. Throws and returns 0 otherwise.
  */
-static int check_matrix(napi_env env, matrix *m, int id, int rows, int cols, size_t n_w, size_t n_out, int ntok) {
-  m->type = find_type(id);
-  m->rows = rows;
-  if (!m->type) { napi_throw_range_error(env, NULL, "qmatmul: unknown or unsupported ggml type"); return 0; }
-  if (cols % m->type->block_elems) { napi_throw_range_error(env, NULL, "qmatmul: cols is not a whole number of blocks"); return 0; }
-  const uint64_t rb = (uint64_t)(cols / m->type->block_elems) * m->type->block_bytes;
+static int add_matrix(napi_env env, matrix *ms, int *count, float *out, const uint8_t *w, int id, int rows, int cols, size_t n_w, size_t n_out, int ntok) {
+  const quant_type *type = find_type(id);
+  if (!type) { napi_throw_range_error(env, NULL, "qmatmul: unknown or unsupported ggml type"); return 0; }
+  if (cols % type->block_elems) { napi_throw_range_error(env, NULL, "qmatmul: cols is not a whole number of blocks"); return 0; }
+  const uint64_t rb = (uint64_t)(cols / type->block_elems) * type->block_bytes;
   if ((uint64_t)n_w < rb * rows || (uint64_t)n_out < (uint64_t)rows * ntok) {
     napi_throw_range_error(env, NULL, "qmatmul: a view is smaller than rows, cols and nTokens need");
     return 0;
   }
+  const int whole = rows / type->rows * type->rows;
+  ms[(*count)++] = (matrix){ out, w, type, whole, (size_t)rows };
+  if (whole < rows) ms[(*count)++] = (matrix){ out + whole, w + whole * rb, find_type(id & ~PACKED), rows - whole, (size_t)rows };
   return 1;
 }
 
@@ -715,9 +872,10 @@ static napi_value js_qmatmul(napi_env env, napi_callback_info info) {
   int type, rows, cols, ntok, threads;
   if (!x || !get_int(env, argv[2], &type) || !get_int(env, argv[3], &rows) || !get_int(env, argv[4], &cols) ||
       !get_int(env, argv[6], &ntok) || !get_int(env, argv[7], &threads)) return NULL;
-  matrix m = { out, w, NULL, 0 };
-  if (!check_matrix(env, &m, type, rows, cols, n_w, n_out, ntok)) return NULL;
-  return product(env, &m, 1, cols, x, n_x, ntok, threads);
+  matrix ms[2];
+  int count = 0;
+  if (!add_matrix(env, ms, &count, out, w, type, rows, cols, n_w, n_out, ntok)) return NULL;
+  return product(env, ms, count, cols, x, n_x, ntok, threads);
 }
 
 /* The Float32Array or Uint8Array at index i of a JavaScript array */
@@ -755,22 +913,65 @@ static napi_value js_qmatmul_group(napi_env env, napi_callback_info info) {
   int cols, ntok, threads;
   if (!x || !get_int(env, argv[4], &cols) || !get_int(env, argv[6], &ntok) || !get_int(env, argv[7], &threads)) return NULL;
   if (n_types < count || n_rows < count) { napi_throw_range_error(env, NULL, "qmatmulGroup: types and rows are shorter than ws"); return NULL; }
-  matrix ms[MAX_GROUP];
+  matrix ms[2 * MAX_GROUP];
+  int n = 0;
   for (uint32_t i = 0; i < count; i++) {
     size_t n_out, n_w;
-    ms[i].out = get_element(env, argv[0], i, napi_float32_array, &n_out, "qmatmulGroup: outs must hold Float32Arrays");
-    ms[i].w = ms[i].out ? get_element(env, argv[1], i, napi_uint8_array, &n_w, "qmatmulGroup: ws must hold Uint8Arrays") : NULL;
-    if (!ms[i].w) return NULL;
+    float *out = get_element(env, argv[0], i, napi_float32_array, &n_out, "qmatmulGroup: outs must hold Float32Arrays");
+    const uint8_t *w = out ? get_element(env, argv[1], i, napi_uint8_array, &n_w, "qmatmulGroup: ws must hold Uint8Arrays") : NULL;
+    if (!w) return NULL;
     if (rows[i] < 0) { napi_throw_range_error(env, NULL, "qmatmulGroup: negative rows"); return NULL; }
-    if (!check_matrix(env, &ms[i], types[i], rows[i], cols, n_w, n_out, ntok)) return NULL;
+    if (!add_matrix(env, ms, &n, out, w, types[i], rows[i], cols, n_w, n_out, ntok)) return NULL;
   }
-  return product(env, ms, (int)count, cols, x, n_x, ntok, threads);
+  return product(env, ms, n, cols, x, n_x, ntok, threads);
+}
+
+/* One group of PACK_ROWS rows (src: the rows as they are, rb bytes each, nb blocks) interleaved into dst as the packed type t lays it out */
+static void pack_group(const quant_type *t, const uint8_t *src, size_t rb, int nb, uint8_t *dst) {
+  for (int b = 0; b < nb; b++)
+    for (const pack_field *f = t->pack; f < t->pack + MAX_FIELDS && f->bytes; f++)
+      for (int c = 0; c < f->bytes; c += f->unit)
+        for (int r = 0; r < PACK_ROWS; r++, dst += f->unit) {
+          memcpy(dst, src + r * rb + (size_t)b * t->block_bytes + f->at + c, f->unit);
+          if (f->flip) for (int k = 0; k < f->unit; k++) dst[k] ^= 0x80;
+        }
+}
+
+/*
+ * qrepack(w, type, rows, cols): the rows × cols matrix of ggml `type` in w laid out in place as
+ * type | PACKED (packed groups, above), rows past the last whole group left as they are. Returns
+ * false, changing nothing, where the type has no packed layout in this build.
+ */
+static napi_value js_qrepack(napi_env env, napi_callback_info info) {
+  size_t argc = 4, n_w;
+  napi_value argv[4], result;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 4) { napi_throw_type_error(env, NULL, "qrepack(w, type, rows, cols)"); return NULL; }
+  uint8_t *w = get_array(env, argv[0], napi_uint8_array, &n_w, "qrepack: w must be a Uint8Array");
+  int type, rows, cols;
+  if (!w || !get_int(env, argv[1], &type) || !get_int(env, argv[2], &rows) || !get_int(env, argv[3], &cols)) return NULL;
+  const quant_type *t = type & PACKED ? NULL : find_type(type | PACKED);
+  if (t) {
+    if (cols % t->block_elems) { napi_throw_range_error(env, NULL, "qrepack: cols is not a whole number of blocks"); return NULL; }
+    const size_t rb = (size_t)(cols / t->block_elems) * t->block_bytes;
+    if ((uint64_t)n_w < (uint64_t)rb * rows) { napi_throw_range_error(env, NULL, "qrepack: w is smaller than rows × cols"); return NULL; }
+    uint8_t *group = malloc(PACK_ROWS * rb);
+    if (!group) { napi_throw_error(env, NULL, "qrepack: out of memory"); return NULL; }
+    for (int r = 0; r + PACK_ROWS <= rows; r += PACK_ROWS) {
+      memcpy(group, w + r * rb, PACK_ROWS * rb);
+      pack_group(t, group, rb, cols / t->block_elems, w + r * rb);
+    }
+    free(group);
+  }
+  napi_get_boolean(env, t != NULL, &result);
+  return result;
 }
 
 void mesh_register_quant(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "qmatmul", NULL, js_qmatmul, NULL, NULL, NULL, napi_default, NULL },
     { "qmatmulGroup", NULL, js_qmatmul_group, NULL, NULL, NULL, napi_default, NULL },
+    { "qrepack", NULL, js_qrepack, NULL, NULL, NULL, napi_default, NULL },
   };
-  napi_define_properties(env, exports, 2, props);
+  napi_define_properties(env, exports, 3, props);
 }

@@ -25,7 +25,16 @@ export interface NativeKernels {
    */
   qmatmulGroup: (outs: readonly Float32Array[], ws: readonly Uint8Array[], types: Int32Array, rows: Int32Array, cols: number,
     x: Float32Array, nTokens: number, threads: number) => void
+  /**
+   * Lays w (rows × cols of ggml `type`) out in place for the kernels' packed form, taken as type
+   * `type | PACKED_TYPE` by qmatmul: groups of interleaved rows (native/quant.c), rows past the last
+   * whole group unchanged. False, w untouched, where the type has no packed form in this build.
+   */
+  qrepack: (w: Uint8Array, type: number, rows: number, cols: number) => boolean
 }
+
+/** Added to a ggml type id for a matrix that qrepack has repacked */
+export const PACKED_TYPE = 0x100
 
 // built by scripts/build-native.mjs at install; absent where the machine had no C compiler
 const ADDON = '../../native/build/Release/mesh_kernels.node'

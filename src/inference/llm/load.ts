@@ -6,7 +6,7 @@ import { InferenceSettingError } from '../errors.js'
 import type { LlmEngineName } from './engine.js'
 import type { LlmModel } from './forward.js'
 import { tsLinear } from './linear.js'
-import { nativeLinear } from './native-linear.js'
+import { nativeLinear, packForNative } from './native-linear.js'
 import { inWasmHeap, wasmHeap, wasmLinear } from './wasm-linear.js'
 import { nativeKernels } from '../native.js'
 import { threadsFor } from '../model.js'
@@ -48,7 +48,25 @@ export async function loadGguf (path: string, onProgress?: LoadProgress, engine?
   return await loadGgufWeights(await readGguf(path), onProgress, engine)
 }
 
+/** Weights repacked for the native kernels, by the LoadedGguf they were: repacked once, and then unreadable by the ts and wasm kernels */
+const packedWeights = new WeakMap<LoadedGguf, LlmWeights>()
+
+/** The layers' matrices and the classifier repacked in place (not tokEmb, whose rows are looked up, nor a classifier that is tokEmb) */
+function packWeights (g: LoadedGguf): LlmWeights {
+  const w = g.weights
+  const layers = w.layers.map((l) => ({
+    ...l,
+    wq: packForNative(l.wq), wk: packForNative(l.wk), wv: packForNative(l.wv), wo: packForNative(l.wo),
+    gate: packForNative(l.gate), up: packForNative(l.up), down: packForNative(l.down)
+  }))
+  return { ...w, layers, output: g.config.tiedClassifier ? w.output : packForNative(w.output) }
+}
+
+const anyPacked = (w: LlmWeights | undefined): boolean =>
+  w !== undefined && (w.output.packed === true || w.layers.some((l) => [l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down].some((m) => m.packed === true)))
+
 export function llmModel (g: LoadedGguf, engine: LlmEngineName, threads: number): LlmModel {
+  if (engine !== 'native' && anyPacked(packedWeights.get(g))) throw new Error(`--engine ${engine}: ${g.path}'s weights were repacked for the native kernels; load it again for engine '${engine}'`)
   if (engine === 'ts') return { config: g.config, weights: g.weights, linear: tsLinear() }
   // attention and SwiGLU stay in TypeScript (forward.ts): the matrix products are the time
   if (engine === 'wasm') {
@@ -58,9 +76,11 @@ export function llmModel (g: LoadedGguf, engine: LlmEngineName, threads: number)
   const linear = nativeLinear(threads)
   const k = nativeKernels()
   if (typeof linear === 'string' || typeof k === 'string') throw new InferenceSettingError(`--engine native: ${typeof k === 'string' ? k : String(linear)}`)
+  const weights = packedWeights.get(g) ?? packWeights(g)
+  packedWeights.set(g, weights)
   return {
     config: g.config,
-    weights: g.weights,
+    weights,
     linear,
     // a 512-token prompt's attention is hundreds of millions of multiply-adds: C, heads across the threads
     attend: (att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos0, nTokens) => { k.attend(att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos0, nTokens, threads) },

@@ -14,6 +14,7 @@ export interface QTensor {
   readonly cols: number // input dimension: the row length
   readonly rowBytes: number
   readonly bytes: Uint8Array
+  readonly packed?: true // bytes repacked for the native kernels (native-linear.ts packForNative): unreadable by the others
 }
 
 export interface LlmLayerWeights {
