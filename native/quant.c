@@ -668,6 +668,53 @@ ALWAYS_INLINE void packed_q4_K_body(int n, const uint8_t *w, const uint8_t *a, s
   }
   for (int t = 0; t < nt; t++) _mm512_storeu_ps(out + t * os, acc[t]);
 }
+
+/*
+ * Q6_K packed: per 256, the rows' d, their 16 scales per 16 as 4 words, the low 4 bits and the high
+ * 2 bits of the codes. As dot_q6_K_body, Σ sc·(q-32)·qy = Σ sc·Σq·qy - 32·Σ sc·bsum, all in int32
+ * (at most 2^28 per block): the scales multiply 16-element sums, the offset is 8 dpwssd of two
+ * scales times -32 (int16) with two of q8_K's bsums.
+ */
+ALWAYS_INLINE void packed_q6_K_body(int n, const uint8_t *w, const uint8_t *a, size_t as, const int nt, float *out, size_t os) {
+  const block_q8_K *y[PACK_TILE];
+  __m512 acc[PACK_TILE];
+  for (int t = 0; t < nt; t++) { y[t] = (const block_q8_K *)(a + t * as); acc[t] = _mm512_setzero_ps(); }
+  const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+  for (int b = 0; b < n / 256; b++, w += PACK_ROWS * BYTES_Q6_K) {
+    const __m512 d = _mm512_cvtph_ps(load256(w));
+    const uint8_t *scales = w + 32, *ql = scales + 4 * 64, *qh = ql + 32 * 64;
+    __m512i sum[PACK_TILE];
+    for (int t = 0; t < nt; t++) sum[t] = _mm512_setzero_si512();
+    for (int p = 0; p < 8; p++) { /* scales 2p, 2p+1 as int16 pairs (bytes into the high halves, shifted down to 32·sc), negated */
+      const __m512i sc = _mm512_srai_epi16(lane_bytes(load512(scales + 64 * (p / 2)), p % 2 ? 0x03800280 : 0x01800080), 3);
+      const __m512i pair = _mm512_sub_epi16(_mm512_setzero_si512(), sc);
+      for (int t = 0; t < nt; t++) sum[t] = _mm512_dpwssd_epi32(sum[t], pair, broadcast32(y[t][b].bsums + 2 * p));
+    }
+    for (int h = 0; h < 2; h++)
+      for (int k = 0; k < 4; k++) { /* elements 128h + 32k.., as in dot_q6_K_body: groups g and g+1 of 16 */
+        const int g = 8 * h + 2 * k;
+        __m512i q[8];
+        for (int i = 0; i < 8; i++) {
+          const __m512i low = load512(ql + 64 * (16 * h + 8 * (k & 1) + i)), high = load512(qh + 64 * (8 * h + i));
+          q[i] = _mm512_or_si512(_mm512_and_si512(k & 2 ? _mm512_srli_epi16(low, 4) : low, m4),
+                                 _mm512_and_si512(k < 2 ? _mm512_slli_epi16(high, 4 - 2 * k) : _mm512_srli_epi16(high, 2 * k - 4), m30));
+        }
+        const __m512i sc4 = load512(scales + 64 * (g / 4));
+        const __m512i sc0 = _mm512_srai_epi32(_mm512_slli_epi32(sc4, 24 - 8 * (g % 4)), 24), sc1 = _mm512_srai_epi32(_mm512_slli_epi32(sc4, 16 - 8 * (g % 4)), 24);
+        for (int t = 0; t < nt; t++) {
+          const int8_t *qy = y[t][b].qs + 128 * h + 32 * k;
+          __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+          for (int i = 0; i < 4; i++) {
+            s0 = _mm512_dpbusd_epi32(s0, q[i], broadcast32(qy + 4 * i));
+            s1 = _mm512_dpbusd_epi32(s1, q[i + 4], broadcast32(qy + 16 + 4 * i));
+          }
+          sum[t] = _mm512_add_epi32(sum[t], _mm512_add_epi32(_mm512_mullo_epi32(s0, sc0), _mm512_mullo_epi32(s1, sc1)));
+        }
+      }
+    for (int t = 0; t < nt; t++) acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), _mm512_mul_ps(d, _mm512_set1_ps(y[t][b].d)), acc[t]);
+  }
+  for (int t = 0; t < nt; t++) _mm512_storeu_ps(out + t * os, acc[t]);
+}
 #endif
 
 ROW_DOT(dot_f32, dot_float, F32)
@@ -686,6 +733,7 @@ ROW_DOT(dot_q6_K, dot_q6_K_body)
 PACKED_DOT(dot_q8_0x16, packed32_body, Q8_0)
 PACKED_DOT(dot_q4_0x16, packed32_body, Q4_0)
 PACKED_DOT(dot_q4_Kx16, packed_q4_K_body)
+PACKED_DOT(dot_q6_Kx16, packed_q6_K_body)
 #endif
 
 /* A field of a block as packed groups interleave it: at its byte offset, its bytes, cut in units; flip: add 128 to each byte */
@@ -718,6 +766,8 @@ static const quant_type TYPES[] = {
   { Q4_0 | PACKED, 32, BYTES_Q4_0, ACT_Q8_1, dot_q4_0x16, PACK_ROWS, PACK_TILE, { { 0, 2, 2, 0 }, { 2, 16, 4, 0 } } },
   /* d; dmin; scales and mins; nibbles */
   { Q4_K | PACKED, 256, BYTES_Q4_K, ACT_Q8_K, dot_q4_Kx16, PACK_ROWS, PACK_TILE, { { 0, 2, 2, 0 }, { 2, 2, 2, 0 }, { 4, 12, 4, 0 }, { 16, 128, 4, 0 } } },
+  /* d; scales; low bits; high bits */
+  { Q6_K | PACKED, 256, BYTES_Q6_K, ACT_Q8_K, dot_q6_Kx16, PACK_ROWS, PACK_TILE, { { 208, 2, 2, 0 }, { 192, 16, 4, 0 }, { 0, 128, 4, 0 }, { 128, 64, 4, 0 } } },
 #endif
 };
 
