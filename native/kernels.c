@@ -131,14 +131,15 @@ static void weighted_values(float *out, const float *w, const float *vc, size_t 
  * each walks its head's queries in turn, so that head's keys and values stay in its core's cache
  * through a whole prompt chunk. scores: (n_heads, positions) scratch.
  */
+/* head h reads kv head (head_off + h) / kv_mul: a ring member's heads may start inside a kv group */
 static void attend(float *att, float *scores, const float *q, const float *kc, const float *vc,
-                   int n_heads, int hs, int kv_dim, int kv_mul, int positions, int pos0, int n_tokens, int threads) {
+                   int n_heads, int hs, int kv_dim, int kv_mul, int positions, int pos0, int n_tokens, int head_off, int threads) {
   int h;
   const float scale = 1.0f / sqrtf(hs);
   #pragma omp parallel for private(h) num_threads(threads)
   for (h = 0; h < n_heads; h++) {
     float *sc = scores + (size_t)h * positions;
-    int kv_at = (h / kv_mul) * hs;
+    int kv_at = ((head_off + h) / kv_mul) * hs;
     for (int i = 0; i < n_tokens; i++) {
       const int pos = pos0 + i;
       const float *qh = q + ((size_t)i * n_heads + h) * hs;
@@ -252,26 +253,26 @@ static napi_value js_ffn(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* attend(att, scores, q, keyCache, valueCache, nHeads, headSize, kvDim, kvMul, positions, pos, threads), caches at this layer */
+/* attend(att, scores, q, keyCache, valueCache, nHeads, headSize, kvDim, kvMul, positions, pos0, nTokens, headOffset, threads), caches at this layer */
 static napi_value js_attend(napi_env env, napi_callback_info info) {
-  size_t argc = 13;
-  napi_value argv[13];
+  size_t argc = 14;
+  napi_value argv[14];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 13) { napi_throw_type_error(env, NULL, "attend(att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos0, nTokens, threads)"); return NULL; }
+  if (argc != 14) { napi_throw_type_error(env, NULL, "attend(att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos0, nTokens, headOffset, threads)"); return NULL; }
   size_t n[5];
   float *p[5];
   for (int i = 0; i < 5; i++) if (!(p[i] = floats(env, argv[i], &n[i]))) return NULL;
-  int v[8];
-  if (!ints(env, argv, 5, 8, v)) return NULL;
-  int n_heads = v[0], hs = v[1], kv_dim = v[2], kv_mul = v[3], positions = v[4], pos0 = v[5], n_tokens = v[6], threads = v[7] < 1 ? 1 : v[7];
+  int v[9];
+  if (!ints(env, argv, 5, 9, v)) return NULL;
+  int n_heads = v[0], hs = v[1], kv_dim = v[2], kv_mul = v[3], positions = v[4], pos0 = v[5], n_tokens = v[6], head_off = v[7], threads = v[8] < 1 ? 1 : v[8];
   if (n_heads == 0 || n_tokens == 0) return NULL;
   const int last = pos0 + n_tokens; /* positions 0..last-1 are read */
   if (kv_mul == 0 || last > positions || last < pos0 || n[0] < (size_t)n_tokens * n_heads * hs || n[1] < (size_t)n_heads * positions ||
-      n[2] < (size_t)n_tokens * n_heads * hs || (n_heads - 1) / kv_mul * hs + hs > kv_dim || n[3] < (size_t)last * kv_dim || n[4] < (size_t)last * kv_dim) {
+      n[2] < (size_t)n_tokens * n_heads * hs || (head_off + n_heads - 1) / kv_mul * hs + hs > kv_dim || n[3] < (size_t)last * kv_dim || n[4] < (size_t)last * kv_dim) {
     napi_throw_range_error(env, NULL, "attend: a view is smaller than the heads and positions need");
     return NULL;
   }
-  attend(p[0], p[1], p[2], p[3], p[4], n_heads, hs, kv_dim, kv_mul, positions, pos0, n_tokens, threads);
+  attend(p[0], p[1], p[2], p[3], p[4], n_heads, hs, kv_dim, kv_mul, positions, pos0, n_tokens, head_off, threads);
   return NULL;
 }
 

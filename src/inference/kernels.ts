@@ -63,14 +63,15 @@ export function addInPlace (x: Float32Array, y: Float32Array): void {
 /**
  * Causal attention of heads [0, nHeads) at `pos` over one layer's cache (rows kvDim apart):
  * scores q·k/√headSize over positions 0..pos, softmax, then the weighted sum of v into att.
- * Query head h reads kv head h / kvMul (grouped-query attention). kernels.c `attend` in TypeScript.
+ * Query head h reads kv head (headOffset + h) / kvMul (grouped-query attention; a ring member's
+ * heads may start inside a kv group). kernels.c `attend` in TypeScript.
  */
 export function attend (att: Float32Array, scores: Float32Array, q: Float32Array, keyCache: Float32Array, valueCache: Float32Array,
-  nHeads: number, headSize: number, kvDim: number, kvMul: number, positions: number, pos: number): void {
+  nHeads: number, headSize: number, kvDim: number, kvMul: number, positions: number, pos: number, headOffset = 0): void {
   const scale = Math.sqrt(headSize)
   for (let h = 0; h < nHeads; h++) {
     const qAt = h * headSize
-    const kvAt = Math.floor(h / kvMul) * headSize
+    const kvAt = Math.floor((headOffset + h) / kvMul) * headSize
     const row = h * positions
     for (let t = 0; t <= pos; t++) {
       const kAt = t * kvDim + kvAt

@@ -27,7 +27,7 @@ export function nativeMatmuls (c: ModelConfig, w: Weights, shard: Shard, threads
     attend: (s, l, pos) => {
       const layerAt = l * s.positions * d.kvDim
       const cache = (all: Float32Array): Float32Array => all.subarray(layerAt, layerAt + s.positions * d.kvDim)
-      k.attend(s.att, s.scores, s.q, cache(s.keyCache), cache(s.valueCache), d.nHeads, hs, d.kvDim, group, s.positions, pos, 1, threads)
+      k.attend(s.att, s.scores, s.q, cache(s.keyCache), cache(s.valueCache), d.nHeads, hs, d.kvDim, group, s.positions, pos, 1, 0, threads)
     },
     attentionOut: (l, att, out) => { k.matvec(out, w.layers[l].wo, d.qDim, att, dim, d.qDim, threads) },
     ffn: (l, xb, out) => {

@@ -6,9 +6,9 @@ export interface NativeKernels {
   qkv: (q: Float32Array, k: Float32Array, v: Float32Array, wq: Float32Array, wk: Float32Array, wv: Float32Array, x: Float32Array,
     dim: number, qRows: number, kvRows: number, threads: number) => void
   ffn: (out: Float32Array, hb: Float32Array, w1: Float32Array, w3: Float32Array, w2: Float32Array, x: Float32Array, dim: number, hidden: number, threads: number) => void
-  /** Causal attention of nTokens queries at positions pos0.. (q and att: nTokens rows of nHeads·headSize) */
+  /** Causal attention of nTokens queries at positions pos0.. (q and att: nTokens rows of nHeads·headSize); head h reads kv head ⌊(headOffset + h) / kvMul⌋ */
   attend: (att: Float32Array, scores: Float32Array, q: Float32Array, keyCache: Float32Array, valueCache: Float32Array,
-    nHeads: number, headSize: number, kvDim: number, kvMul: number, positions: number, pos0: number, nTokens: number, threads: number) => void
+    nHeads: number, headSize: number, kvDim: number, kvMul: number, positions: number, pos0: number, nTokens: number, headOffset: number, threads: number) => void
   adviseHugePages: (bytes: Uint8Array) => void
   /** gate = silu(gate) · up over the first n values */
   swiglu: (gate: Float32Array, up: Float32Array, n: number) => void

@@ -104,7 +104,7 @@ export type ReadAt = (into: Uint8Array, position: number) => Promise<void>
 const SPAN_BYTES = 4 << 20
 
 /** Copy every piece of a plan from the checkpoint into `buffer` (plan.bytes long). */
-export async function fillShard (plan: ShardPlan, buffer: Uint8Array, readAt: ReadAt, onProgress?: LoadProgress): Promise<void> {
+export async function fillShard (plan: Pick<ShardPlan, 'bytes' | 'pieces'>, buffer: Uint8Array, readAt: ReadAt, onProgress?: LoadProgress): Promise<void> {
   const { pieces } = plan
   let scratch: Uint8Array | null = null
   let done = 0

@@ -24,12 +24,12 @@ interface GoldenCase {
 const golden = (name: string): { cases: GoldenCase[] } => JSON.parse(readFileSync(new URL(`golden/gguf/${name}.json`, SHARED), 'utf8'))
 
 /** Logits at every position of `ids`, fed in batches of `batch`. */
-function teacherForced (m: LlmModel, ids: readonly number[], batch: number): Float32Array[] {
+async function teacherForced (m: LlmModel, ids: readonly number[], batch: number): Promise<Float32Array[]> {
   const s = createLlmState(m, ids.length, batch, batch)
   const rows: Float32Array[] = []
   for (let at = 0; at < ids.length; at += batch) {
     const chunk = ids.slice(at, at + batch)
-    const logits = forwardBatch(m, s, chunk, at, 0)
+    const logits = await forwardBatch(m, s, chunk, at, 0)
     for (let t = 0; t < chunk.length; t++) rows.push(logits.slice(t * m.config.vocabSize, (t + 1) * m.config.vocabSize))
   }
   return rows
@@ -58,7 +58,7 @@ describe.skipIf(SHARED_DIR === null).each(MODELS)('%s against the exact logits',
     // the TypeScript reference is slow on the 150k vocabularies: one case there, every case natively
     const cases = engine === 'ts' ? golden(name).cases.slice(0, 1) : golden(name).cases
     for (const [i, c] of cases.entries()) {
-      const rows = teacherForced(m, c.token_ids, i % 2 === 0 ? 16 : 1) // batched and token by token
+      const rows = await teacherForced(m, c.token_ids, i % 2 === 0 ? 16 : 1) // batched and token by token
       const { meanErr, argmaxAgree } = accuracy(rows, c)
       const ref = c.llamacpp_vs_exact
       expect(meanErr, `${c.prompt}: mean top-16 error ${meanErr} vs llama.cpp ${ref.mean_max_abs_err_top16}`).toBeLessThanOrEqual(1.25 * ref.mean_max_abs_err_top16 + 0.01)

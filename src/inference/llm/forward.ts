@@ -1,12 +1,19 @@
 import type { LlmConfig } from '../gguf/architecture.js'
 import { allocateHeap } from '../files.js'
 import { addInPlace, attend, swiglu } from '../kernels.js'
+import { localAllReduce, type AllReduce } from '../reduce.js'
 import type { LinearKernels } from './linear.js'
+import type { LlmShardDims } from './shard-plan.js'
 import { matrixRow, type LlmWeights } from './weights.js'
 
-/** A GGUF model on one device: its shape, weights (quantized, in memory) and the kernels that run them. */
+/**
+ * A GGUF model, or one ring member's shard of it: its shape, the part of every layer it computes
+ * (the whole model on one device), its weights (quantized, in memory: the shard's slices only)
+ * and the kernels that run them.
+ */
 export interface LlmModel {
   readonly config: LlmConfig
+  readonly shard: LlmShardDims
   readonly weights: LlmWeights
   readonly linear: LinearKernels
   /** Native attention of a batch of tokens over a layer's cache (kernels.c attend); kernels.ts attend, token by token, otherwise. */
@@ -17,7 +24,7 @@ export interface LlmModel {
 
 /** attend's arguments, for nTokens queries at positions pos0.. (q and att: nTokens rows) */
 export type BatchAttend = (att: Float32Array, scores: Float32Array, q: Float32Array, keyCache: Float32Array, valueCache: Float32Array,
-  nHeads: number, headSize: number, kvDim: number, kvMul: number, positions: number, pos0: number, nTokens: number) => void
+  nHeads: number, headSize: number, kvDim: number, kvMul: number, positions: number, pos0: number, nTokens: number, headOffset: number) => void
 
 /**
  * Every buffer of a forward pass for batches of up to `batch` tokens, a KV cache of `positions`,
@@ -46,8 +53,7 @@ export interface LlmState {
 
 export function createLlmState (m: LlmModel, positions: number, batch: number, logitRows = 1): LlmState {
   const c = m.config
-  const qDim = c.nHeads * c.headDim
-  const kvDim = c.nKvHeads * c.headDim
+  const { qDim, kvDim, nHeads, hidden } = m.shard
   const half = c.headDim / 2
   const ropeCos = new Float32Array(positions * half)
   const ropeSin = new Float32Array(positions * half)
@@ -73,14 +79,14 @@ export function createLlmState (m: LlmModel, positions: number, batch: number, l
     k: new Float32Array(batch * kvDim),
     v: new Float32Array(batch * kvDim),
     att: new Float32Array(batch * qDim),
-    gate: new Float32Array(batch * c.hidden),
-    up: new Float32Array(batch * c.hidden),
-    scores: new Float32Array(c.nHeads * positions),
+    gate: new Float32Array(batch * hidden),
+    up: new Float32Array(batch * hidden),
+    scores: new Float32Array(nHeads * positions),
     keyCache: new Float32Array(kv.buffer, 0, cacheLength),
     valueCache: new Float32Array(kv.buffer, cacheLength * 4, cacheLength),
     ropeCos,
     ropeSin,
-    logits: new Float32Array(logitRows * c.vocabSize)
+    logits: new Float32Array(m.weights.output === null ? 0 : logitRows * c.vocabSize)
   }
 }
 
@@ -89,63 +95,98 @@ export function createLlmState (m: LlmModel, positions: number, batch: number, l
  * at once, one matrix × matrix product per weight), and return the logits of tokens
  * `logitsFrom`.. (row by row in s.logits; none when logitsFrom = tokens.length).
  */
-export function forwardBatch (m: LlmModel, s: LlmState, tokens: readonly number[], pos0: number, logitsFrom: number): Float32Array {
-  const { config: c, weights: w, linear } = m
-  const n = tokens.length
+export async function forwardBatch (m: LlmModel, s: LlmState, tokens: readonly number[], pos0: number, logitsFrom: number, reduce: AllReduce = localAllReduce): Promise<Float32Array> {
+  embedRows(m, tokens, s.x)
+  await forwardRows(m, s, tokens.length, pos0, reduce)
+  return logitsOf(m, s, tokens.length, logitsFrom)
+}
+
+/** The embedding rows of `tokens` into x (n·dim): the first layer's input. */
+export function embedRows (m: LlmModel, tokens: readonly number[], x: Float32Array): void {
+  const { tokEmb } = m.weights
+  if (tokEmb === null) throw new Error('this shard was loaded without the token embedding: its input comes from the job\'s leader')
+  const dim = m.config.dim
+  for (let t = 0; t < tokens.length; t++) matrixRow(tokEmb, tokens[t], x.subarray(t * dim, (t + 1) * dim))
+}
+
+/**
+ * The layers for the n rows in s.x at positions pos0..: this shard's heads and FFN units, each
+ * half's partial output summed over the ring by `reduce` (one call per layer half for the whole
+ * chunk) before it joins the residual stream in s.x.
+ */
+export async function forwardRows (m: LlmModel, s: LlmState, n: number, pos0: number, reduce: AllReduce = localAllReduce): Promise<void> {
+  const { config: c, weights: w, linear, shard: d } = m
   if (n < 1 || n > s.batch) throw new RangeError(`a batch of ${n} tokens does not fit the state's ${s.batch}`)
   if (pos0 + n > s.positions) throw new RangeError(`positions ${pos0}..${pos0 + n - 1} do not fit the KV cache of ${s.positions}`)
-  const { dim, headDim: hd, hidden } = c
-  const qDim = c.nHeads * hd
-  const kvDim = c.nKvHeads * hd
+  const { dim, headDim: hd } = c
+  const { qDim, kvDim, nHeads, nKvHeads, hidden } = d
   const x = s.x.subarray(0, n * dim)
-  for (let t = 0; t < n; t++) matrixRow(w.tokEmb, tokens[t], x.subarray(t * dim, (t + 1) * dim))
+  const proj = s.proj.subarray(0, n * dim)
+  const kvMul = c.nHeads / c.nKvHeads
 
   for (let l = 0; l < c.nLayers; l++) {
     const lw = w.layers[l]
-    // attention
-    rmsnormRows(s.xb, x, lw.attnNorm, n, dim, c.rmsEps)
-    linear.group([s.q, s.k, s.v], [lw.wq, lw.wk, lw.wv], s.xb, n)
-    if (lw.bq !== null) addBias(s.q, lw.bq, n)
-    if (lw.bk !== null) addBias(s.k, lw.bk, n)
-    if (lw.bv !== null) addBias(s.v, lw.bv, n)
-    if (lw.qNorm !== null) rmsnormRows(s.q, s.q, lw.qNorm, n * c.nHeads, hd, c.rmsEps)
-    if (lw.kNorm !== null) rmsnormRows(s.k, s.k, lw.kNorm, n * c.nKvHeads, hd, c.rmsEps)
-    const layerAt = l * s.positions * kvDim
-    for (let t = 0; t < n; t++) {
-      const pos = pos0 + t
-      rope(s.q, t * qDim, c.nHeads, hd, s, pos, c.ropeStyle)
-      rope(s.k, t * kvDim, c.nKvHeads, hd, s, pos, c.ropeStyle)
-      s.keyCache.set(s.k.subarray(t * kvDim, (t + 1) * kvDim), layerAt + pos * kvDim)
-      s.valueCache.set(s.v.subarray(t * kvDim, (t + 1) * kvDim), layerAt + pos * kvDim)
-    }
-    const kc = s.keyCache.subarray(layerAt, layerAt + s.positions * kvDim)
-    const vc = s.valueCache.subarray(layerAt, layerAt + s.positions * kvDim)
-    const kvMul = c.nHeads / c.nKvHeads
-    if (m.attend !== undefined) m.attend(s.att, s.scores, s.q, kc, vc, c.nHeads, hd, kvDim, kvMul, s.positions, pos0, n)
-    else {
+    // attention: own heads → partial output, summed over the ring
+    if (nHeads > 0) {
+      rmsnormRows(s.xb, x, lw.attnNorm, n, dim, c.rmsEps)
+      linear.group([s.q, s.k, s.v], [lw.wq, lw.wk, lw.wv], s.xb, n)
+      if (lw.bq !== null) addBias(s.q, lw.bq, n)
+      if (lw.bk !== null) addBias(s.k, lw.bk, n)
+      if (lw.bv !== null) addBias(s.v, lw.bv, n)
+      if (lw.qNorm !== null) rmsnormRows(s.q, s.q, lw.qNorm, n * nHeads, hd, c.rmsEps)
+      if (lw.kNorm !== null) rmsnormRows(s.k, s.k, lw.kNorm, n * nKvHeads, hd, c.rmsEps)
+      const layerAt = l * s.positions * kvDim
       for (let t = 0; t < n; t++) {
-        attend(s.att.subarray(t * qDim, (t + 1) * qDim), s.scores, s.q.subarray(t * qDim, (t + 1) * qDim), kc, vc, c.nHeads, hd, kvDim, kvMul, s.positions, pos0 + t)
+        const pos = pos0 + t
+        rope(s.q, t * qDim, nHeads, hd, s, pos, c.ropeStyle)
+        rope(s.k, t * kvDim, nKvHeads, hd, s, pos, c.ropeStyle)
+        s.keyCache.set(s.k.subarray(t * kvDim, (t + 1) * kvDim), layerAt + pos * kvDim)
+        s.valueCache.set(s.v.subarray(t * kvDim, (t + 1) * kvDim), layerAt + pos * kvDim)
       }
-    }
-    linear.matmul(s.proj, lw.wo, s.att, n)
-    addInPlace(x, s.proj)
+      const kc = s.keyCache.subarray(layerAt, layerAt + s.positions * kvDim)
+      const vc = s.valueCache.subarray(layerAt, layerAt + s.positions * kvDim)
+      if (m.attend !== undefined) m.attend(s.att, s.scores, s.q, kc, vc, nHeads, hd, kvDim, kvMul, s.positions, pos0, n, d.headOffset)
+      else {
+        for (let t = 0; t < n; t++) {
+          attend(s.att.subarray(t * qDim, (t + 1) * qDim), s.scores, s.q.subarray(t * qDim, (t + 1) * qDim), kc, vc, nHeads, hd, kvDim, kvMul, s.positions, pos0 + t, d.headOffset)
+        }
+      }
+      linear.matmul(proj, lw.wo, s.att, n)
+    } else proj.fill(0)
+    await reduced(reduce, proj, pos0, l, 'attention')
+    addInPlace(x, proj)
 
-    // FFN: down(silu(gate) * up)
-    rmsnormRows(s.xb, x, lw.ffnNorm, n, dim, c.rmsEps)
-    linear.group([s.gate, s.up], [lw.gate, lw.up], s.xb, n)
-    if (m.swiglu !== undefined) m.swiglu(s.gate, s.up, n * hidden)
-    else swiglu(s.gate.subarray(0, n * hidden), s.up)
-    linear.matmul(s.proj, lw.down, s.gate, n)
-    addInPlace(x, s.proj)
+    // FFN: down(silu(gate) * up) over own units → partial output, summed over the ring
+    if (hidden > 0) {
+      rmsnormRows(s.xb, x, lw.ffnNorm, n, dim, c.rmsEps)
+      linear.group([s.gate, s.up], [lw.gate, lw.up], s.xb, n)
+      if (m.swiglu !== undefined) m.swiglu(s.gate, s.up, n * hidden)
+      else swiglu(s.gate.subarray(0, n * hidden), s.up)
+      linear.matmul(proj, lw.down, s.gate, n)
+    } else proj.fill(0)
+    await reduced(reduce, proj, pos0, l, 'ffn')
+    addInPlace(x, proj)
   }
+}
 
+/** One device's reduce does nothing and returns nothing: no await, no trip through the event loop. */
+async function reduced (reduce: AllReduce, partial: Float32Array, position: number, layer: number, kind: 'attention' | 'ffn'): Promise<void> {
+  const pending = reduce(partial, { position, layer, kind })
+  if (pending !== undefined) await pending
+}
+
+/** The logits of rows logitsFrom..n-1 of s.x (after forwardRows), row by row; the leader's classifier. */
+export function logitsOf (m: LlmModel, s: LlmState, n: number, logitsFrom: number): Float32Array {
+  const { config: c, weights: w } = m
   const wanted = n - logitsFrom
   if (wanted <= 0) return s.logits.subarray(0, 0)
+  if (w.output === null) throw new Error('this shard was loaded without the classifier: the job\'s leader samples')
   if (wanted > s.logitRows) throw new RangeError(`logits for ${wanted} tokens do not fit the state's ${s.logitRows} rows`)
+  const dim = c.dim
   const last = s.xb.subarray(0, wanted * dim)
-  rmsnormRows(last, x.subarray(logitsFrom * dim), w.outputNorm, wanted, dim, c.rmsEps)
+  rmsnormRows(last, s.x.subarray(logitsFrom * dim, n * dim), w.outputNorm, wanted, dim, c.rmsEps)
   const logits = s.logits.subarray(0, wanted * c.vocabSize)
-  linear.matmul(logits, w.output, last, wanted)
+  m.linear.matmul(logits, w.output, last, wanted)
   return logits
 }
 

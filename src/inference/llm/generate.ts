@@ -37,27 +37,42 @@ export interface LlmGeneration {
 
 const yieldToEventLoop = async (): Promise<void> => { await new Promise((resolve) => setImmediate(resolve)) }
 
+/** Feed tokens at positions pos0.. (in order, following on), get the logits (vocab,) of the last. */
+export type LlmStep = (tokens: readonly number[], pos0: number) => Promise<Float32Array>
+
+/** Generate on one device: the prompt in batches of PREFILL_BATCH, then one token at a time. */
+export async function generateLlm (m: LlmModel, tok: TextTokenizer, opts: LlmGenerateOptions): Promise<LlmGeneration> {
+  return await generateLlmWith(m.config.contextLength, tok, (positions, promptLength) => {
+    const s = createLlmState(m, positions, Math.min(PREFILL_BATCH, promptLength))
+    return async (tokens, pos0) => {
+      let logits: Float32Array = new Float32Array(0)
+      for (let at = 0; at < tokens.length; at += s.batch) {
+        const chunk = tokens.slice(at, at + s.batch)
+        logits = await forwardBatch(m, s, chunk, pos0 + at, chunk.length - 1)
+      }
+      return logits
+    }
+  }, opts)
+}
+
 /**
- * Generate on one device: the prompt in batches of PREFILL_BATCH, then one token at a time until an
+ * Generate with any step (this device's forward pass, or a job across the ring, opened for a KV
+ * cache of `positions`): the prompt in one step, then one token at a time until an
  * end-of-generation token, maxTokens, or the KV cache is full.
  */
-export async function generateLlm (m: LlmModel, tok: TextTokenizer, opts: LlmGenerateOptions): Promise<LlmGeneration> {
+export async function generateLlmWith (contextLength: number, tok: TextTokenizer, open: (positions: number, promptLength: number) => LlmStep | Promise<LlmStep>, opts: LlmGenerateOptions): Promise<LlmGeneration> {
   const now = opts.now ?? (() => performance.now())
   const start = now()
   if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 1) throw new InferenceSettingError(`--max-tokens is ${opts.maxTokens}; it must be a whole number of at least 1`)
   const prompt = opts.promptIds
   if (prompt.length === 0) throw new InferenceSettingError('the prompt is empty and the model adds no BOS token; give a prompt')
-  const limit = m.config.contextLength
+  const limit = contextLength
   const positions = opts.ctx ?? Math.min(limit, prompt.length + opts.maxTokens)
   if (!Number.isInteger(positions) || positions < 1 || positions > limit) throw new InferenceSettingError(`--ctx is ${positions}; it must be a whole number from 1 to the model's context of ${limit}`)
   if (prompt.length > positions) throw new PromptTooLongError(`the prompt is ${prompt.length} tokens, more than the context of ${positions}${opts.ctx === undefined ? ' the model allows' : ' (--ctx)'}; shorten it`)
 
-  const s = createLlmState(m, positions, Math.min(PREFILL_BATCH, prompt.length))
-  let logits: Float32Array = new Float32Array(0)
-  for (let at = 0; at < prompt.length; at += s.batch) {
-    const chunk = prompt.slice(at, at + s.batch)
-    logits = forwardBatch(m, s, chunk, at, chunk.length - 1)
-  }
+  const step = await open(positions, prompt.length)
+  let logits = await step(prompt, 0)
   const prefillEnd = now()
 
   const decoder = textDecoder(tok)
@@ -78,7 +93,7 @@ export async function generateLlm (m: LlmModel, tok: TextTokenizer, opts: LlmGen
     }
     if (generated.length >= opts.maxTokens) break
     if (pos >= positions) { stopReason = 'context-full'; break }
-    logits = forwardBatch(m, s, [next], pos, 0)
+    logits = await step([next], pos)
   }
   const tail = decoder.flush()
   if (tail !== '') { text += tail; opts.onToken?.(generated[generated.length - 1], tail) }

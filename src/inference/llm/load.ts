@@ -11,6 +11,8 @@ import { inWasmHeap, wasmHeap, wasmLinear } from './wasm-linear.js'
 import { nativeKernels } from '../native.js'
 import { threadsFor } from '../model.js'
 import { llmWeights, type LlmWeights } from './weights.js'
+import { planLlmShard, readLlmShard, type LlmShardRole } from './shard-load.js'
+import { llmShardDims, wholeLlm, type LlmShard, type LlmShardDims } from './shard-plan.js'
 
 /** A GGUF model read into this process's memory: weights kept in their file's types. */
 export interface LoadedGguf {
@@ -18,6 +20,8 @@ export interface LoadedGguf {
   readonly sha256: string
   readonly file: GgufFile
   readonly config: LlmConfig
+  /** the part of every layer these weights hold: the whole model, or a ring member's shard */
+  readonly shard: LlmShardDims
   readonly weights: LlmWeights
   readonly tokenizer: TextTokenizer
   readonly loadMs: number
@@ -40,7 +44,22 @@ export async function loadGgufWeights (file: GgufFile, onProgress?: LoadProgress
   const tokenizer = ggufTokenizer(file.metadata, file.path)
   const { bytes, sha256 } = await readWholeFile(file.path, file.fileBytes, engine === 'wasm' ? wasmHeap() : allocateHeap, onProgress)
   const weights = llmWeights(tensors, bytes.subarray(file.dataOffset))
-  return { path: file.path, sha256, file, config, weights, tokenizer, loadMs: performance.now() - start }
+  return { path: file.path, sha256, file, config, shard: llmShardDims(config, wholeLlm(config)), weights, tokenizer, loadMs: performance.now() - start }
+}
+
+/**
+ * A ring member's shard of a GGUF file (`sha256`: the file's, hashed when the agent started):
+ * only its slices of the layers are read, and the embedding and classifier only for a leader, so
+ * memory per member falls as the ring grows.
+ */
+export async function loadGgufShard (file: GgufFile, sha256: string, shard: LlmShard, role: LlmShardRole, engine: LlmEngineName, onProgress?: LoadProgress): Promise<LoadedGguf> {
+  const start = performance.now()
+  const config = llmConfig(file)
+  const tensors = modelTensors(file, config)
+  const tokenizer = ggufTokenizer(file.metadata, file.path)
+  const dims = llmShardDims(config, shard)
+  const weights = await readLlmShard(file, planLlmShard(tensors, dims, role, file.dataOffset), engine === 'wasm' ? wasmHeap() : allocateHeap, onProgress)
+  return { path: file.path, sha256, file, config, shard: dims, weights, tokenizer, loadMs: performance.now() - start }
 }
 
 /** A GGUF model from its path: header, tokenizer and shapes checked, then the weights read (where `engine` needs them). */
@@ -59,19 +78,19 @@ function packWeights (g: LoadedGguf): LlmWeights {
     wq: packForNative(l.wq), wk: packForNative(l.wk), wv: packForNative(l.wv), wo: packForNative(l.wo),
     gate: packForNative(l.gate), up: packForNative(l.up), down: packForNative(l.down)
   }))
-  return { ...w, layers, output: g.config.tiedClassifier ? w.output : packForNative(w.output) }
+  return { ...w, layers, output: g.config.tiedClassifier || w.output === null ? w.output : packForNative(w.output) }
 }
 
 const anyPacked = (w: LlmWeights | undefined): boolean =>
-  w !== undefined && (w.output.packed === true || w.layers.some((l) => [l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down].some((m) => m.packed === true)))
+  w !== undefined && (w.output?.packed === true || w.layers.some((l) => [l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down].some((m) => m.packed === true)))
 
 export function llmModel (g: LoadedGguf, engine: LlmEngineName, threads: number): LlmModel {
   if (engine !== 'native' && anyPacked(packedWeights.get(g))) throw new Error(`--engine ${engine}: ${g.path}'s weights were repacked for the native kernels; load it again for engine '${engine}'`)
-  if (engine === 'ts') return { config: g.config, weights: g.weights, linear: tsLinear() }
+  if (engine === 'ts') return { config: g.config, shard: g.shard, weights: g.weights, linear: tsLinear() }
   // attention and SwiGLU stay in TypeScript (forward.ts): the matrix products are the time
   if (engine === 'wasm') {
-    if (!inWasmHeap(g.weights.output.bytes)) throw new Error(`--engine wasm: ${g.path} was loaded for another engine; load it with engine 'wasm' so its weights are in WebAssembly memory`)
-    return { config: g.config, weights: g.weights, linear: wasmLinear() }
+    if (!inWasmHeap(g.weights.layers[0].down.bytes)) throw new Error(`--engine wasm: ${g.path} was loaded for another engine; load it with engine 'wasm' so its weights are in WebAssembly memory`)
+    return { config: g.config, shard: g.shard, weights: g.weights, linear: wasmLinear() }
   }
   const linear = nativeLinear(threads)
   const k = nativeKernels()
@@ -80,10 +99,11 @@ export function llmModel (g: LoadedGguf, engine: LlmEngineName, threads: number)
   packedWeights.set(g, weights)
   return {
     config: g.config,
+    shard: g.shard,
     weights,
     linear,
     // a 512-token prompt's attention is hundreds of millions of multiply-adds: C, heads across the threads
-    attend: (att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos0, nTokens) => { k.attend(att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos0, nTokens, threads) },
+    attend: (att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos0, nTokens, headOffset) => { k.attend(att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos0, nTokens, headOffset, threads) },
     swiglu: k.swiglu
   }
 }

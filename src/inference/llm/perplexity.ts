@@ -74,7 +74,7 @@ export function llmScorer (m: LlmModel, ctx: number): ChunkScorer {
       for (let at = 0; at < tokens.length; at += s.batch) {
         const chunk = tokens.slice(at, at + s.batch)
         const wanted = Math.max(0, from - at)
-        const rows = forwardBatch(m, s, chunk, at, Math.min(wanted, chunk.length))
+        const rows = await forwardBatch(m, s, chunk, at, Math.min(wanted, chunk.length))
         if (rows.length > 0) out.set(rows, (at + wanted - from) * vocab)
       }
       return out

@@ -35,9 +35,9 @@ export interface LlmLayerWeights {
 }
 
 export interface LlmWeights {
-  readonly tokEmb: QTensor
+  readonly tokEmb: QTensor | null // null on a ring member: the leader embeds
   readonly outputNorm: Float32Array
-  readonly output: QTensor
+  readonly output: QTensor | null // null on a ring member: the leader samples
   readonly ropeFreqs: Float32Array | null // (headDim/2,) Llama 3 frequency factors
   readonly layers: readonly LlmLayerWeights[]
 }

@@ -1,0 +1,102 @@
+import type { LlmConfig, ModelTensors } from '../gguf/architecture.js'
+import type { Sharding } from '../job/plan.js'
+import { blockType } from '../quant/block-types.js'
+import { RING_COLUMNS } from '../shard.js'
+
+/**
+ * A ring member's part of every layer of a GGUF model: query heads [headStart, headEnd) (with the
+ * kv heads they read) and FFN units [hiddenStart, hiddenEnd). Rows of q/k/v and gate/up split
+ * anywhere; attention output and down split along their input dimension, so boundaries fall on
+ * their block size (llmUnits). Each part yields a partial `dim` vector per position; the ring sums them.
+ */
+export interface LlmShard {
+  readonly headStart: number
+  readonly headEnd: number // exclusive
+  readonly hiddenStart: number
+  readonly hiddenEnd: number // exclusive
+}
+
+/** The smallest whole pieces a model splits into: heads per attention unit, FFN units per FFN unit. */
+export interface LlmUnits {
+  readonly headsPerUnit: number
+  readonly hiddenPerUnit: number
+}
+
+const gcd = (a: number, b: number): number => b === 0 ? a : gcd(b, a % b)
+const blockOf = (type: number): number => blockType(type)?.blockElems ?? 1
+
+/**
+ * Units from the tensors' types: an attention unit is the fewest heads whose columns of the
+ * output projection are whole blocks (4 heads of 64 for a K-quant's 256, one for Q8_0's 32); an
+ * FFN unit is one block of down's input. Layers may mix types (Q4_K_M): the largest block rules,
+ * and block sizes (1, 32, 256) divide each other.
+ */
+export function llmUnits (c: LlmConfig, t: ModelTensors): LlmUnits {
+  const wo = Math.max(...t.layers.map((l) => blockOf(l.wo.type)))
+  const down = Math.max(...t.layers.map((l) => blockOf(l.down.type)))
+  return { headsPerUnit: wo / gcd(wo, c.headDim), hiddenPerUnit: down }
+}
+
+/** One device runs everything. */
+export const wholeLlm = (c: LlmConfig): LlmShard => ({ headStart: 0, headEnd: c.nHeads, hiddenStart: 0, hiddenEnd: c.hidden })
+
+/**
+ * The shard of a member owning ring columns [start, end): the same fraction of attention units and
+ * of FFN units, each boundary rounded to a whole unit (the last unit may be short), so adjacent
+ * ranges tile the model exactly and every unit goes to one member.
+ */
+export function llmShardForColumns (c: LlmConfig, u: LlmUnits, start: number, end: number): LlmShard {
+  const cut = (total: number, per: number, col: number): number => Math.min(total, Math.round((col * Math.ceil(total / per)) / RING_COLUMNS) * per)
+  return {
+    headStart: cut(c.nHeads, u.headsPerUnit, start),
+    headEnd: cut(c.nHeads, u.headsPerUnit, end),
+    hiddenStart: cut(c.hidden, u.hiddenPerUnit, start),
+    hiddenEnd: cut(c.hidden, u.hiddenPerUnit, end)
+  }
+}
+
+/** Sizes and offsets a shard implies, in elements. */
+export interface LlmShardDims {
+  readonly nHeads: number // own query heads
+  readonly qStart: number // first row of Wq, first column of Wo
+  readonly qDim: number
+  readonly kvHeadStart: number // the kv heads the own query heads read
+  readonly nKvHeads: number
+  readonly kvStart: number // first row of Wk and Wv
+  readonly kvDim: number
+  /** own head 0's place in its kv group: local head i reads local kv head ⌊(headOffset + i) / kvMul⌋ */
+  readonly headOffset: number
+  readonly hiddenStart: number
+  readonly hidden: number
+}
+
+/**
+ * Where heads and kv groups do not line up (more members than kv heads), two members compute the
+ * same kv head's cache: each for its own query heads.
+ */
+export function llmShardDims (c: LlmConfig, s: LlmShard): LlmShardDims {
+  const kvMul = c.nHeads / c.nKvHeads
+  const nHeads = s.headEnd - s.headStart
+  const kvHeadStart = Math.floor(s.headStart / kvMul)
+  const nKvHeads = nHeads === 0 ? 0 : Math.ceil(s.headEnd / kvMul) - kvHeadStart
+  return {
+    nHeads,
+    qStart: s.headStart * c.headDim,
+    qDim: nHeads * c.headDim,
+    kvHeadStart,
+    nKvHeads,
+    kvStart: kvHeadStart * c.headDim,
+    kvDim: nKvHeads * c.headDim,
+    headOffset: s.headStart - kvHeadStart * kvMul,
+    hiddenStart: s.hiddenStart,
+    hidden: s.hiddenEnd - s.hiddenStart
+  }
+}
+
+export const isWholeLlm = (c: LlmConfig, s: LlmShard): boolean => s.headStart === 0 && s.headEnd === c.nHeads && s.hiddenStart === 0 && s.hiddenEnd === c.hidden
+
+/** The GGUF split for jobs. */
+export const llmSharding = (c: LlmConfig, u: LlmUnits): Sharding<LlmShard> => ({
+  shardOf: (start, end) => llmShardForColumns(c, u, start, end),
+  units: (s) => ({ heads: s.headEnd - s.headStart, hiddenUnits: s.hiddenEnd - s.hiddenStart })
+})

@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest'
+import { readGguf } from '../../src/inference/gguf/reader.js'
+import { llmConfig, modelTensors } from '../../src/inference/gguf/architecture.js'
+import { evenRanges } from '../../src/inference/job/plan.js'
+import type { LlmEngineName } from '../../src/inference/llm/engine.js'
+import { createLlmState, embedRows, forwardBatch, forwardRows, logitsOf } from '../../src/inference/llm/forward.js'
+import { llmModel, loadGguf, loadGgufShard } from '../../src/inference/llm/load.js'
+import { llmShardDims, llmShardForColumns, llmUnits } from '../../src/inference/llm/shard-plan.js'
+import { nativeKernels } from '../../src/inference/native.js'
+import type { AllReduce } from '../../src/inference/reduce.js'
+import { SHARED_DIR, sharedPath } from '../helpers/shared.js'
+
+/** An in-process stand-in for the ring's all-reduce: waits for every member, then gives each the sum in member order. */
+function inProcessAllReduce (members: number): Array<AllReduce> {
+  let parts: Array<Float32Array | undefined> = new Array(members).fill(undefined)
+  let waiters: Array<() => void> = []
+  return Array.from({ length: members }, (_, i): AllReduce => async (partial) => {
+    await new Promise<void>((resolve) => {
+      parts[i] = partial
+      waiters.push(resolve)
+      if (waiters.length < members) return
+      const sum = new Float32Array(partial.length)
+      for (const p of parts) for (let j = 0; j < sum.length; j++) sum[j] += p![j]
+      for (const p of parts) p!.set(sum)
+      const done = waiters
+      parts = new Array(members).fill(undefined)
+      waiters = []
+      for (const w of done) w()
+    })
+  })
+}
+
+const path = (name: string): string => sharedPath(`models/gguf/${name}.gguf`)
+const engines: LlmEngineName[] = typeof nativeKernels() === 'string' ? ['wasm'] : ['wasm', 'native']
+
+describe('GGUF shard plan', () => {
+  it.skipIf(SHARED_DIR === null)('puts attention and FFN cuts on block boundaries, gives every unit to one member, and lets rings outnumber kv heads', async () => {
+    const f = await readGguf(path('llama3-test.q4_k_m')) // 8 heads of 32, 2 kv heads, Q4_K output projection: 8 heads a unit
+    const c = llmConfig(f)
+    const u = llmUnits(c, modelTensors(f, c))
+    expect(u).toEqual({ headsPerUnit: 8, hiddenPerUnit: 256 })
+    for (const n of [1, 2, 3, 5]) {
+      const shards = evenRanges(Array.from({ length: n }, (_, i) => `m${i}`)).map((m) => llmShardForColumns(c, u, m.start, m.end))
+      expect(shards[0].headStart).toBe(0)
+      expect(shards[n - 1].headEnd).toBe(c.nHeads)
+      expect(shards[n - 1].hiddenEnd).toBe(c.hidden)
+      for (let i = 1; i < n; i++) {
+        expect(shards[i].headStart).toBe(shards[i - 1].headEnd)
+        expect(shards[i].hiddenStart).toBe(shards[i - 1].hiddenEnd)
+      }
+      for (const s of shards) expect(s.hiddenStart % 256).toBe(0)
+    }
+    // Llama 3 8B's shape (32 heads of 128, 8 kv heads, K-quants): 16 attention units, so a ring of 12 splits attention too
+    const big = { ...c, nHeads: 32, nKvHeads: 8, headDim: 128, hidden: 14336 }
+    const bu = { headsPerUnit: 256 / 128, hiddenPerUnit: 256 }
+    const twelve = evenRanges(Array.from({ length: 12 }, (_, i) => `m${i}`)).map((m) => llmShardForColumns(big, bu, m.start, m.end))
+    expect(twelve.every((s) => s.headEnd > s.headStart)).toBe(true)
+    // a member whose heads start inside a kv group reads that kv head too (its cache computed twice)
+    const d = llmShardDims(big, twelve[1])
+    expect(d.kvHeadStart * 4 + d.headOffset).toBe(twelve[1].headStart)
+  })
+})
+
+describe.skipIf(SHARED_DIR === null).each(['llama3-test.q4_k_m', 'qwen3-test.q4_k_m', 'qwen2-test.q8_0', 'stories260K.q4_0'])('%s split across ring members, each reading only its slices', (name) => {
+  it.each(engines.flatMap((e) => [2, 3].map((n) => [e, n] as const)))('%s kernels, %i members: the summed shards give the single device\'s logits', async (engine, n) => {
+    const whole = llmModel(await loadGguf(path(name), undefined, engine), engine, 1)
+    const tokens = [1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203, 29889, 13, 450, 11203, 338].map((t) => t % whole.config.vocabSize)
+    const ref = createLlmState(whole, tokens.length + 1, 8, 8)
+    const expected: Float32Array[] = []
+    for (let at = 0; at < tokens.length; at += 8) expected.push((await forwardBatch(whole, ref, tokens.slice(at, at + 8), at, 0)).slice())
+
+    const f = await readGguf(path(name))
+    const c = llmConfig(f)
+    const u = llmUnits(c, modelTensors(f, c))
+    const members = await Promise.all(evenRanges(Array.from({ length: n }, (_, i) => `m${i}`)).map(async (m, i) => {
+      const g = await loadGgufShard(f, 'not-checked', llmShardForColumns(c, u, m.start, m.end), i === 0 ? 'leader' : 'member', engine)
+      const model = llmModel(g, engine, 1)
+      return { model, state: createLlmState(model, tokens.length + 1, 8, 8) }
+    }))
+    expect(members[1].model.weights.tokEmb).toBeNull()
+    expect(members[1].model.weights.output).toBeNull()
+    const reduces = inProcessAllReduce(n)
+    for (let at = 0, k = 0; at < tokens.length; at += 8, k++) {
+      const chunk = tokens.slice(at, at + 8)
+      embedRows(members[0].model, chunk, members[0].state.x)
+      const rows = members[0].state.x.slice(0, chunk.length * c.dim)
+      await Promise.all(members.map(async ({ model, state }, i) => {
+        state.x.set(rows)
+        await forwardRows(model, state, chunk.length, at, reduces[i])
+      }))
+      const logits = logitsOf(members[0].model, members[0].state, chunk.length, 0)
+      for (let t = 0; t < chunk.length; t++) {
+        const want = expected[k].subarray(t * c.vocabSize, (t + 1) * c.vocabSize)
+        const got = logits.subarray(t * c.vocabSize, (t + 1) * c.vocabSize)
+        let err = 0
+        for (let j = 0; j < c.vocabSize; j++) err = Math.max(err, Math.abs(got[j] - want[j]))
+        expect(err, `position ${at + t}`).toBeLessThan(2e-3)
+        expect(argmax(got), `position ${at + t}`).toBe(argmax(want))
+      }
+    }
+  })
+})
+
+function argmax (v: Float32Array): number {
+  let best = 0
+  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i
+  return best
+}
