@@ -2,7 +2,8 @@ import crypto from 'node:crypto'
 import os from 'node:os'
 import { MeshError } from '../errors.js'
 import type { ServedModel } from '../inference/served.js'
-import { unitsForColumns } from '../inference/shard.js'
+import { llmUnitsForColumns } from '../inference/llm/shard-plan.js'
+import { unitsForColumns, type ShardUnits } from '../inference/shard.js'
 import type { RingReport } from './net/pool-ring.js'
 import { ModelService, type FetchStatus, type ModelPlan } from './model-service.js'
 import { libp2pPrivateKey, poolTrust, type Device } from '../pool/index.js'
@@ -80,8 +81,9 @@ const CACHE_PROBE_MS = 60_000
 
 /** Each ring member's units of the served model, so ring-status can say who gets none. */
 function withUnits (reports: RingReport[], m: ServedModel | null): RingReport[] {
-  if (m === null || m.format !== 'llama2c') return reports // GGUF models run on a ring of one for now: no units to show
-  return reports.map((r) => ({ ...r, units: Object.fromEntries(r.topology.members.map((x) => [x.nodeId, unitsForColumns(m.config, x.start, x.end)])) }))
+  if (m === null) return reports
+  const unitsOf = (start: number, end: number): ShardUnits => m.format === 'gguf' ? llmUnitsForColumns(m.config, m.units, start, end) : unitsForColumns(m.config, start, end)
+  return reports.map((r) => ({ ...r, units: Object.fromEntries(r.topology.members.map((x) => [x.nodeId, unitsOf(x.start, x.end)])) }))
 }
 
 function servedStatus (m: ServedModel | null): AgentStatus['model'] {

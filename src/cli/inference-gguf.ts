@@ -29,7 +29,7 @@ const messagesSchema = z.array(z.object({
 })).min(1)
 
 /** --chat/--system or --messages FILE as one conversation; null for a plain --prompt. */
-async function conversation (a: GgufRunArgs): Promise<ChatMessage[] | null> {
+export async function conversation (a: Pick<GgufRunArgs, 'chat' | 'system' | 'messages'>): Promise<ChatMessage[] | null> {
   if (a.messages !== undefined) {
     if (a.chat !== undefined || a.system !== undefined) throw new UsageError('give either --messages FILE or --chat/--system, not both')
     const text = await readFile(a.messages, 'utf8').catch((err: NodeJS.ErrnoException) => { throw new UsageError(`cannot read --messages ${a.messages}: ${err.code ?? err.message}`) })

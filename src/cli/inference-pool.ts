@@ -1,16 +1,18 @@
 import type { Argv } from 'yargs'
 import { callAgent, streamAgent } from '../agent/api/client.js'
 import { AgentApiError } from '../agent/errors.js'
-import { NoPoolError, type InferenceEvent, type InferenceStats, type JobResult } from '../agent/inference/events.js'
+import { ChatNotSupportedError, NoPoolError, type InferenceEvent, type InferenceStats, type JobResult } from '../agent/inference/events.js'
 import { MeshError } from '../errors.js'
-import { InferenceSettingError, PromptTooLongError } from '../inference/errors.js'
+import { InferenceSettingError, PromptTooLongError, UnsupportedModelError } from '../inference/errors.js'
 import { JobFailedError, RingNotReadyError } from '../inference/job/errors.js'
+import type { ChatMessage } from '../inference/text/chat-template.js'
 import { resolvePoolId } from '../pool/index.js'
 import type { MeshCommand } from './commands.js'
 import type { CliIO, GlobalArgs } from '../process/io.js'
 
 export interface PoolInferenceSettings {
   prompt: string
+  messages?: readonly ChatMessage[]
   maxTokens: number
   temperature: number
   topP: number
@@ -36,7 +38,7 @@ export function refuseLocalOnly (flags: LocalOnlyFlags): void {
 
 /** The agent's errors by class name, so the CLI exits as the class says (usage errors: 2). */
 const REMOTE_ERRORS: Record<string, new (message: string) => MeshError> = {
-  PromptTooLongError, InferenceSettingError, NoPoolError, RingNotReadyError, JobFailedError
+  PromptTooLongError, InferenceSettingError, NoPoolError, RingNotReadyError, JobFailedError, ChatNotSupportedError, UnsupportedModelError
 }
 
 /**
@@ -50,7 +52,7 @@ export async function inferOnPool (home: string, s: PoolInferenceSettings, json:
   let failure: MeshError | undefined
   let streamed = false
   await streamAgent(home, '/v1/inference', {
-    prompt: s.prompt, maxTokens: s.maxTokens, temperature: s.temperature, topP: s.topP, seed: s.seed.toString(), ...(poolId === undefined ? {} : { poolId })
+    prompt: s.prompt, maxTokens: s.maxTokens, temperature: s.temperature, topP: s.topP, seed: s.seed.toString(), ...(poolId === undefined ? {} : { poolId }), ...(s.messages === undefined ? {} : { messages: s.messages })
   }, (raw) => {
     const e = raw as InferenceEvent
     if (e.type === 'token' && stream) { io.write?.(Buffer.from(e.piece, 'base64')); streamed = true }
@@ -93,7 +95,7 @@ export const inferenceStatsCommand: MeshCommand = (io) => ({
     const t = stats.totals
     io.out(`${t.jobs} job${t.jobs === 1 ? '' : 's'} led by this agent, ${t.generated_tokens} tokens generated, ${t.failovers} failovers, ${t.failed} failed`)
     for (const j of stats.jobs) {
-      io.out(`${j.finished_at}  job ${j.job_id}  pool ${j.pool_id.slice(0, 12)}`)
+      io.out(`${j.finished_at}  ${j.kind} job ${j.job_id}  pool ${j.pool_id.slice(0, 12)}`)
       for (const line of jobSummary(j)) io.out(`  ${line}`)
     }
   }

@@ -6,7 +6,7 @@ import { isGgufFile } from '../inference/gguf/reader.js'
 import type { EngineName } from '../inference/model.js'
 import { bundledModelFile } from './bundled-model.js'
 import type { MeshCommand } from './commands.js'
-import { runGgufLocal } from './inference-gguf.js'
+import { conversation, runGgufLocal } from './inference-gguf.js'
 import { inferOnPool, refuseLocalOnly } from './inference-pool.js'
 import type { CliIO, GlobalArgs } from '../process/io.js'
 import { byteProgress } from './progress.js'
@@ -44,9 +44,9 @@ export const inferenceCommand: MeshCommand = (io): CommandModule<GlobalArgs, Inf
       .option('local', { type: 'boolean', default: false, describe: 'run on this device only, without the agent and the pool' })
       .option('pool-id', { type: 'string', describe: 'the pool whose ring runs the job (Pool ID or a unique prefix of at least 16 hex digits)', defaultDescription: 'the only pool joined' })
       .option('prompt', { type: 'string', default: '', describe: 'text to continue; empty starts from BOS' })
-      .option('chat', { type: 'string', describe: '--local, GGUF: a user message, rendered with the model\'s own chat template; prints only the reply' })
+      .option('chat', { type: 'string', describe: 'GGUF models: a user message, rendered with the model\'s own chat template (by the job\'s leader on the pool); prints only the reply' })
       .option('system', { type: 'string', describe: 'with --chat: the system message' })
-      .option('messages', { type: 'string', describe: '--local, GGUF: a JSON file holding an array of {role, content} (system/user/assistant): a whole conversation' })
+      .option('messages', { type: 'string', describe: 'GGUF models: a JSON file holding an array of {role, content} (system/user/assistant): a whole conversation' })
       .option('max-tokens', { type: 'number', default: 256, describe: 'new tokens to generate (stops earlier at BOS/EOS or a full context)' })
       .option('model', { type: 'string', defaultDescription: 'bundled stories260K', describe: '--local only: a GGUF file (llama, qwen2, qwen3; F32/F16/BF16/Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q5_K/Q6_K) or a llama2.c checkpoint (v0 or v1 fp32); the pool runs the model its agents serve (mesh start --model)' })
       .option('tokenizer', { type: 'string', defaultDescription: 'bundled tok512.bin', describe: '--local only, llama2.c checkpoints: tokenizer.bin with the model\'s vocabulary (a GGUF file carries its own)' })
@@ -84,16 +84,19 @@ async function runInference (args: InferenceArgs, io: CliIO): Promise<void> {
     }, io)
     return
   }
-  if (args.chat !== undefined || args.messages !== undefined || args.system !== undefined) {
-    throw new UsageError(args.local ? 'chat needs a GGUF model with a chat template (--model FILE.gguf); llama2.c checkpoints have none' : '--chat and --messages run with --local for now (--local --model FILE.gguf)')
-  }
-  if (args.ctx !== undefined) throw new UsageError('--ctx applies to GGUF models (--local --model FILE.gguf)')
   if (!args.local) {
     if (args['top-k'] !== undefined || args['min-p'] !== undefined) throw new UsageError('--top-k and --min-p apply to --local for now; pool jobs sample with --temperature and --top-p')
+    if (args.ctx !== undefined) throw new UsageError('--ctx applies to --local for now; pool jobs size the KV cache to prompt + max tokens')
     refuseLocalOnly(args)
-    await inferOnPool(args.home, { prompt: args.prompt, maxTokens: settings.maxTokens, temperature: settings.temperature, topP: settings.topP, seed: settings.seed, poolId: args['pool-id'] }, args.json, io)
+    // the leader renders a chat with the served model's template
+    const messages = await conversation(args) ?? undefined
+    await inferOnPool(args.home, { prompt: args.prompt, messages, maxTokens: settings.maxTokens, temperature: settings.temperature, topP: settings.topP, seed: settings.seed, poolId: args['pool-id'] }, args.json, io)
     return
   }
+  if (args.chat !== undefined || args.messages !== undefined || args.system !== undefined) {
+    throw new UsageError('chat needs a GGUF model with a chat template (--model FILE.gguf); llama2.c checkpoints have none')
+  }
+  if (args.ctx !== undefined) throw new UsageError('--ctx applies to GGUF models (--local --model FILE.gguf)')
   const [{ autoEngineName, chooseEngine, loadModel, shardedModel }, { generate }, { createSampler }] =
     await Promise.all([import('../inference/model.js'), import('../inference/generate.js'), import('../inference/sampler.js')])
   const progress = byteProgress(io, 'loading model')

@@ -6,6 +6,7 @@ import { hashFile, type LoadProgress } from './files.js'
 import { llmConfig, modelTensors, type LlmConfig } from './gguf/architecture.js'
 import { isGgufFile, readGguf } from './gguf/reader.js'
 import { modelIdentity, type ModelIdentity } from './identity.js'
+import { llmUnits, type LlmUnits } from './llm/shard-plan.js'
 import { ggufTokenizer } from './text/tokenizer.js'
 import { loadTokenizer } from './tokenizer.js'
 
@@ -36,10 +37,12 @@ export interface ServedLlama2c extends ModelFiles {
 export interface ServedGguf extends ModelFiles {
   readonly format: 'gguf'
   readonly config: LlmConfig
+  /** how its layers split across a ring (from the tensors' block types) */
+  readonly units: LlmUnits
   readonly identity: ModelIdentity
 }
 
-type Checked = { format: 'llama2c', config: ModelConfig, tokenizerSha256: string } | { format: 'gguf', config: LlmConfig }
+type Checked = { format: 'llama2c', config: ModelConfig, tokenizerSha256: string } | { format: 'gguf', config: LlmConfig, units: LlmUnits }
 
 /**
  * Check a model's files without reading the weights: a GGUF file's header, shapes and tokenizer;
@@ -51,9 +54,9 @@ export async function checkModelFiles (files: ModelFiles): Promise<Checked> {
     if (files.tokenizerPath !== BUNDLED_MODEL.tokenizerPath) throw new UsageError(`--tokenizer does not apply to GGUF models: ${files.checkpointPath} carries its own tokenizer`)
     const f = await readGguf(files.checkpointPath)
     const config = llmConfig(f)
-    modelTensors(f, config)
+    const units = llmUnits(config, modelTensors(f, config))
     ggufTokenizer(f.metadata, files.checkpointPath)
-    return { format: 'gguf', config }
+    return { format: 'gguf', config, units }
   }
   const { config } = await readCheckpointHeader(files.checkpointPath)
   const tokenizer = await loadTokenizer(files.tokenizerPath, config.vocabSize)
@@ -65,7 +68,7 @@ export async function identifyModel (files: ModelFiles, onProgress?: LoadProgres
   const checked = await checkModelFiles(files)
   const checkpointSha256 = await hashFile(files.checkpointPath, onProgress)
   if (checked.format === 'gguf') {
-    return { format: 'gguf', checkpointPath: files.checkpointPath, tokenizerPath: files.checkpointPath, config: checked.config, identity: modelIdentity(checkpointSha256, checkpointSha256) }
+    return { format: 'gguf', checkpointPath: files.checkpointPath, tokenizerPath: files.checkpointPath, config: checked.config, units: checked.units, identity: modelIdentity(checkpointSha256, checkpointSha256) }
   }
   return { ...files, format: 'llama2c', config: checked.config, identity: modelIdentity(checkpointSha256, checked.tokenizerSha256) }
 }

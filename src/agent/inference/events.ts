@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { UsageError } from '../../errors.js'
+import type { MemberStats } from '../../inference/job/leader.js'
 
 /*
  * What the local API's inference routes take and give, apart from the job machinery, so the CLI
@@ -9,13 +10,18 @@ import { UsageError } from '../../errors.js'
 /** A pool this agent cannot run a job in: none joined, several without --pool-id, or an unknown id. */
 export class NoPoolError extends UsageError {}
 
+/** A chat asked of a pool whose model has no chat template (a llama2.c checkpoint). */
+export class ChatNotSupportedError extends UsageError {}
+
 export const inferenceRequestSchema = z.strictObject({
   prompt: z.string().max(64 * 1024),
   maxTokens: z.number().int().min(1).max(1 << 20),
   temperature: z.number().min(0),
   topP: z.number().gt(0).max(1),
   seed: z.string().regex(/^\d{1,20}$/),
-  poolId: z.string().regex(/^[0-9a-f]{1,64}$/).optional()
+  poolId: z.string().regex(/^[0-9a-f]{1,64}$/).optional(),
+  /** a chat (GGUF models with a chat template): rendered by the leader, which prints only the reply; `prompt` is then unused */
+  messages: z.array(z.strictObject({ role: z.enum(['system', 'user', 'assistant']), content: z.string().max(64 * 1024) })).min(1).max(256).optional()
 })
 export type InferenceRequest = z.infer<typeof inferenceRequestSchema>
 
@@ -30,6 +36,8 @@ export type InferenceEvent =
 export interface JobResult {
   job_id: string
   pool_id: string
+  /** a chat's text is the reply; a prompt's includes the prompt (as llama2.c prints it) */
+  kind: 'prompt' | 'chat'
   text: string
   token_ids: number[]
   prompt_token_ids: number[]
@@ -41,7 +49,14 @@ export interface JobResult {
   failovers: number
   finished_at: string
   model: { id: string }
-  members: Array<{ node_id: string, leader: boolean, columns: [number, number], heads: number, hidden_units: number, positions: number, compute_ms: number, network_ms: number }>
+  members: JobMemberRow[]
+}
+
+export interface JobMemberRow { node_id: string, leader: boolean, columns: [number, number], heads: number, hidden_units: number, positions: number, compute_ms: number, network_ms: number }
+
+/** A member's share of a finished job, as the API reports it. */
+export function memberRow (m: MemberStats): JobMemberRow {
+  return { node_id: m.nodeId, leader: m.leader, columns: [m.start, m.end], heads: m.heads, hidden_units: m.hiddenUnits, positions: m.positions, compute_ms: m.computeMs, network_ms: m.networkMs }
 }
 
 export interface InferenceStats {

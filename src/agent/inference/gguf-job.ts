@@ -1,55 +1,56 @@
-import { UsageError } from '../../errors.js'
-import { generateLlm } from '../../inference/llm/generate.js'
-import type { RingView } from '../../inference/job/leader.js'
+import type { LeaderRun } from '../../inference/job/leader.js'
+import { generateLlmWith } from '../../inference/llm/generate.js'
+import type { LlmShard } from '../../inference/llm/shard-plan.js'
 import { createSampler } from '../../inference/sampler.js'
 import type { ServedGguf } from '../../inference/served.js'
-import type { InferenceEvent, InferenceRequest, JobResult } from './events.js'
+import { chatTemplateFrom, renderChat } from '../../inference/text/chat-template.js'
+import { memberRow, type InferenceEvent, type InferenceRequest, type JobResult } from './events.js'
 import type { ModelHost } from './models.js'
 
-/** A GGUF job on a ring of more than this agent: tensor parallelism over quantized weights comes next. */
-export class GgufRingError extends UsageError {}
-
 /**
- * A job on a GGUF model, run by this agent alone: the ring must be this one member (splitting
- * quantized layers across members is the next step). The prompt's special tokens are parsed and
+ * A job on a GGUF model across the ring, led by this agent: the prompt (or the chat, rendered with
+ * the model's own template) is parsed for special tokens, goes through the ring in chunks, and
  * generation stops at the model's end-of-generation tokens, as `mesh inference --local` does.
  */
 export async function leadGgufJob (
-  host: ModelHost, served: ServedGguf, ring: RingView, selfId: string,
-  req: InferenceRequest, ids: { jobId: string, poolId: string }, emit: (e: InferenceEvent) => void
+  host: ModelHost, served: ServedGguf, req: InferenceRequest, ids: { jobId: string, poolId: string },
+  emit: (e: InferenceEvent) => void, newRun: (positions: number) => LeaderRun<LlmShard>
 ): Promise<JobResult> {
-  const others = ring.members.filter((m) => m.nodeId !== selfId)
-  if (others.length > 0) {
-    throw new GgufRingError(`this pool's ring has ${ring.members.length} members, and GGUF models run on a ring of one member for now; stop the others' agents, or run this one with \`mesh inference --local --model ${served.checkpointPath}\``)
-  }
-  const { g, model } = await host.gguf(served)
+  const { file, tokenizer } = await host.ggufText()
+  const chat = req.messages !== undefined
+  const text = req.messages === undefined ? req.prompt : renderChat(chatTemplateFrom(file.metadata, tokenizer, served.checkpointPath), req.messages, { addGenerationPrompt: true })
+  const promptIds = tokenizer.encode(text, { addSpecial: true, parseSpecial: true })
   const sampler = createSampler({ temperature: req.temperature, topP: req.topP, seed: BigInt(req.seed) })
-  const promptIds = g.tokenizer.encode(req.prompt, { addSpecial: true, parseSpecial: true })
   emit({ type: 'started', ...ids })
-  // the prompt prints first, as it does for a llama2.c model
-  emit({ type: 'token', id: promptIds[promptIds.length - 1] ?? 0, piece: Buffer.from(req.prompt).toString('base64') })
-  const start = performance.now()
-  const r = await generateLlm(model, g.tokenizer, {
-    promptIds,
-    maxTokens: req.maxTokens,
-    sampler,
-    onToken: (id, text) => { emit({ type: 'token', id, piece: Buffer.from(text).toString('base64') }) }
-  })
-  const computeMs = performance.now() - start
-  return {
-    job_id: ids.jobId,
-    pool_id: ids.poolId,
-    text: req.prompt + r.text,
-    token_ids: [...r.promptTokenIds, ...r.generatedIds],
-    prompt_token_ids: [...r.promptTokenIds],
-    generated_tokens: r.generatedIds.length,
-    stop_reason: r.stopReason,
-    tokens_per_second: r.tokensPerSecond,
-    time_to_first_token_ms: r.firstTokenMs,
-    total_ms: r.totalMs,
-    failovers: 0,
-    finished_at: new Date().toISOString(),
-    model: { id: served.identity.id },
-    members: [{ node_id: selfId, leader: true, columns: [0, 8192], heads: g.config.nHeads, hidden_units: g.config.hidden, positions: r.positions, compute_ms: computeMs, network_ms: 0 }]
+  // a continuation prints its prompt first, as a llama2.c model's does; a chat prints only the reply
+  if (!chat) emit({ type: 'token', id: promptIds[promptIds.length - 1] ?? 0, piece: Buffer.from(req.prompt).toString('base64') })
+  let run: LeaderRun<LlmShard> | undefined
+  try {
+    const r = await generateLlmWith(served.config.contextLength, tokenizer, (positions) => { run = newRun(positions); return run.steps }, {
+      promptIds,
+      maxTokens: req.maxTokens,
+      sampler,
+      onToken: (id, piece) => { emit({ type: 'token', id, piece: Buffer.from(piece).toString('base64') }) }
+    })
+    const members = await run!.finish()
+    return {
+      job_id: ids.jobId,
+      pool_id: ids.poolId,
+      kind: chat ? 'chat' : 'prompt',
+      text: chat ? r.text : req.prompt + r.text,
+      token_ids: [...r.promptTokenIds, ...r.generatedIds],
+      prompt_token_ids: [...r.promptTokenIds],
+      generated_tokens: r.generatedIds.length,
+      stop_reason: r.stopReason,
+      tokens_per_second: r.tokensPerSecond,
+      time_to_first_token_ms: r.firstTokenMs,
+      total_ms: r.totalMs,
+      failovers: run!.failovers,
+      finished_at: new Date().toISOString(),
+      model: { id: served.identity.id },
+      members: members.map(memberRow)
+    }
+  } finally {
+    run?.abort()
   }
 }

@@ -1,10 +1,13 @@
 import type { Stream } from '@libp2p/interface'
 import { randomBytes, randomInt } from 'node:crypto'
 import { MeshError, UsageError } from '../../errors.js'
-import { NoPoolError, type InferenceEvent, type InferenceRequest, type InferenceStats, type JobResult } from './events.js'
+import { ChatNotSupportedError, memberRow, NoPoolError, type InferenceEvent, type InferenceRequest, type InferenceStats, type JobResult } from './events.js'
 import { generateWith } from '../../inference/generate.js'
 import { RingNotReadyError } from '../../inference/job/errors.js'
-import { LeaderRun, type MemberStats, type RingView } from '../../inference/job/leader.js'
+import { LeaderRun, type LeaderDeps, type RingView } from '../../inference/job/leader.js'
+import type { Sharding } from '../../inference/job/plan.js'
+import type { ModelLease } from '../../inference/job/session.js'
+import { llmSharding } from '../../inference/llm/shard-plan.js'
 import { serveJob } from '../../inference/job/member.js'
 import { JOB_PROTOCOL } from '../../inference/job/messages.js'
 import { createSampler } from '../../inference/sampler.js'
@@ -82,20 +85,16 @@ export class JobService {
     }
     try {
       const served = this.c.models.served()
-      if (served.format !== 'llama2c') {
-        await ch.send({ type: 'refused', reason: 'model-mismatch', message: 'this member serves a GGUF model, which runs on a ring of one member for now' }).catch(() => {})
-        ch.close()
-        return
-      }
-      const outcome = await serveJob(open, ch, {
+      const common = {
         plane: this.c.links.plane,
         modelId: served.identity.id,
-        sharding: llama2cSharding(served.config),
-        modelFor: async (shard) => await this.c.models.lease(shard, 'member'),
-        link: async (peers) => { await this.c.links.link(open.poolId, peers) },
-        epochOf: (poolId) => this.c.net.ringStatus(poolId)?.topology.epoch,
+        link: async (peers: readonly string[]) => { await this.c.links.link(open.poolId, peers) },
+        epochOf: (poolId: string) => this.c.net.ringStatus(poolId)?.topology.epoch,
         timeoutMs: this.cfg.stepTimeoutMs
-      })
+      }
+      const outcome = served.format === 'gguf'
+        ? await serveJob(open, ch, { ...common, sharding: llmSharding(served.config, served.units), modelFor: async (shard) => await this.c.models.leaseGguf(shard, 'member') })
+        : await serveJob(open, ch, { ...common, sharding: llama2cSharding(served.config), modelFor: async (shard) => await this.c.models.lease(shard, 'member') })
       const detail = { job: open.job, leader: from, epoch: open.epoch, members: open.members.length }
       if (outcome.kind === 'refused') this.c.log.info({ ...detail, reason: outcome.reason, why: outcome.message }, 'refused a job')
       else if (outcome.kind === 'failed') this.c.log.info({ ...detail, err: outcome.error.message, positions: outcome.times.positions }, 'job ended early on this member')
@@ -127,30 +126,21 @@ export class JobService {
     const poolId = this.pickPool(req.poolId)
     const jobId = randomBytes(8).toString('hex')
     const served = this.c.models.served()
-    if (served.format === 'gguf') return await leadGgufJob(this.c.models, served, await this.ringView(poolId), this.c.selfId, req, { jobId, poolId }, emit)
-    const tokenizer = await this.c.models.tokenizer()
-    const sampler = createSampler({ temperature: req.temperature, topP: req.topP, seed: BigInt(req.seed) })
     // fail fast, before the prompt is encoded: no ring, no job
     await this.ringView(poolId)
+    if (served.format === 'gguf') {
+      return await leadGgufJob(this.c.models, served, req, { jobId, poolId }, emit, (positions) => new LeaderRun(this.leaderDeps(poolId, jobId, served.identity.id, emit,
+        llmSharding(served.config, served.units), async (shard) => await this.c.models.leaseGguf(shard, 'leader')), positions))
+    }
+    if (req.messages !== undefined) throw new ChatNotSupportedError('chat needs a GGUF model with a chat template; this pool serves a llama2.c checkpoint (mesh start --model FILE.gguf), so use --prompt')
+    const tokenizer = await this.c.models.tokenizer()
+    const sampler = createSampler({ temperature: req.temperature, topP: req.topP, seed: BigInt(req.seed) })
     emit({ type: 'started', jobId, poolId })
     let run: LeaderRun<Shard> | undefined
     try {
       // the leader's own shard is loaded when the job is planned, in LeaderRun
       const g = await generateWith(served.config, tokenizer, async (positions) => {
-        run = new LeaderRun({
-          plane: this.c.links.plane,
-          poolId,
-          modelId: served.identity.id,
-          sharding: llama2cSharding(served.config),
-          modelFor: async (shard) => await this.c.models.lease(shard, 'leader'),
-          open: async (nodeId) => libp2pChannel(await this.c.net.openMemberStream(nodeId, JOB_PROTOCOL, AbortSignal.timeout(this.cfg.stepTimeoutMs))),
-          link: async (peers) => { await this.c.links.link(poolId, peers) },
-          ring: async (moveOn) => await this.ringView(poolId, moveOn),
-          jobNumber: () => randomInt(1, 0xffffffff),
-          notice: (message) => { this.c.log.warn({ jobId, message }, 'job notice'); emit({ type: 'notice', message }) },
-          timeoutMs: this.cfg.stepTimeoutMs,
-          failoverMs: this.cfg.failoverMs
-        }, positions)
+        run = new LeaderRun(this.leaderDeps(poolId, jobId, served.identity.id, emit, llama2cSharding(served.config), async (shard) => await this.c.models.lease(shard, 'leader')), positions)
         return run.step
       }, {
         prompt: req.prompt,
@@ -162,6 +152,7 @@ export class JobService {
       return {
         job_id: jobId,
         pool_id: poolId,
+        kind: 'prompt',
         text: Buffer.from(g.printed).toString('utf8'),
         token_ids: g.tokenIds,
         prompt_token_ids: g.promptTokenIds,
@@ -177,6 +168,24 @@ export class JobService {
       }
     } finally {
       run?.abort()
+    }
+  }
+
+  /** What a job's leader needs of this agent: the plane, member streams, the ring, its own shard. */
+  private leaderDeps<S> (poolId: string, jobId: string, modelId: string, emit: (e: InferenceEvent) => void, sharding: Sharding<S>, modelFor: (shard: S) => Promise<ModelLease>): LeaderDeps<S> {
+    return {
+      plane: this.c.links.plane,
+      poolId,
+      modelId,
+      sharding,
+      modelFor,
+      open: async (nodeId) => libp2pChannel(await this.c.net.openMemberStream(nodeId, JOB_PROTOCOL, AbortSignal.timeout(this.cfg.stepTimeoutMs))),
+      link: async (peers) => { await this.c.links.link(poolId, peers) },
+      ring: async (moveOn) => await this.ringView(poolId, moveOn),
+      jobNumber: () => randomInt(1, 0xffffffff),
+      notice: (message) => { this.c.log.warn({ jobId, message }, 'job notice'); emit({ type: 'notice', message }) },
+      timeoutMs: this.cfg.stepTimeoutMs,
+      failoverMs: this.cfg.failoverMs
     }
   }
 
@@ -211,8 +220,4 @@ export class JobService {
       ? `this agent has no ring for pool ${poolId.slice(0, 16)} yet; check \`mesh ring-status\``
       : `the ring of pool ${poolId.slice(0, 16)} is not ready (epoch ${t.epoch}, ${t.members.length} members, not converged after ${this.cfg.ringReadyMs} ms); check \`mesh ring-status\``)
   }
-}
-
-function memberRow (m: MemberStats): JobResult['members'][number] {
-  return { node_id: m.nodeId, leader: m.leader, columns: [m.start, m.end], heads: m.heads, hidden_units: m.hiddenUnits, positions: m.positions, compute_ms: m.computeMs, network_ms: m.networkMs }
 }

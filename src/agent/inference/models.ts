@@ -1,11 +1,14 @@
 import os from 'node:os'
 import { llama2cJobModel, type Llama2cJobModel } from '../../inference/job/llama2c.js'
 import { chooseEngine, loadShardModel } from '../../inference/model.js'
-import type { ModelLease } from '../../inference/job/session.js'
+import { llmJobModel } from '../../inference/job/llm.js'
+import type { JobModel, ModelLease } from '../../inference/job/session.js'
+import { readGguf, type GgufFile } from '../../inference/gguf/reader.js'
 import { defaultLlmEngine } from '../../inference/llm/engine.js'
-import { llmModel, llmThreads, loadGguf, type LoadedGguf } from '../../inference/llm/load.js'
-import type { LlmModel } from '../../inference/llm/forward.js'
-import type { ServedGguf, ServedLlama2c, ServedModel } from '../../inference/served.js'
+import { llmModel, llmThreads, loadGgufShard } from '../../inference/llm/load.js'
+import type { LlmShard } from '../../inference/llm/shard-plan.js'
+import type { ServedLlama2c, ServedModel } from '../../inference/served.js'
+import { ggufTokenizer, type TextTokenizer } from '../../inference/text/tokenizer.js'
 import type { Shard } from '../../inference/shard.js'
 import { loadTokenizer, type Tokenizer } from '../../inference/tokenizer.js'
 import { MeshError } from '../../errors.js'
@@ -17,16 +20,23 @@ export class ModelNotReadyError extends MeshError {}
 export type ShardRole = 'leader' | 'member'
 
 interface Held {
-  readonly model: Promise<Llama2cJobModel>
+  readonly model: Promise<JobModel>
   readonly role: ShardRole
+  readonly close: (m: JobModel) => Promise<void>
   users: number
+}
+
+/** The text side of a served GGUF model, for the jobs this agent leads: its tokenizer and header (chat template). */
+export interface GgufText {
+  readonly file: GgufFile
+  readonly tokenizer: TextTokenizer
 }
 
 /**
  * The model this agent serves, as the shards its jobs compute with, on the engine
- * `mesh inference --local` picks (chooseEngine). Each shard is read from the checkpoint file on first use:
- * only its slices of the layers (loadShardModel); the embedding and the classifier only for a
- * leader, which embeds each token (sending the row to the members) and samples.
+ * `mesh inference --local` picks. Each shard is read from the model file on first use: only its
+ * slices of the layers (loadShardModel, loadGgufShard); the embedding and the classifier only for
+ * a leader, which embeds each token (sending the row to the members) and samples.
  * The shard of the latest plan stays loaded between jobs; any other is freed as soon as no job
  * uses it, so after a re-plan (a failover, a member joining) memory follows the new share.
  */
@@ -34,7 +44,7 @@ export class ModelHost {
   private readonly held = new Map<string, Held>()
   private latest = ''
   private tokenizerOf: { id: string, loading: Promise<Tokenizer> } | undefined
-  private ggufOf: { id: string, loading: Promise<{ g: LoadedGguf, model: LlmModel }> } | undefined
+  private ggufTextOf: { id: string, loading: Promise<GgufText> } | undefined
 
   /** `served`: the model served now; null while it is still being fetched from a peer */
   constructor (private readonly current: () => ServedModel | null, private readonly threads = os.availableParallelism()) {}
@@ -46,38 +56,30 @@ export class ModelHost {
     return s
   }
 
-  /** The served llama2.c checkpoint (what ring jobs run); a GGUF model runs through gguf(). */
-  private servedLlama2c (): ServedLlama2c {
+  private servedAs<F extends ServedModel['format']> (format: F): Extract<ServedModel, { format: F }> {
     const s = this.served()
-    if (s.format !== 'llama2c') throw new ModelNotReadyError('GGUF models run on a ring of one member for now; this job needs the llama2.c path')
-    return s
+    if (s.format !== format) throw new ModelNotReadyError(`this agent now serves a ${s.format} model, not the ${format} one the job needs; try again`)
+    return s as Extract<ServedModel, { format: F }>
   }
 
-  /**
-   * The served GGUF model, whole, on the native kernels where built (else wasm): loaded on first use and kept
-   * (a ring of one runs it on this device alone).
-   */
-  async gguf (s: ServedGguf): Promise<{ g: LoadedGguf, model: LlmModel }> {
-    if (this.ggufOf?.id !== s.identity.id) {
-      const engine = defaultLlmEngine() // the wasm kernels read weights only from their own memory: load for the engine
-      const loading = loadGguf(s.checkpointPath, undefined, engine).then((g) => {
-        if (g.sha256 !== s.identity.checkpointSha256) throw new ModelNotReadyError(`the model file changed on disk since this agent hashed it (${s.checkpointPath}); restart it with \`mesh start\``)
-        return { g, model: llmModel(g, engine, llmThreads(engine, g.config, this.threads)) }
-      })
-      this.ggufOf = { id: s.identity.id, loading }
+  /** The served GGUF model's tokenizer and header, read once (the weights come with the shards). */
+  async ggufText (): Promise<GgufText> {
+    const s = this.servedAs('gguf')
+    if (this.ggufTextOf?.id !== s.identity.id) {
+      this.ggufTextOf = { id: s.identity.id, loading: readGguf(s.checkpointPath).then((file) => ({ file, tokenizer: ggufTokenizer(file.metadata, s.checkpointPath) })) }
     }
-    const mine = this.ggufOf
+    const mine = this.ggufTextOf
     try {
       return await mine.loading
     } catch (err) {
-      if (this.ggufOf === mine) this.ggufOf = undefined
+      if (this.ggufTextOf === mine) this.ggufTextOf = undefined
       throw err
     }
   }
 
   /** The served model's tokenizer, for the jobs this agent leads. */
   async tokenizer (): Promise<Tokenizer> {
-    const s = this.servedLlama2c()
+    const s = this.servedAs('llama2c')
     if (this.tokenizerOf?.id !== s.identity.id) this.tokenizerOf = { id: s.identity.id, loading: loadTokenizer(s.tokenizerPath, s.config.vocabSize) }
     const mine = this.tokenizerOf
     try {
@@ -88,21 +90,37 @@ export class ModelHost {
     }
   }
 
-  /** This node's shard of the served model, for a job it leads or serves as a member. */
+  /** This node's shard of the served llama2.c model, for a job it leads or serves as a member. */
   async lease (shard: Shard, role: ShardRole): Promise<ModelLease & { readonly model: Llama2cJobModel }> {
-    const s = this.servedLlama2c()
-    const base = `${s.identity.id}:${shard.kvHeadStart}:${shard.kvHeadEnd}:${shard.hiddenStart}:${shard.hiddenEnd}`
-    // a leader's shard serves a member's job as well
+    const s = this.servedAs('llama2c')
+    return await this.hold(`${s.identity.id}:${shard.kvHeadStart}:${shard.kvHeadEnd}:${shard.hiddenStart}:${shard.hiddenEnd}`, role,
+      async () => await this.load(s, shard, role), async (m) => { await m.sharded.matmuls.close() })
+  }
+
+  /** This node's shard of the served GGUF model, on the native kernels where built (else wasm). */
+  async leaseGguf (shard: LlmShard, role: ShardRole): Promise<ModelLease> {
+    const s = this.servedAs('gguf')
+    return await this.hold(`${s.identity.id}:${shard.headStart}:${shard.headEnd}:${shard.hiddenStart}:${shard.hiddenEnd}`, role, async () => {
+      const engine = defaultLlmEngine() // the wasm kernels read weights only from their own memory: load for the engine
+      const { file } = await this.ggufText()
+      const g = await loadGgufShard(file, s.identity.checkpointSha256, shard, role, engine)
+      return llmJobModel(llmModel(g, engine, llmThreads(engine, g.config, this.threads)))
+    }, async () => {})
+  }
+
+  /** A shard by key (model id and units), loaded once; a leader's shard serves a member's job as well. */
+  private async hold<M extends JobModel> (base: string, role: ShardRole, load: () => Promise<M>, close: (m: M) => Promise<void>): Promise<ModelLease & { readonly model: M }> {
     const key = role === 'leader' || this.held.has(`${base}:leader`) ? `${base}:leader` : base
     this.latest = key
     this.freeIdle() // before loading: an old plan's idle shard goes first
     const found = this.held.get(key)
-    const held = found ?? { model: this.load(s, shard, role), role, users: 0 }
+    // one key always holds the same kind of model (the id names the format), so the casts only undo the map's widening
+    const held = found ?? { model: load(), role, users: 0, close: close as (m: JobModel) => Promise<void> }
     if (found === undefined) this.held.set(key, held)
     held.users++
-    let model: Llama2cJobModel
+    let model: M
     try {
-      model = await held.model
+      model = await held.model as M
     } catch (err) {
       held.users--
       if (this.held.get(key) === held) this.held.delete(key)
@@ -154,11 +172,12 @@ export class ModelHost {
   async stop (): Promise<void> {
     const all = [...this.held.values()]
     this.held.clear()
-    this.ggufOf = undefined
+    this.ggufTextOf = undefined
     await Promise.all(all.map(close))
   }
 }
 
 async function close (h: Held): Promise<void> {
-  await (await h.model.catch(() => undefined))?.sharded.matmuls.close()
+  const m = await h.model.catch(() => undefined)
+  if (m !== undefined) await h.close(m)
 }

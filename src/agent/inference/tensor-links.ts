@@ -32,7 +32,7 @@ export interface TensorLinksComponents {
 export interface TensorLinksInit {
   /** the interface the plane listens on: the one libp2p binds (every IPv4 interface by default) */
   readonly host?: string
-  /** largest tensor accepted: 4 bytes × the widest model dim served (2^16 floats covers every llama2.c header this engine accepts) */
+  /** largest frame accepted: a step's rows, 4 bytes × dim × the positions a step carries (the default, 1 MiB, is 128 positions of a 2048-wide model) */
   readonly maxPayloadBytes?: number
   readonly timeoutMs?: number
   /** how long a direct TCP link may take to connect and prove the secret before the libp2p stream is used instead */
@@ -86,7 +86,7 @@ export class TensorLinks {
     this.timeoutMs = init.timeoutMs ?? 10_000
     // a LAN connects in a millisecond; a busy member may take a while to answer the hello
     this.directTimeoutMs = init.directTimeoutMs ?? 2000
-    this.plane = new TensorPlane({ selfId: c.selfId, secretFor: (p) => this.secrets.get(p), maxPayloadBytes: init.maxPayloadBytes ?? 4 << 16, epoch: 0 })
+    this.plane = new TensorPlane({ selfId: c.selfId, secretFor: (p) => this.secrets.get(p), maxPayloadBytes: init.maxPayloadBytes ?? 1 << 20, epoch: 0 })
   }
 
   async start (): Promise<void> {

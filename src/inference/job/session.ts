@@ -70,9 +70,11 @@ export function openSession (o: SessionOptions): JobSession {
   const run = o.model.open(o.positions, o.batch)
   const reduce = planeAllReduce({ plane: o.plane, job: o.job, epoch: o.epoch, members: o.members, nLayers: o.model.nLayers, timeoutMs: o.timeoutMs, other: o.other })
   const times: SessionTimes = { positions: 0, computeMs: 0, networkMs: 0 }
-  const timed: AllReduce = async (v, at) => {
+  const timed: AllReduce = (v, at) => {
     const t = performance.now()
-    try { await reduce.allReduce(v, at) } finally { times.networkMs += performance.now() - t }
+    const pending = reduce.allReduce(v, at)
+    if (pending === undefined) return
+    return pending.finally(() => { times.networkMs += performance.now() - t })
   }
   const layers = async (rows: Float32Array, pos0: number): Promise<void> => {
     const n = rows.length / o.model.dim

@@ -1,7 +1,7 @@
 import type { LlmConfig, ModelTensors } from '../gguf/architecture.js'
 import type { Sharding } from '../job/plan.js'
 import { blockType } from '../quant/block-types.js'
-import { RING_COLUMNS } from '../shard.js'
+import { RING_COLUMNS, type ShardUnits } from '../shard.js'
 
 /**
  * A ring member's part of every layer of a GGUF model: query heads [headStart, headEnd) (with the
@@ -100,3 +100,9 @@ export const llmSharding = (c: LlmConfig, u: LlmUnits): Sharding<LlmShard> => ({
   shardOf: (start, end) => llmShardForColumns(c, u, start, end),
   units: (s) => ({ heads: s.headEnd - s.headStart, hiddenUnits: s.hiddenEnd - s.hiddenStart })
 })
+
+/** What a member owning ring columns [start, end) computes, for ring-status. */
+export function llmUnitsForColumns (c: LlmConfig, u: LlmUnits, start: number, end: number): ShardUnits {
+  const d = llmShardDims(c, llmShardForColumns(c, u, start, end))
+  return { kvHeads: d.nKvHeads, queryHeads: d.nHeads, hidden: d.hidden }
+}

@@ -89,7 +89,7 @@ export function planeAllReduce (opts: AllReduceOptions): PlaneAllReduce {
     return await new Promise((resolve, reject) => { waiting.set(peerId, { resolve, reject }) })
   }
 
-  const allReduce: AllReduce = async (partial: Float32Array, at: ReduceStep) => {
+  const exchange = async (partial: Float32Array, at: ReduceStep): Promise<void> => {
     for (const p of peers) plane.send(p, { ...at, job }, partial)
     step++
     let timer: NodeJS.Timeout | undefined
@@ -114,5 +114,7 @@ export function planeAllReduce (opts: AllReduceOptions): PlaneAllReduce {
     }
   }
 
+  // a job of one member has nothing to exchange: no promise, so the forward pass does not wait on the event loop
+  const allReduce: AllReduce = (partial, at) => peers.length === 0 ? undefined : exchange(partial, at)
   return { allReduce, close: () => { plane.closeJob(job) } }
 }
