@@ -60,7 +60,8 @@ async function member (task: Task): Promise<void> {
   const engine = defaultLlmEngine()
   const g = await loadGgufShard(file, 'not-checked-in-a-bench', shard, task.index === 0 ? 'leader' : 'member', engine)
   const w = g.weights
-  const matrices = [w.tokEmb, w.output === w.tokEmb ? null : w.output, ...w.layers.flatMap((l) => [l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down])]
+  const tied = w.output !== null && w.tokEmb !== null && w.output.bytes.byteOffset === w.tokEmb.bytes.byteOffset
+  const matrices = [w.tokEmb, tied ? null : w.output, ...w.layers.flatMap((l) => [l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down])]
   const weightMiB = matrices.reduce((n, m) => n + (m?.bytes.byteLength ?? 0), 0) / 2 ** 20
   const jm = llmJobModel(llmModel(g, engine, task.threads))
   const plane = new TensorPlane({ selfId: `m${task.index}`, secretFor: () => SECRET, maxPayloadBytes: 1 << 20, epoch: 1 })
