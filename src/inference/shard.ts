@@ -81,7 +81,5 @@ export function unitsForColumns (c: ModelConfig, start: number, end: number): Sh
 /** The llama2.c split for jobs: column ranges to kv-head groups and FFN units (shardForColumns). */
 export const llama2cSharding = (c: ModelConfig): Sharding<Shard> => ({
   shardOf: (start, end) => shardForColumns(c, start, end),
-  // float32 throughout: the classifier's vocab × dim weights against the layers'
-  leaderCost: (c.vocabSize * c.dim) / (c.nLayers * (2 * c.dim * c.dim + 2 * c.dim * (c.dim / c.nHeads) * c.nKvHeads + 3 * c.dim * c.hiddenDim)),
   units: (s) => ({ heads: (s.kvHeadEnd - s.kvHeadStart) * kvMul(c), hiddenUnits: s.hiddenEnd - s.hiddenStart })
 })

@@ -2,26 +2,11 @@ import { describe, expect, it } from 'vitest'
 import type { ModelConfig } from '../../src/inference/config.js'
 import { decodeJobMessage, encodeJobMessage, type JobOpen } from '../../src/inference/job/messages.js'
 import { InputFeed, refusalOf } from '../../src/inference/job/member.js'
-import { evenRanges, JobPlanError, lightenLeader, planJob } from '../../src/inference/job/plan.js'
+import { evenRanges, JobPlanError, planJob } from '../../src/inference/job/plan.js'
 import { llama2cSharding } from '../../src/inference/shard.js'
 
 // stories260K's shape: 4 kv heads (8 query heads), 172 FFN units
 const cfg: ModelConfig = { dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512, seqLen: 512, sharedClassifier: true }
-
-describe('lightenLeader', () => {
-  it('narrows the leader by the classifier\'s cost so every member has the same work, keeping ring order and tiling', () => {
-    const even = evenRanges(['a', 'b'])
-    // classifier = 40 % of the layers: the leader takes 0.5·1.4 − 0.4 = 0.3 of them, the other 0.7
-    expect(lightenLeader(even, 'a', 0.4)).toEqual([{ nodeId: 'a', start: 0, end: 2458 }, { nodeId: 'b', start: 2458, end: 8192 }])
-    expect(lightenLeader(evenRanges(['a', 'b', 'c']), 'b', 0.3).map((m) => m.end - m.start)).toEqual([3549, 1093, 3550]) // 0.433, 0.133, 0.433
-  })
-
-  it('keeps one column for a leader whose classifier outweighs its share, and changes nothing alone or at no cost', () => {
-    expect(lightenLeader(evenRanges(['a', 'b']), 'b', 5)).toEqual([{ nodeId: 'a', start: 0, end: 8191 }, { nodeId: 'b', start: 8191, end: 8192 }])
-    expect(lightenLeader(evenRanges(['a']), 'a', 0.4)).toEqual(evenRanges(['a']))
-    expect(lightenLeader(evenRanges(['a', 'b']), 'a', 0)).toEqual(evenRanges(['a', 'b']))
-  })
-})
 
 describe('planJob', () => {
   it('gives every unit to exactly one member, in ring order', () => {

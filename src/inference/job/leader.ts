@@ -3,7 +3,7 @@ import { AllReduceTimeoutError, TensorLinkError } from '../tensor-plane/errors.j
 import type { TensorPlane } from '../tensor-plane/plane.js'
 import { JobFailedError, MemberLostError, MemberRefusedError, RingNotReadyError } from './errors.js'
 import { MAX_JOB_BATCH, type ControlChannel, type JobOpen } from './messages.js'
-import { evenRanges, lightenLeader, planJob, type JobMember, type PlannedMember, type Sharding } from './plan.js'
+import { evenRanges, planJob, type JobMember, type PlannedMember, type Sharding } from './plan.js'
 import { openSession, type JobSession, type ModelLease, type SessionTimes } from './session.js'
 
 /** A ring member as the leader sees it: its columns, and the model id its heartbeats announce (undefined before they said). */
@@ -147,8 +147,7 @@ export class LeaderRun<S> {
     }
     const serving = view.members.filter((m) => !this.excluded.has(m.nodeId))
     if (!serving.some((m) => m.nodeId === self)) throw new JobFailedError('this node is not in the ring it would lead the job on')
-    const ranges = serving.length === view.members.length ? serving : evenRanges(serving.map((m) => m.nodeId))
-    const members = lightenLeader(ranges, self, deps.sharding.leaderCost)
+    const members = serving.length === view.members.length ? serving : evenRanges(serving.map((m) => m.nodeId))
     const plan = planJob(deps.sharding, members)
     const job = deps.jobNumber()
     const lease = await deps.modelFor(plan.find((m) => m.nodeId === self)!.shard)

@@ -17,8 +17,6 @@ export interface PlannedMember<S> extends JobMember {
  */
 export interface Sharding<S> {
   readonly shardOf: (start: number, end: number) => S
-  /** the leader's extra work per token (embedding lookup aside: the classifier) as a fraction of all layers' work */
-  readonly leaderCost: number
   readonly units: (s: S) => { readonly heads: number, readonly hiddenUnits: number }
 }
 
@@ -51,31 +49,4 @@ export function planJob<S> (sharding: Sharding<S>, members: readonly JobMember[]
 export function evenRanges (nodeIds: readonly string[]): JobMember[] {
   const n = nodeIds.length
   return nodeIds.map((nodeId, i) => ({ nodeId, start: Math.floor((i * RING_COLUMNS) / n), end: Math.floor(((i + 1) * RING_COLUMNS) / n) }))
-}
-
-/**
- * The same members with the leader's range narrowed so that its layers plus the classifier take
- * as long as another member's layers: with members' widths w (their ring share) and the
- * classifier costing `cost` of all layers, member i gets w_i·(1 + cost), the leader that minus
- * `cost` (never below one column: it still takes part). Every member then finishes a token
- * together, instead of the others waiting out the classifier at the next layer's all-reduce.
- * Members plan from the ranges the job-open names, so only the leader decides this.
- */
-export function lightenLeader (members: readonly JobMember[], leader: string, cost: number): JobMember[] {
-  const i0 = members.findIndex((m) => m.nodeId === leader)
-  if (members.length < 2 || i0 < 0 || !(cost > 0)) return [...members]
-  const share = members.map((m) => (m.end - m.start) / RING_COLUMNS)
-  const want = share.map((w, i) => i === i0 ? Math.max(0, w * (1 + cost) - cost) : w * (1 + cost))
-  const total = want.reduce((a, b) => a + b, 0)
-  // cumulative rounding tiles [0, 8192) exactly; each member keeps at least one column
-  let at = 0
-  let acc = 0
-  return members.map((m, i) => {
-    acc += want[i] / total
-    const left = members.length - 1 - i
-    const end = i === members.length - 1 ? RING_COLUMNS : Math.min(RING_COLUMNS - left, Math.max(at + 1, Math.round(acc * RING_COLUMNS)))
-    const r = { nodeId: m.nodeId, start: at, end }
-    at = end
-    return r
-  })
 }

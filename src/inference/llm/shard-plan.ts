@@ -16,12 +16,10 @@ export interface LlmShard {
   readonly hiddenEnd: number // exclusive
 }
 
-/** The smallest whole pieces a model splits into: heads per attention unit, FFN units per FFN unit; and the classifier's weight. */
+/** The smallest whole pieces a model splits into: heads per attention unit, FFN units per FFN unit. */
 export interface LlmUnits {
   readonly headsPerUnit: number
   readonly hiddenPerUnit: number
-  /** the classifier's bytes against all layers' matrix bytes: a token streams each once */
-  readonly classifierCost: number
 }
 
 const gcd = (a: number, b: number): number => b === 0 ? a : gcd(b, a % b)
@@ -36,8 +34,7 @@ const blockOf = (type: number): number => blockType(type)?.blockElems ?? 1
 export function llmUnits (c: LlmConfig, t: ModelTensors): LlmUnits {
   const wo = Math.max(...t.layers.map((l) => blockOf(l.wo.type)))
   const down = Math.max(...t.layers.map((l) => blockOf(l.down.type)))
-  const layerBytes = t.layers.reduce((n, l) => n + l.wq.bytes + l.wk.bytes + l.wv.bytes + l.wo.bytes + l.gate.bytes + l.up.bytes + l.down.bytes, 0)
-  return { headsPerUnit: wo / gcd(wo, c.headDim), hiddenPerUnit: down, classifierCost: t.output.bytes / layerBytes }
+  return { headsPerUnit: wo / gcd(wo, c.headDim), hiddenPerUnit: down }
 }
 
 /** One device runs everything. */
@@ -101,7 +98,6 @@ export const isWholeLlm = (c: LlmConfig, s: LlmShard): boolean => s.headStart ==
 /** The GGUF split for jobs. */
 export const llmSharding = (c: LlmConfig, u: LlmUnits): Sharding<LlmShard> => ({
   shardOf: (start, end) => llmShardForColumns(c, u, start, end),
-  leaderCost: u.classifierCost,
   units: (s) => ({ heads: s.headEnd - s.headStart, hiddenUnits: s.hiddenEnd - s.hiddenStart })
 })
 
