@@ -5,7 +5,7 @@ import { z } from 'zod'
 import { CorruptFileError, readJsonFile } from '../atomic-file.js'
 import { UsageError } from '../errors.js'
 import type { ShardMode } from '../ring/assign.js'
-import { BUNDLED_MODEL, type ModelFiles } from '../inference/served.js'
+import { BUNDLED_MODEL, type ModelFiles, type ServedModel } from '../inference/served.js'
 import type { UnicastTarget } from './beacon/transport.js'
 import { parseRelayAddress } from './net/relays.js'
 
@@ -65,15 +65,17 @@ export interface RingConfig {
 
 /**
  * The model this member serves in its pools' jobs (announced by id in its heartbeats). With
- * `sha256`, a checkpoint the member lacks is fetched from a pool member that serves it, into
- * MESH_HOME/models/<sha256>.bin (also the default path then).
+ * `sha256`, a model file the member lacks is fetched from a pool member that serves it, into
+ * MESH_HOME/models/<sha256>.bin or .gguf (the .bin path is then the default checkpointPath;
+ * model-files.ts localCheckpoint looks for both).
  */
 export interface ServeConfig extends ModelFiles {
   readonly sha256?: string | undefined
 }
 
-/** Where a model fetched from the pool is kept. */
-export const fetchedModelPath = (home: string, sha256: string): string => path.join(home, 'models', `${sha256}.bin`)
+/** Where a model fetched from the pool is kept: named by its sha256, with its format's extension. */
+export const fetchedModelPath = (home: string, sha256: string, format: ServedModel['format']): string =>
+  path.join(home, 'models', `${sha256}.${format === 'gguf' ? 'gguf' : 'bin'}`)
 
 export interface AgentConfig {
   home: string
@@ -235,7 +237,7 @@ export function parseBootstrap (text: string, defaultPort: number): UnicastTarge
 function serveConfig (home: string, checkpoint: string | undefined, tokenizerPath: string, sha256: string | undefined): ServeConfig {
   if (sha256 === undefined) return { checkpointPath: checkpoint ?? BUNDLED_MODEL.checkpointPath, tokenizerPath }
   if (!/^[0-9a-f]{64}$/.test(sha256)) throw new UsageError(`model sha256 ${sha256} is not 64 lowercase hex digits (see mesh model info)`)
-  return { checkpointPath: checkpoint ?? fetchedModelPath(home, sha256), tokenizerPath, sha256 }
+  return { checkpointPath: checkpoint ?? fetchedModelPath(home, sha256, 'llama2c'), tokenizerPath, sha256 }
 }
 
 function threadCount (n: number): number {

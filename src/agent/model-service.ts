@@ -1,26 +1,34 @@
+import fs from 'node:fs'
 import { MeshError } from '../errors.js'
 import { hashFile, regularFileSize } from '../inference/files.js'
 import { modelIdentity } from '../inference/identity.js'
-import { identifyModel, type ServedModel } from '../inference/served.js'
+import { BUNDLED_MODEL, identifyModel, type ServedModel } from '../inference/served.js'
 import { fetchedModelPath, type ServeConfig } from './config.js'
-import { localCheckpoint } from './model-files.js'
+import { headProblem, localCheckpoint, MODEL_HEAD_BYTES, type ModelFormat } from './model-files.js'
 import type { Logger } from './log.js'
 import { MODEL_PROTOCOL } from './net/model-wire.js'
-import { fetchModelOver, ModelFetchError, serveModelStream } from './net/model-transfer.js'
+import { FETCH_FAILURES, fetchModelOver, ModelFetchError, serveModelStream, type FetchFailure } from './net/model-transfer.js'
 import type { PoolNetwork } from './net/pool-network.js'
 
 /** A checkpoint whose sha256 is not the one the member was told to serve. */
 export class ModelMismatchError extends MeshError {}
 
-/** What the agent does about its model at start: serve files it has, or fetch the checkpoint first. */
+/**
+ * A form the missing model may take in the pool, and the id its servers announce: a GGUF file
+ * is identified by its own sha256 twice (its tokenizer is inside), a llama2.c checkpoint by its
+ * sha256 and the tokenizer this member has (served.ts identifyModel).
+ */
+export interface FetchWant { readonly format: ModelFormat, readonly modelId: string }
+
+/** What the agent does about its model at start: serve files it has, or fetch the model file first. */
 export type ModelPlan =
   | { readonly kind: 'serve', readonly model: ServedModel }
-  | { readonly kind: 'fetch', readonly sha256: string, readonly dest: string, readonly tokenizerPath: string, readonly modelId: string }
+  | { readonly kind: 'fetch', readonly sha256: string, readonly home: string, readonly tokenizerPath: string, readonly wants: readonly FetchWant[] }
 
 /**
- * Check and hash the model's files before anything starts, or plan the fetch of a missing
- * checkpoint named by its sha256 (the tokenizer must be here: its hash is part of the model id
- * that members announce). A bad file throws one line naming it.
+ * Check and hash the model's files before anything starts, or plan the fetch of a missing model
+ * file named by its sha256: a llama2.c checkpoint to pair with the tokenizer here, or (unless
+ * --tokenizer names one) a GGUF file. A bad file throws one line naming it.
  */
 export async function planModel (m: ServeConfig, home: string, onProgress?: (read: number, total: number) => void): Promise<ModelPlan> {
   const checkpointPath = localCheckpoint(m, home)
@@ -33,8 +41,26 @@ export async function planModel (m: ServeConfig, home: string, onProgress?: (rea
   }
   const sha256 = m.sha256 as string // localCheckpoint is never null without one
   await regularFileSize(m.tokenizerPath, 'tokenizer')
-  const modelId = modelIdentity(sha256, await hashFile(m.tokenizerPath)).id
-  return { kind: 'fetch', sha256, dest: fetchedModelPath(home, sha256), tokenizerPath: m.tokenizerPath, modelId }
+  const wants: FetchWant[] = [{ format: 'llama2c', modelId: modelIdentity(sha256, await hashFile(m.tokenizerPath)).id }]
+  // served.ts refuses a GGUF file with a tokenizer named beside it: asked for one, only a checkpoint will do
+  if (m.tokenizerPath === BUNDLED_MODEL.tokenizerPath) wants.push({ format: 'gguf', modelId: modelIdentity(sha256, sha256).id })
+  return { kind: 'fetch', sha256, home, tokenizerPath: m.tokenizerPath, wants }
+}
+
+/**
+ * The fetched file (its sha256 already checked) as a model this member can serve, else removed:
+ * bytes with the right hash that are not the model announced mean the announce was forged, and
+ * no other member can send other bytes for that hash.
+ */
+export async function adoptFetched (dest: string, tokenizerPath: string, want: FetchWant): Promise<ServedModel> {
+  try {
+    const model = await identifyModel({ checkpointPath: dest, tokenizerPath })
+    if (model.identity.id !== want.modelId) throw new Error(`it is model ${model.identity.id}, not ${want.modelId} as announced`)
+    return model
+  } catch (err) {
+    fs.rmSync(dest, { force: true })
+    throw new ModelFetchError('unservable', `the file with that sha256 is not a model this member can serve: ${err instanceof Error ? err.message : String(err)}`)
+  }
 }
 
 /** Where a fetch stands, for status and `mesh start`'s progress. */
@@ -45,6 +71,8 @@ export interface FetchStatus {
   readonly read: number
   readonly total: number
   readonly error: string | null
+  /** attempts that ended without the model, by reason: what members sent that was dropped */
+  readonly drops: Readonly<Record<FetchFailure, number>>
 }
 
 export interface ModelServiceComponents {
@@ -56,11 +84,15 @@ export interface ModelServiceComponents {
 const RETRY_MS = 1000
 /** uploads served at once: a model is large, two are plenty on a LAN */
 const MAX_UPLOADS = 2
+/** the member sent other bytes than it claimed: it is not asked again */
+const REFUSING: ReadonlySet<FetchFailure> = new Set(['wrong-hash', 'oversized', 'bad-answer', 'not-a-model'])
+/** the same answer every time until something changes (a direct connection, free space): said once per member, asked again */
+const SAID_ONCE: ReadonlySet<FetchFailure> = new Set(['too-large', 'no-space'])
 
 /**
  * The model this member serves: answers /mesh/model/1.0.0 for members that lack it, and, when
- * started with a checkpoint it lacks, fetches it from a member that announces the model id,
- * then announces it itself. A member that sent a wrong file is not asked again.
+ * started with a model file it lacks, fetches it from a member that announces it (in either
+ * format), then announces it itself. A member that sent a wrong file is not asked again.
  */
 export class ModelService {
   private model: ServedModel | null
@@ -78,7 +110,7 @@ export class ModelService {
   async start (): Promise<void> {
     if (this.running !== null) return
     this.abort = new AbortController()
-    // on a relayed connection too, for checkpoints that fit its limits (serveModelStream checks)
+    // on a relayed connection too, for files that fit its limits (serveModelStream checks)
     await this.c.net.handleMemberProtocol(MODEL_PROTOCOL, async (stream, _from, limits) => {
       const m = this.model
       await serveModelStream(stream, m === null ? null : { path: m.checkpointPath, sha256: m.identity.checkpointSha256 }, this.c.log, limits)
@@ -93,56 +125,62 @@ export class ModelService {
     this.running = null
   }
 
+  private update (change: Partial<FetchStatus>): void {
+    this.fetch = { ...(this.fetch as FetchStatus), ...change }
+  }
+
   private async fetchLoop (plan: Extract<ModelPlan, { kind: 'fetch' }>): Promise<void> {
     const { log, net } = this.c
     const signal = this.abort.signal
     const refused = new Set<string>()
-    // members reached only through a relay that cannot carry the file: said once, asked again (DCUtR may connect us directly)
-    const tooLarge = new Set<string>()
-    this.fetch = { sha256: plan.sha256, state: 'waiting', from: null, read: 0, total: 0, error: null }
-    log.info({ sha256: plan.sha256, model: plan.modelId }, 'model missing; waiting for a pool member that serves it')
+    const said = new Set<string>()
+    const drops = Object.fromEntries(FETCH_FAILURES.map((r) => [r, 0])) as Record<FetchFailure, number>
+    this.fetch = { sha256: plan.sha256, state: 'waiting', from: null, read: 0, total: 0, error: null, drops: { ...drops } }
+    log.info({ sha256: plan.sha256, models: plan.wants.map((w) => w.modelId) }, 'model missing; waiting for a pool member that serves it')
     while (!signal.aborted) {
-      for (const from of net.membersServing(plan.modelId).filter((n) => !refused.has(n))) {
+      const servers = plan.wants.flatMap((want) => net.membersServing(want.modelId).map((from) => ({ from, want })))
+      for (const { from, want } of servers.filter((s) => !refused.has(s.from))) {
         if (signal.aborted) return
         let logged = 0
-        this.fetch = { ...this.fetch, state: 'fetching', from, read: 0, total: 0 }
-        if (!tooLarge.has(from)) log.info({ from, sha256: plan.sha256 }, 'fetching the model')
+        this.update({ state: 'fetching', from, read: 0, total: 0 })
+        if (!said.has(from)) log.info({ from, sha256: plan.sha256, format: want.format }, 'fetching the model')
+        const dest = fetchedModelPath(plan.home, plan.sha256, want.format)
+        let model: ServedModel
         try {
           const stream = await net.openMemberStream(from, MODEL_PROTOCOL, signal)
-          await fetchModelOver(stream, plan.sha256, plan.dest, (read, total) => {
-            this.fetch = { ...(this.fetch as FetchStatus), read, total }
-            if (read - logged < total / 10 && read < total) return
-            logged = read
-            log.info({ from, read, total }, 'fetching the model')
+          await fetchModelOver(stream, plan.sha256, dest, {
+            checkHead: { bytes: MODEL_HEAD_BYTES, problem: (head) => headProblem(want.format, head) },
+            onProgress: (read, total) => {
+              this.update({ read, total })
+              if (read - logged < total / 10 && read < total) return
+              logged = read
+              log.info({ from, read, total }, 'fetching the model')
+            }
           })
+          model = await adoptFetched(dest, plan.tokenizerPath, want)
         } catch (err) {
           const failure = err instanceof ModelFetchError ? err.reason : 'stream-error'
-          // a member that sent other bytes than it claimed is not asked again
-          if (failure === 'wrong-hash' || failure === 'oversized' || failure === 'bad-answer') refused.add(from)
-          this.fetch = { ...(this.fetch as FetchStatus), state: 'waiting', error: `${from}: ${failure}` }
-          if (failure === 'too-large' && tooLarge.has(from)) continue
-          if (failure === 'too-large') tooLarge.add(from)
+          drops[failure]++
+          if (REFUSING.has(failure)) refused.add(from)
+          this.update({ state: 'waiting', error: `${from}: ${failure}`, drops: { ...drops } })
+          const key = `${from} ${failure}`
+          if (SAID_ONCE.has(failure) && said.has(key)) continue
+          if (SAID_ONCE.has(failure)) said.add(key)
           log.warn({ from, reason: failure, err: err instanceof Error ? err.message : String(err) }, refused.has(from) ? 'refused the model a member sent; not asking it again' : 'could not fetch the model from a member')
+          // the hash was right, so every member would send these same bytes: nothing left to try
+          if (failure === 'unservable') {
+            this.update({ state: 'failed', error: err instanceof Error ? err.message : String(err) })
+            return
+          }
           continue
         }
-        await this.serveFetched(plan)
+        this.model = model
+        net.setModel(model.identity.id)
+        this.update({ state: 'done', error: null })
+        log.info({ model: model.identity.id, checkpoint: model.checkpointPath, checkpointSha256: model.identity.checkpointSha256, format: model.format }, 'model fetched and verified; serving it')
         return
       }
       await new Promise((resolve) => { setTimeout(resolve, RETRY_MS).unref() })
-    }
-  }
-
-  private async serveFetched (plan: Extract<ModelPlan, { kind: 'fetch' }>): Promise<void> {
-    try {
-      const model = await identifyModel({ checkpointPath: plan.dest, tokenizerPath: plan.tokenizerPath })
-      this.model = model
-      this.c.net.setModel(model.identity.id)
-      this.fetch = { ...(this.fetch as FetchStatus), state: 'done', error: null }
-      this.c.log.info({ model: model.identity.id, checkpoint: model.checkpointPath, checkpointSha256: model.identity.checkpointSha256 }, 'model fetched and verified; serving it')
-    } catch (err) {
-      // the bytes match the sha256 asked for, yet do not make a model with this tokenizer
-      this.fetch = { ...(this.fetch as FetchStatus), state: 'failed', error: err instanceof Error ? err.message : String(err) }
-      this.c.log.error({ err: String(err) }, 'the fetched checkpoint cannot be served')
     }
   }
 }

@@ -60,7 +60,7 @@ export const startCommand: MeshCommand = (io) => ({
     .option('shard-weights', { choices: ['even', 'capacity'] as const, describe: 'split the ring\'s 8192 columns evenly, or by each member\'s capacity; every member of a pool must agree (env MESH_SHARD_WEIGHTS)', defaultDescription: 'even' })
     .option('model', { type: 'string', describe: 'llama2.c checkpoint this member serves; members serving another model are left out of its jobs (env MESH_MODEL)', defaultDescription: 'bundled stories260K' })
     .option('tokenizer', { type: 'string', describe: 'llama2.c tokenizer.bin for --model (env MESH_TOKENIZER)', defaultDescription: 'bundled tok512.bin' })
-    .option('model-sha256', { type: 'string', describe: 'sha256 of the checkpoint (mesh model info shows it): if this device lacks it, fetch it from a pool member that serves it into MESH_HOME/models/ (env MESH_MODEL_SHA256)' })
+    .option('model-sha256', { type: 'string', describe: 'sha256 of the model file, a llama2.c checkpoint or a GGUF (mesh model info shows it): if this device lacks it, fetch it from a pool member that serves it into MESH_HOME/models/<sha256>.bin or .gguf; no --model or --tokenizer needed for a GGUF (env MESH_MODEL_SHA256)' })
     .option('threads', { type: 'number', describe: 'threads for this member\'s share of each job; give fewer when several agents share this machine (env MESH_THREADS)', defaultDescription: 'all cores' }),
   handler: async (argv) => {
     const a = argv as unknown as StartArgs

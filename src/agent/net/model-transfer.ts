@@ -63,18 +63,35 @@ export async function serveModelStream (stream: Stream, served: ServedFile | nul
   }
 }
 
-/** Why a fetch from one member failed; 'wrong-hash' means it sent another file than asked for. */
-export type FetchFailure = 'not-served' | 'too-large' | 'bad-answer' | 'truncated' | 'oversized' | 'wrong-hash' | 'stalled' | 'stream-error'
+/**
+ * Why a fetch from one member failed. 'wrong-hash', 'oversized' and 'not-a-model' (its first
+ * bytes are not the format announced) mean it sent other bytes than it claimed; 'no-space' is
+ * this device's disk; 'unservable' a file with the right hash that is still no model to serve
+ * (model-service.ts adoptFetched).
+ */
+export const FETCH_FAILURES = ['not-served', 'too-large', 'bad-answer', 'truncated', 'oversized', 'wrong-hash', 'not-a-model', 'no-space', 'unservable', 'stalled', 'stream-error'] as const
+export type FetchFailure = typeof FETCH_FAILURES[number]
 
 export class ModelFetchError extends Error {
   constructor (readonly reason: FetchFailure, message: string) { super(message) }
 }
 
+export interface FetchOptions {
+  readonly onProgress?: ((read: number, total: number) => void) | undefined
+  /**
+   * Judge the file's first `bytes` (all of it if smaller) as soon as they arrive: the reason they
+   * cannot be the file asked for, or null. A member streaming junk is cut off there, not after
+   * the size it announced.
+   */
+  readonly checkHead?: { readonly bytes: number, readonly problem: (head: Uint8Array) => string | null } | undefined
+}
+
 /**
- * Fetch the checkpoint with `sha256` over an open stream into `dest`: streamed to a temporary file
- * beside it, hashed on the way, and renamed into place only when the hash matches.
+ * Fetch the file with `sha256` over an open stream into `dest`: streamed to a temporary file
+ * beside it, hashed on the way, and renamed into place only when the hash matches. The disk never
+ * holds more than the size the member announced (and that must fit in the free space first).
  */
-export async function fetchModelOver (stream: Stream, sha256: string, dest: string, onProgress?: (read: number, total: number) => void): Promise<number> {
+export async function fetchModelOver (stream: Stream, sha256: string, dest: string, opts: FetchOptions = {}): Promise<number> {
   const io = byteStream(stream)
   const tmp = `${dest}.part-${process.pid}`
   let fd: number | undefined
@@ -92,8 +109,11 @@ export async function fetchModelOver (stream: Stream, sha256: string, dest: stri
     if (answer.kind === 'not-served') throw new ModelFetchError('not-served', 'the member does not serve that checkpoint')
     if (answer.kind === 'too-large') throw new ModelFetchError('too-large', `the checkpoint (${answer.size} bytes) is too large for the relayed connection to that member; it is fetched once a direct connection exists`)
     fs.mkdirSync(path.dirname(dest), { recursive: true, mode: 0o700 })
+    const free = freeBytes(path.dirname(dest))
+    if (answer.size > free) throw new ModelFetchError('no-space', `the model is ${answer.size} bytes and ${path.dirname(dest)} has ${free} free; free some space and the fetch is tried again`)
     fd = fs.openSync(tmp, 'w', 0o600)
     const hash = createHash('sha256')
+    const head = new HeadCheck(opts.checkHead, answer.size)
     let got = 0
     for (;;) {
       const chunk = await io.read()
@@ -102,10 +122,11 @@ export async function fetchModelOver (stream: Stream, sha256: string, dest: stri
       got += chunk.byteLength
       if (got > answer.size) throw new ModelFetchError('oversized', `the member sent more than the ${answer.size} bytes it announced`)
       for (const part of chunk) {
+        head.add(part)
         hash.update(part)
         fs.writeSync(fd, part)
       }
-      onProgress?.(got, answer.size)
+      opts.onProgress?.(got, answer.size)
     }
     if (got < answer.size) throw new ModelFetchError('truncated', `the transfer ended after ${got} of ${answer.size} bytes`)
     const actual = hash.digest('hex')
@@ -124,4 +145,29 @@ export async function fetchModelOver (stream: Stream, sha256: string, dest: stri
     if (fd !== undefined) fs.closeSync(fd)
     fs.rmSync(tmp, { force: true })
   }
+}
+
+/** Collects the file's first bytes and judges them once, throwing 'not-a-model' when they fail. */
+class HeadCheck {
+  private readonly parts: Uint8Array[] = []
+  private have = 0
+  private readonly need: number
+  constructor (private readonly check: FetchOptions['checkHead'], size: number) {
+    this.need = check === undefined ? 0 : Math.min(check.bytes, size)
+  }
+
+  add (part: Uint8Array): void {
+    if (this.check === undefined || this.have >= this.need) return
+    this.parts.push(part.subarray(0, this.need - this.have))
+    this.have += Math.min(part.byteLength, this.need - this.have)
+    if (this.have < this.need) return
+    const problem = this.check.problem(Buffer.concat(this.parts))
+    if (problem !== null) throw new ModelFetchError('not-a-model', `the member sent a file that is not the model it announced: ${problem}`)
+  }
+}
+
+/** Bytes an unprivileged writer may still use on the file system holding `dir`. */
+function freeBytes (dir: string): number {
+  const s = fs.statfsSync(dir)
+  return s.bavail * s.bsize
 }
