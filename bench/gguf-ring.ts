@@ -60,7 +60,7 @@ async function member (task: Task): Promise<void> {
   const engine = defaultLlmEngine()
   const g = await loadGgufShard(file, 'not-checked-in-a-bench', shard, task.index === 0 ? 'leader' : 'member', engine)
   const w = g.weights
-  const tied = w.output !== null && w.tokEmb !== null && w.output.bytes.byteOffset === w.tokEmb.bytes.byteOffset
+  const tied = w.tokEmb !== null && c.tiedClassifier // the leader's classifier rows are a view of its embedding
   const matrices = [w.tokEmb, tied ? null : w.output, ...w.layers.flatMap((l) => [l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down])]
   const weightMiB = matrices.reduce((n, m) => n + (m?.bytes.byteLength ?? 0), 0) / 2 ** 20
   const jm = llmJobModel(llmModel(g, engine, task.threads))
@@ -76,7 +76,7 @@ async function member (task: Task): Promise<void> {
   const feed = new InputFeed(c.dim, batch)
   const positions = task.prompt + task.tokens + 1
   const session = openSession({
-    plane, job: 1, epoch: 1, members, model: jm, positions, batch, timeoutMs: 120_000,
+    plane, job: 1, epoch: 1, members, leader: 'm0', model: jm, positions, batch, timeoutMs: 120_000,
     other: (peerId, h, payload) => h.kind === 'token' && peerId === 'm0' ? feed.push(h.position, payload) : 'wrong-step'
   })
   process.send?.({ kind: 'linked' } satisfies FromMember)

@@ -47,6 +47,29 @@ describe('all-to-all all-reduce over the tensor plane', () => {
     for (const p of ps) expect([...p.drops.entries()]).toEqual([])
   })
 
+  it('gathers every member\'s logits slice on the leader, in member order, empty slices included', async () => {
+    const ids = ['m0', 'm1', 'm2']
+    const ps = await planes(ids)
+    const gathers = ps.map((plane) => planeAllReduce({ plane, job: 3, members: ids, leader: 'm1', nLayers: 1, timeoutMs: 10_000 }).gatherLogits)
+    for (const position of [0, 5, 6]) {
+      const slices = [randomVector(7, position + 1), randomVector(5, position + 2), new Float32Array(0)]
+      const [, led] = await Promise.all([gathers[0](slices[0], position), gathers[1](slices[1], position), gathers[2](slices[2], position)])
+      expect([...led!]).toEqual([...slices[0], ...slices[1]])
+    }
+    expect(gathers[0](new Float32Array(1), 7)).toBeUndefined() // a member only sends
+    for (const p of ps) expect([...p.drops.entries()]).toEqual([])
+  })
+
+  it('drops a logits slice sent to a member that does not lead, or with a value that is not finite', async () => {
+    const ids = ['m0', 'm1', 'm2']
+    const ps = await planes(ids)
+    ps.forEach((plane) => planeAllReduce({ plane, job: 4, members: ids, leader: 'm0', nLayers: 1, timeoutMs: 10_000 }))
+    ps[2].send('m1', { kind: 'logits', layer: 0, job: 4, position: 0 }, new Float32Array(3))
+    ps[2].send('m0', { kind: 'logits', layer: 0, job: 4, position: 0 }, new Float32Array([1, Number.NaN]))
+    await vi.waitFor(() => { expect(ps[1].dropCount('not-leader')).toBe(1) })
+    await vi.waitFor(() => { expect(ps[0].dropCount('bad-logits')).toBe(1) })
+  })
+
   it('fails a step with a typed error when a member leaves, instead of waiting forever', async () => {
     const [a, b] = await planes(['a', 'b'])
     const [ra] = allReduces([a, b], 1, 2)

@@ -44,9 +44,13 @@ describe('GGUF shard plan', () => {
       expect(shards[0].headStart).toBe(0)
       expect(shards[n - 1].headEnd).toBe(c.nHeads)
       expect(shards[n - 1].hiddenEnd).toBe(c.hidden)
+      expect(shards[0].vocabStart).toBe(0)
+      expect(shards[n - 1].vocabEnd).toBe(c.vocabSize)
       for (let i = 1; i < n; i++) {
         expect(shards[i].headStart).toBe(shards[i - 1].headEnd)
         expect(shards[i].hiddenStart).toBe(shards[i - 1].hiddenEnd)
+        expect(shards[i].vocabStart).toBe(shards[i - 1].vocabEnd)
+        expect(shards[i].vocabStart % 16).toBe(0) // whole groups of the native kernels' interleaved rows
       }
       for (const s of shards) expect(s.hiddenStart % 256).toBe(0)
     }
@@ -78,7 +82,7 @@ describe.skipIf(SHARED_DIR === null).each(['llama3-test.q4_k_m', 'qwen3-test.q4_
       return { model, state: createLlmState(model, tokens.length + 1, 8, 8) }
     }))
     expect(members[1].model.weights.tokEmb).toBeNull()
-    expect(members[1].model.weights.output).toBeNull()
+    expect(members.reduce((rows, m) => rows + m.model.weights.output.rows, 0)).toBe(c.vocabSize) // the classifier's rows, split
     const reduces = inProcessAllReduce(n)
     for (let at = 0, k = 0; at < tokens.length; at += 8, k++) {
       const chunk = tokens.slice(at, at + 8)
@@ -88,10 +92,17 @@ describe.skipIf(SHARED_DIR === null).each(['llama3-test.q4_k_m', 'qwen3-test.q4_
         state.x.set(rows)
         await forwardRows(model, state, chunk.length, at, reduces[i])
       }))
-      const logits = logitsOf(members[0].model, members[0].state, chunk.length, 0)
+      // every member's rows of the classifier, joined in member order, as the leader gathers them
+      const slices = members.map(({ model, state }) => logitsOf(model, state, chunk.length, 0))
       for (let t = 0; t < chunk.length; t++) {
         const want = expected[k].subarray(t * c.vocabSize, (t + 1) * c.vocabSize)
-        const got = logits.subarray(t * c.vocabSize, (t + 1) * c.vocabSize)
+        const got = new Float32Array(c.vocabSize)
+        let at0 = 0
+        members.forEach(({ model }, i) => {
+          const rows = model.weights.output.rows
+          got.set(slices[i].subarray(t * rows, (t + 1) * rows), at0)
+          at0 += rows
+        })
         let err = 0
         for (let j = 0; j < c.vocabSize; j++) err = Math.max(err, Math.abs(got[j] - want[j]))
         expect(err, `position ${at + t}`).toBeLessThan(2e-3)

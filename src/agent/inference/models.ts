@@ -100,7 +100,7 @@ export class ModelHost {
   /** This node's shard of the served GGUF model, on the native kernels where built (else wasm). */
   async leaseGguf (shard: LlmShard, role: ShardRole): Promise<ModelLease> {
     const s = this.servedAs('gguf')
-    return await this.hold(`${s.identity.id}:${shard.headStart}:${shard.headEnd}:${shard.hiddenStart}:${shard.hiddenEnd}`, role, async () => {
+    return await this.hold(`${s.identity.id}:${shard.headStart}:${shard.headEnd}:${shard.hiddenStart}:${shard.hiddenEnd}:${shard.vocabStart}:${shard.vocabEnd}`, role, async () => {
       const engine = defaultLlmEngine() // the wasm kernels read weights only from their own memory: load for the engine
       const { file } = await this.ggufText()
       const g = await loadGgufShard(file, s.identity.checkpointSha256, shard, role, engine)

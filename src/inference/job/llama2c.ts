@@ -14,6 +14,7 @@ export function llama2cJobModel (m: ShardedModel): Llama2cJobModel {
     dim,
     nLayers,
     maxBatch: 1,
+    classifier: 'leader',
     open: (positions) => {
       const s = createRunState(m.config, m.shard, positions)
       return {

@@ -9,6 +9,7 @@ export function llmJobModel (m: LlmModel): JobModel {
     dim,
     nLayers,
     maxBatch: PREFILL_BATCH,
+    classifier: 'split',
     open: (positions, batch) => {
       const s = createLlmState(m, positions, batch)
       let fed = 0 // rows of the latest step, whose last the logits are of

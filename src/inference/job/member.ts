@@ -67,6 +67,7 @@ export async function serveJob<S> (open: JobOpen, channel: ControlChannel, deps:
     job: open.job,
     epoch: open.epoch,
     members: open.members.map((m) => m.nodeId),
+    leader: open.leader,
     model: lease.model,
     positions: open.positions,
     batch: open.batch,

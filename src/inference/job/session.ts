@@ -12,6 +12,12 @@ export interface JobModel {
   readonly nLayers: number
   /** the most positions one step takes: a prompt goes through the ring this many at a time */
   readonly maxBatch: number
+  /**
+   * Who computes the logits: the leader alone (it holds the whole classifier), or every member its
+   * rows of it ('split'), gathered by the leader after each step, so no member waits out a whole
+   * classifier between two tokens.
+   */
+  readonly classifier: 'leader' | 'split'
   /** a run with its own KV cache of `positions`, taking up to `batch` positions a step */
   open: (positions: number, batch: number) => JobRun
 }
@@ -21,7 +27,7 @@ export interface JobRun {
   embed: (tokens: readonly number[]) => Float32Array
   /** rows x (n·dim) at positions pos0..pos0+n-1 through this member's part of every layer, partials summed by `reduce` */
   layers: (x: Float32Array, pos0: number, n: number, reduce: AllReduce) => Promise<void>
-  /** the leader: the logits (vocab,) of the last position of the latest layers() */
+  /** the logits of the last position of the latest layers(): the leader's whole vocabulary, or with a split classifier this member's rows */
   logits: () => Promise<Float32Array>
 }
 
@@ -31,6 +37,8 @@ export interface SessionOptions {
   readonly epoch: number
   /** node ids in ring order, this one included */
   readonly members: readonly string[]
+  /** the member that embeds and samples */
+  readonly leader: string
   readonly model: JobModel
   readonly positions: number
   /** positions per step (the job-open's batch) */
@@ -53,7 +61,8 @@ export interface SessionTimes { positions: number, computeMs: number, networkMs:
 /**
  * One member's part of one job attempt: its shard's run (KV cache of its own heads) and the
  * all-reduce over the job's members, on the job's epoch. Leader and members run the same layers;
- * the leader embeds each chunk of tokens (and sends the rows to the members) and computes the logits.
+ * the leader embeds each chunk of tokens (and sends the rows to the members) and gets the logits
+ * (its own, or every member's rows of them).
  */
 export interface JobSession {
   /** the leader: the embedding rows of `tokens`, to send to the members and then lead */
@@ -68,13 +77,19 @@ export interface JobSession {
 
 export function openSession (o: SessionOptions): JobSession {
   const run = o.model.open(o.positions, o.batch)
-  const reduce = planeAllReduce({ plane: o.plane, job: o.job, epoch: o.epoch, members: o.members, nLayers: o.model.nLayers, timeoutMs: o.timeoutMs, other: o.other })
+  const reduce = planeAllReduce({ plane: o.plane, job: o.job, epoch: o.epoch, members: o.members, leader: o.leader, nLayers: o.model.nLayers, timeoutMs: o.timeoutMs, other: o.other })
   const times: SessionTimes = { positions: 0, computeMs: 0, networkMs: 0 }
   const timed: AllReduce = (v, at) => {
     const t = performance.now()
     const pending = reduce.allReduce(v, at)
     if (pending === undefined) return
     return pending.finally(() => { times.networkMs += performance.now() - t })
+  }
+  const timedLogits = async (): Promise<Float32Array> => {
+    const t = performance.now()
+    const own = await run.logits()
+    times.computeMs += performance.now() - t
+    return own
   }
   const layers = async (rows: Float32Array, pos0: number): Promise<void> => {
     const n = rows.length / o.model.dim
@@ -93,12 +108,17 @@ export function openSession (o: SessionOptions): JobSession {
     embed: run.embed,
     lead: async (rows, pos0) => {
       await layers(rows, pos0)
+      const own = await timedLogits()
+      if (o.model.classifier === 'leader') return own
       const t = performance.now()
-      const logits = await run.logits()
-      times.computeMs += performance.now() - t
-      return logits
+      const all = reduce.gatherLogits(own, pos0)
+      if (all === undefined) return own
+      try { return await all } finally { times.networkMs += performance.now() - t }
     },
-    follow: layers,
+    follow: async (rows, pos0) => {
+      await layers(rows, pos0)
+      if (o.model.classifier === 'split') reduce.gatherLogits(await timedLogits(), pos0)
+    },
     close: () => { reduce.close() }
   }
 }

@@ -86,7 +86,7 @@ export function createLlmState (m: LlmModel, positions: number, batch: number, l
     valueCache: new Float32Array(kv.buffer, cacheLength * 4, cacheLength),
     ropeCos,
     ropeSin,
-    logits: new Float32Array(m.weights.output === null ? 0 : logitRows * c.vocabSize)
+    logits: new Float32Array(logitRows * m.weights.output.rows)
   }
 }
 
@@ -175,17 +175,16 @@ async function reduced (reduce: AllReduce, partial: Float32Array, position: numb
   if (pending !== undefined) await pending
 }
 
-/** The logits of rows logitsFrom..n-1 of s.x (after forwardRows), row by row; the leader's classifier. */
+/** The logits of rows logitsFrom..n-1 of s.x (after forwardRows), row by row: of this shard's classifier rows (the whole vocabulary on one device). */
 export function logitsOf (m: LlmModel, s: LlmState, n: number, logitsFrom: number): Float32Array {
   const { config: c, weights: w } = m
   const wanted = n - logitsFrom
   if (wanted <= 0) return s.logits.subarray(0, 0)
-  if (w.output === null) throw new Error('this shard was loaded without the classifier: the job\'s leader samples')
   if (wanted > s.logitRows) throw new RangeError(`logits for ${wanted} tokens do not fit the state's ${s.logitRows} rows`)
   const dim = c.dim
   const last = s.xb.subarray(0, wanted * dim)
   rmsnormRows(last, s.x.subarray(logitsFrom * dim, n * dim), w.outputNorm, wanted, dim, c.rmsEps)
-  const logits = s.logits.subarray(0, wanted * c.vocabSize)
+  const logits = s.logits.subarray(0, wanted * w.output.rows)
   m.linear.matmul(logits, w.output, last, wanted)
   return logits
 }

@@ -49,7 +49,7 @@ export async function loadGgufWeights (file: GgufFile, onProgress?: LoadProgress
 
 /**
  * A ring member's shard of a GGUF file (`sha256`: the file's, hashed when the agent started):
- * only its slices of the layers are read, and the embedding and classifier only for a leader, so
+ * only its slices of the layers and classifier rows are read, and the embedding only for a leader, so
  * memory per member falls as the ring grows.
  */
 export async function loadGgufShard (file: GgufFile, sha256: string, shard: LlmShard, role: LlmShardRole, engine: LlmEngineName, onProgress?: LoadProgress): Promise<LoadedGguf> {
@@ -70,7 +70,7 @@ export async function loadGguf (path: string, onProgress?: LoadProgress, engine?
 /** Weights repacked for the native kernels, by the LoadedGguf they were: repacked once, and then unreadable by the ts and wasm kernels */
 const packedWeights = new WeakMap<LoadedGguf, LlmWeights>()
 
-/** The layers' matrices and the classifier repacked in place (not tokEmb, whose rows are looked up, nor a classifier that is tokEmb) */
+/** The layers' matrices and the classifier repacked in place (not tokEmb, whose rows are looked up, nor a classifier that is a view of it) */
 function packWeights (g: LoadedGguf): LlmWeights {
   const w = g.weights
   const layers = w.layers.map((l) => ({
@@ -78,11 +78,11 @@ function packWeights (g: LoadedGguf): LlmWeights {
     wq: packForNative(l.wq), wk: packForNative(l.wk), wv: packForNative(l.wv), wo: packForNative(l.wo),
     gate: packForNative(l.gate), up: packForNative(l.up), down: packForNative(l.down)
   }))
-  return { ...w, layers, output: g.config.tiedClassifier || w.output === null ? w.output : packForNative(w.output) }
+  return { ...w, layers, output: g.config.tiedClassifier && w.tokEmb !== null ? w.output : packForNative(w.output) }
 }
 
 const anyPacked = (w: LlmWeights | undefined): boolean =>
-  w !== undefined && (w.output?.packed === true || w.layers.some((l) => [l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down].some((m) => m.packed === true)))
+  w !== undefined && (w.output.packed === true || w.layers.some((l) => [l.wq, l.wk, l.wv, l.wo, l.gate, l.up, l.down].some((m) => m.packed === true)))
 
 export function llmModel (g: LoadedGguf, engine: LlmEngineName, threads: number): LlmModel {
   if (engine !== 'native' && anyPacked(packedWeights.get(g))) throw new Error(`--engine ${engine}: ${g.path}'s weights were repacked for the native kernels; load it again for engine '${engine}'`)

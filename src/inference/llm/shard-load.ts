@@ -8,14 +8,15 @@ import { fillShard, type Piece } from '../shard-weights.js'
 import type { LlmShardDims } from './shard-plan.js'
 import type { LlmLayerWeights, LlmWeights, QTensor } from './weights.js'
 
-/** A job's leader embeds and samples: its shard holds the embedding and the classifier; a member's holds neither. */
+/** A job's leader embeds and samples: its shard holds the embedding; every shard holds its rows of the classifier. */
 export type LlmShardRole = 'leader' | 'member'
 
 /**
  * Which bytes of a GGUF file one shard needs, where they go in its buffer, and the weights' views
  * of that buffer once filled. Of each layer: its rows of q/k/v and gate/up, its columns of the
  * attention output and down (whole blocks of every row), its slices of the biases; norms whole.
- * The embedding and the classifier only for the leader.
+ * Its rows of the classifier; the embedding only for the leader (whose rows of a tied classifier
+ * are then a view of it, not read twice).
  */
 export interface LlmShardPlan {
   readonly bytes: number
@@ -100,15 +101,22 @@ export function planLlmShard (t: ModelTensors, d: LlmShardDims, role: LlmShardRo
   }
 
   const tokEmb = role === 'leader' ? matrix(t.tokEmb, { keep: 'all' }) : null
-  const output = role === 'leader' ? matrix(t.output, { keep: 'all' }) : null
+  const output = tokEmb !== null && t.output === t.tokEmb
+    ? (b: Uint8Array) => rowsOf(tokEmb(b), d.vocabStart, d.vocab)
+    : matrix(t.output, { keep: 'rows', start: d.vocabStart, count: d.vocab })
   const outputNorm = vector(t.outputNorm)
   const ropeFreqs = maybe(t.ropeFreqs, (i) => vector(i))
   const layers = t.layers.map(layer)
   return {
     bytes,
     pieces: mergeRuns(pieces),
-    views: (b) => ({ tokEmb: tokEmb?.(b) ?? null, output: output?.(b) ?? null, outputNorm: outputNorm(b), ropeFreqs: ropeFreqs?.(b) ?? null, layers: layers.map((l) => l(b)) })
+    views: (b) => ({ tokEmb: tokEmb?.(b) ?? null, output: output(b), outputNorm: outputNorm(b), ropeFreqs: ropeFreqs?.(b) ?? null, layers: layers.map((l) => l(b)) })
   }
+}
+
+/** Rows [start, start + count) of a matrix, as a view of its bytes. */
+function rowsOf (m: QTensor, start: number, count: number): QTensor {
+  return { ...m, rows: count, bytes: m.bytes.subarray(start * m.rowBytes, (start + count) * m.rowBytes) }
 }
 
 /** Pieces sorted by file offset, runs adjacent in both the file and the buffer made one. */

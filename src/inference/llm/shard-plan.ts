@@ -8,12 +8,15 @@ import { RING_COLUMNS, type ShardUnits } from '../shard.js'
  * kv heads they read) and FFN units [hiddenStart, hiddenEnd). Rows of q/k/v and gate/up split
  * anywhere; attention output and down split along their input dimension, so boundaries fall on
  * their block size (llmUnits). Each part yields a partial `dim` vector per position; the ring sums them.
+ * And its rows [vocabStart, vocabEnd) of the classifier: their logits, which the leader gathers.
  */
 export interface LlmShard {
   readonly headStart: number
   readonly headEnd: number // exclusive
   readonly hiddenStart: number
   readonly hiddenEnd: number // exclusive
+  readonly vocabStart: number
+  readonly vocabEnd: number // exclusive
 }
 
 /** The smallest whole pieces a model splits into: heads per attention unit, FFN units per FFN unit. */
@@ -38,7 +41,10 @@ export function llmUnits (c: LlmConfig, t: ModelTensors): LlmUnits {
 }
 
 /** One device runs everything. */
-export const wholeLlm = (c: LlmConfig): LlmShard => ({ headStart: 0, headEnd: c.nHeads, hiddenStart: 0, hiddenEnd: c.hidden })
+export const wholeLlm = (c: LlmConfig): LlmShard => ({ headStart: 0, headEnd: c.nHeads, hiddenStart: 0, hiddenEnd: c.hidden, vocabStart: 0, vocabEnd: c.vocabSize })
+
+/** Classifier rows split in groups of the native kernels' interleaved rows (native/quant.c), so no member runs a slow tail group. */
+const VOCAB_UNIT = 16
 
 /**
  * The shard of a member owning ring columns [start, end): the same fraction of attention units and
@@ -51,7 +57,9 @@ export function llmShardForColumns (c: LlmConfig, u: LlmUnits, start: number, en
     headStart: cut(c.nHeads, u.headsPerUnit, start),
     headEnd: cut(c.nHeads, u.headsPerUnit, end),
     hiddenStart: cut(c.hidden, u.hiddenPerUnit, start),
-    hiddenEnd: cut(c.hidden, u.hiddenPerUnit, end)
+    hiddenEnd: cut(c.hidden, u.hiddenPerUnit, end),
+    vocabStart: cut(c.vocabSize, VOCAB_UNIT, start),
+    vocabEnd: cut(c.vocabSize, VOCAB_UNIT, end)
   }
 }
 
@@ -68,6 +76,8 @@ export interface LlmShardDims {
   readonly headOffset: number
   readonly hiddenStart: number
   readonly hidden: number
+  readonly vocabStart: number // first classifier row
+  readonly vocab: number
 }
 
 /**
@@ -89,11 +99,14 @@ export function llmShardDims (c: LlmConfig, s: LlmShard): LlmShardDims {
     kvDim: nKvHeads * c.headDim,
     headOffset: s.headStart - kvHeadStart * kvMul,
     hiddenStart: s.hiddenStart,
-    hidden: s.hiddenEnd - s.hiddenStart
+    hidden: s.hiddenEnd - s.hiddenStart,
+    vocabStart: s.vocabStart,
+    vocab: s.vocabEnd - s.vocabStart
   }
 }
 
-export const isWholeLlm = (c: LlmConfig, s: LlmShard): boolean => s.headStart === 0 && s.headEnd === c.nHeads && s.hiddenStart === 0 && s.hiddenEnd === c.hidden
+export const isWholeLlm = (c: LlmConfig, s: LlmShard): boolean =>
+  s.headStart === 0 && s.headEnd === c.nHeads && s.hiddenStart === 0 && s.hiddenEnd === c.hidden && s.vocabStart === 0 && s.vocabEnd === c.vocabSize
 
 /** The GGUF split for jobs. */
 export const llmSharding = (c: LlmConfig, u: LlmUnits): Sharding<LlmShard> => ({

@@ -37,7 +37,7 @@ export interface LlmLayerWeights {
 export interface LlmWeights {
   readonly tokEmb: QTensor | null // null on a ring member: the leader embeds
   readonly outputNorm: Float32Array
-  readonly output: QTensor | null // null on a ring member: the leader samples
+  readonly output: QTensor // a ring member's: its rows (llmShardDims vocab), whose logits the leader gathers
   readonly ropeFreqs: Float32Array | null // (headDim/2,) Llama 3 frequency factors
   readonly layers: readonly LlmLayerWeights[]
 }

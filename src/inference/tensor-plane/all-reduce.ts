@@ -8,6 +8,8 @@ export interface AllReduceOptions {
   readonly job: number
   /** Every member of the job in ring order, this one included: the order partials are summed in. */
   readonly members: readonly string[]
+  /** The member that leads the job: it gathers the logits slices. Default: the first member. */
+  readonly leader?: string
   readonly nLayers: number
   /** How long a step waits for the other partials before the job is given up (failover's cue). */
   readonly timeoutMs: number
@@ -29,8 +31,16 @@ export function stepAt (step: number, nLayers: number): Omit<ReduceStep, 'positi
 /** A peer's partial for one step, and the first position of the chunk it is for */
 interface Partial { readonly position: number, readonly payload: Float32Array }
 
+/**
+ * A step's logits when every member holds some classifier rows: a member sends its slice to the
+ * leader (and gets undefined); the leader gets every member's slice, in member order (its own in
+ * its place), joined into the whole vocabulary.
+ */
+export type GatherLogits = (slice: Float32Array, position: number) => Promise<Float32Array> | undefined
+
 export interface PlaneAllReduce {
   readonly allReduce: AllReduce
+  readonly gatherLogits: GatherLogits
   close: () => void
 }
 
@@ -45,10 +55,15 @@ export function planeAllReduce (opts: AllReduceOptions): PlaneAllReduce {
   const { plane, job, members, nLayers } = opts
   const self = members.indexOf(plane.selfId)
   if (self < 0) throw new RangeError(`${plane.selfId} is not a member of job ${job}`)
+  const leader = opts.leader ?? members[0]
   const peers = members.filter((_, i) => i !== self)
   const received = new Map(peers.map((p) => [p, [] as Partial[]]))
+  // a member sends one slice a step and cannot start the next before the leader's next rows: at most one queued
+  const slices = new Map(peers.map((p) => [p, [] as Partial[]]))
   const peerStep = new Map(peers.map((p) => [p, 0]))
-  const waiting = new Map<string, { resolve: (v: Partial) => void, reject: (e: Error) => void }>()
+  type Waiter = { resolve: (v: Partial) => void, reject: (e: Error) => void }
+  const waiting = new Map<string, Waiter>()
+  const waitingSlice = new Map<string, Waiter>()
   const gone = new Set<string>()
   let step = 0
   let sum = new Float32Array(0)
@@ -56,6 +71,7 @@ export function planeAllReduce (opts: AllReduceOptions): PlaneAllReduce {
   plane.openJob(job, {
     epoch: opts.epoch,
     frame: (peerId: string, h: FrameHeader, payload: Float32Array): FrameDrop | null => {
+      if (h.kind === 'logits') return sliceFrame(peerId, h, payload)
       if (h.kind !== 'attention' && h.kind !== 'ffn') return opts.other?.(peerId, h, payload) ?? 'wrong-step'
       const queue = received.get(peerId)
       if (queue === undefined) return 'not-member'
@@ -77,44 +93,89 @@ export function planeAllReduce (opts: AllReduceOptions): PlaneAllReduce {
     linkClosed: (peerId: string) => {
       if (!received.has(peerId)) return // not a member of this job
       gone.add(peerId)
-      waiting.get(peerId)?.reject(new TensorLinkError(`member ${peerId} left job ${job}: its tensor-plane link closed`))
-      waiting.delete(peerId)
+      for (const w of [waiting, waitingSlice]) {
+        w.get(peerId)?.reject(new TensorLinkError(`member ${peerId} left job ${job}: its tensor-plane link closed`))
+        w.delete(peerId)
+      }
     }
   })
 
-  const partialOf = async (peerId: string): Promise<Partial> => {
-    const queued = received.get(peerId)?.shift()
-    if (queued !== undefined) return queued
-    if (gone.has(peerId)) throw new TensorLinkError(`member ${peerId} left job ${job}: its tensor-plane link closed`)
-    return await new Promise((resolve, reject) => { waiting.set(peerId, { resolve, reject }) })
+  function sliceFrame (peerId: string, h: FrameHeader, payload: Float32Array): FrameDrop | null {
+    if (plane.selfId !== leader) return 'not-leader'
+    const queue = slices.get(peerId)
+    if (queue === undefined) return 'not-member'
+    if (queue.length > 0) return 'too-far-ahead'
+    if (!payload.every(Number.isFinite)) return 'bad-logits'
+    deliver(waitingSlice, queue, peerId, { position: h.position, payload })
+    return null
   }
 
-  const exchange = async (partial: Float32Array, at: ReduceStep): Promise<void> => {
-    for (const p of peers) plane.send(p, { ...at, job }, partial)
-    step++
+  function deliver (waiters: Map<string, Waiter>, queue: Partial[], peerId: string, part: Partial): void {
+    const waiter = waiters.get(peerId)
+    if (waiter === undefined) { queue.push(part); return }
+    waiters.delete(peerId)
+    waiter.resolve(part)
+  }
+
+  const take = async (queues: Map<string, Partial[]>, waiters: Map<string, Waiter>, peerId: string): Promise<Partial> => {
+    const queued = queues.get(peerId)?.shift()
+    if (queued !== undefined) return queued
+    if (gone.has(peerId)) throw new TensorLinkError(`member ${peerId} left job ${job}: its tensor-plane link closed`)
+    return await new Promise((resolve, reject) => { waiters.set(peerId, { resolve, reject }) })
+  }
+  const partialOf = async (peerId: string): Promise<Partial> => await take(received, waiting, peerId)
+
+  /** Resolves as `work` does, or rejects once the step has waited timeoutMs for its peers. */
+  const bounded = async <T>(work: Promise<T>, what: string): Promise<T> => {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => { reject(new AllReduceTimeoutError(`job ${job}: partials for layer ${at.layer} position ${at.position} did not arrive within ${opts.timeoutMs} ms`)) }, opts.timeoutMs)
+      timer = setTimeout(() => { reject(new AllReduceTimeoutError(`job ${job}: ${what} did not arrive within ${opts.timeoutMs} ms`)) }, opts.timeoutMs)
     })
     try {
-      const parts = await Promise.race([Promise.all(peers.map(partialOf)), timeout])
-      if (sum.length !== partial.length) sum = new Float32Array(partial.length)
-      sum.fill(0)
-      let next = 0
-      for (let m = 0; m < members.length; m++) {
-        const part = m === self ? undefined : parts[next++]
-        if (part !== undefined && part.position !== at.position) throw new TensorLinkError(`job ${job}: member ${members[m]} sent layer ${at.layer} for position ${part.position}, this member is at ${at.position}`)
-        const v = part?.payload ?? partial
-        if (v.length !== sum.length) throw new TensorLinkError(`job ${job}: member ${members[m]} sent ${v.length} floats, expected ${sum.length}`)
-        for (let i = 0; i < sum.length; i++) sum[i] += v[i]
-      }
-      partial.set(sum)
+      return await Promise.race([work, timeout])
     } finally {
       clearTimeout(timer)
     }
   }
 
+  const exchange = async (partial: Float32Array, at: ReduceStep): Promise<void> => {
+    for (const p of peers) plane.send(p, { ...at, job }, partial)
+    step++
+    const parts = await bounded(Promise.all(peers.map(partialOf)), `partials for layer ${at.layer} position ${at.position}`)
+    if (sum.length !== partial.length) sum = new Float32Array(partial.length)
+    sum.fill(0)
+    let next = 0
+    for (let m = 0; m < members.length; m++) {
+      const part = m === self ? undefined : parts[next++]
+      if (part !== undefined && part.position !== at.position) throw new TensorLinkError(`job ${job}: member ${members[m]} sent layer ${at.layer} for position ${part.position}, this member is at ${at.position}`)
+      const v = part?.payload ?? partial
+      if (v.length !== sum.length) throw new TensorLinkError(`job ${job}: member ${members[m]} sent ${v.length} floats, expected ${sum.length}`)
+      for (let i = 0; i < sum.length; i++) sum[i] += v[i]
+    }
+    partial.set(sum)
+  }
+
+  const gather = async (own: Float32Array, position: number): Promise<Float32Array> => {
+    const parts = await bounded(Promise.all(peers.map(async (p) => await take(slices, waitingSlice, p))), `logits for position ${position}`)
+    let next = 0
+    const all = members.map((id, m) => {
+      if (m === self) return own
+      const part = parts[next++]
+      if (part.position !== position) throw new TensorLinkError(`job ${job}: member ${id} sent logits for position ${part.position}, this member is at ${position}`)
+      return part.payload
+    })
+    const out = new Float32Array(all.reduce((n, v) => n + v.length, 0))
+    let at = 0
+    for (const v of all) { out.set(v, at); at += v.length }
+    return out
+  }
+
   // a job of one member has nothing to exchange: no promise, so the forward pass does not wait on the event loop
   const allReduce: AllReduce = (partial, at) => peers.length === 0 ? undefined : exchange(partial, at)
-  return { allReduce, close: () => { plane.closeJob(job) } }
+  const gatherLogits: GatherLogits = (slice, position) => {
+    if (plane.selfId === leader) return peers.length === 0 ? undefined : gather(slice, position)
+    plane.send(leader, { kind: 'logits', layer: 0, job, position }, slice)
+    return undefined
+  }
+  return { allReduce, gatherLogits, close: () => { plane.closeJob(job) } }
 }

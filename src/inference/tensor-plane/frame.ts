@@ -14,8 +14,9 @@ export const TAG_BYTES = 16
 /** 2^48 frames per link before the nonce would wrap. */
 export const MAX_SEQ = 2 ** 48 - 1
 
-// append only: the index is the wire value. 'token': the job leader's next input token, one float
-export const FRAME_KINDS = ['hello', 'attention', 'ffn', 'token'] as const
+// append only: the index is the wire value. 'token': the job leader's input rows for a step;
+// 'logits': a member's slice of a step's logits (its classifier rows), to the leader
+export const FRAME_KINDS = ['hello', 'attention', 'ffn', 'token', 'logits'] as const
 export type FrameKind = typeof FRAME_KINDS[number]
 
 export interface FrameHeader {

@@ -17,6 +17,7 @@ export type FrameDrop =
   | 'unexpected-hello'
   | 'not-leader' // a token frame from a member that does not lead the job
   | 'bad-token' // a token frame that is not one embedding row (dim finite floats)
+  | 'bad-logits' // a logits slice with a value that is not finite
 /** Why a link was closed: the byte stream can no longer be framed, or the peer is not who it must be. */
 export type LinkClose = HeaderFault | 'bad-hello' | 'unknown-peer' | 'wrong-peer' | 'handshake-failed' | 'handshake-timeout' | 'duplicate-link'
 export type DropReason = FrameDrop | LinkClose
