@@ -9,6 +9,9 @@ import { ModelService, type FetchStatus, type ModelPlan } from './model-service.
 import { libp2pPrivateKey, poolTrust, type Device } from '../pool/index.js'
 import { Announcer } from './announcer.js'
 import { LocalApi } from './api/server.js'
+import { gatewayModel, healthOf, whyNotReady, type AgentView } from './api/openai/agent-view.js'
+import { openAiGateway } from './api/openai/component.js'
+import { gatewayDefaults } from './api/openai/server.js'
 import { BeaconService, type AcceptedBeacon, type BeaconStats } from './beacon/service.js'
 import { ed25519Signer } from './beacon/signing.js'
 import type { Source, UnicastTarget } from './beacon/transport.js'
@@ -232,6 +235,19 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
     inferenceStats: () => jobs.stats()
   })
 
+  // the OpenAI-compatible API and dashboard (mesh start --api): every request is a job like mesh inference's
+  const view: AgentView = { selfId: device.nodeId, startedAt, served: () => model.served(), poolIds: () => net.poolIds(), ringStatus: (p) => net.ringStatus(p) }
+  const gateway = config.api === undefined
+    ? undefined
+    : openAiGateway({ ...gatewayDefaults(config.api.address), corsOrigins: config.api.corsOrigins }, config.home)({
+      jobs,
+      model: () => { const m = model.served(); return m === null ? undefined : gatewayModel(m, startedAt) },
+      notReady: () => whyNotReady(view),
+      health: () => healthOf(view),
+      dashboard: () => ({ status: status(), peers: listPeers(), ring: withUnits(net.ringReports(), model.served()), stats: jobs.stats() }),
+      log: log.child({ component: 'api' })
+    })
+
   // background chores: re-read the pool store, save the peer cache
   const chores: Startable = (() => {
     let poll: NodeJS.Timeout | undefined
@@ -270,6 +286,8 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
     ['announcer', announcer],
     ['join', join],
     ['chores', chores],
+    // before the local API: once `mesh start` hears the agent answer, the gateway listens too
+    ...(gateway === undefined ? [] : [['gateway', gateway] as [string, Startable]]),
     ['api', api]
   ]
   const started: Array<[string, Startable]> = []

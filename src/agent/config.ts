@@ -8,6 +8,7 @@ import type { ShardMode } from '../ring/assign.js'
 import { BUNDLED_MODEL, type ModelFiles, type ServedModel } from '../inference/served.js'
 import type { UnicastTarget } from './beacon/transport.js'
 import { parseRelayAddress } from './net/relays.js'
+import { parseApiAddress, type ApiAddress } from './api/openai/address.js'
 
 /**
  * Agent configuration: plain data, one type per subsystem, LAN defaults with their reasons.
@@ -77,6 +78,14 @@ export interface ServeConfig extends ModelFiles {
 export const fetchedModelPath = (home: string, sha256: string, format: ServedModel['format']): string =>
   path.join(home, 'models', `${sha256}.${format === 'gguf' ? 'gguf' : 'bin'}`)
 
+/** The OpenAI-compatible gateway and dashboard (mesh start --api); undefined = none. */
+export interface ApiConfig {
+  /** loopback unless a host is given; beyond loopback an API key must exist */
+  address: ApiAddress
+  /** browser origins allowed to call it (CORS); none by default */
+  corsOrigins: string[]
+}
+
 export interface AgentConfig {
   home: string
   beacon: BeaconConfig
@@ -89,6 +98,7 @@ export interface AgentConfig {
   /** mesh-control-plane base URL: register, join its HTTP ring, dial the members it lists; undefined = none */
   controlPlane: string | undefined
   capabilities: string[]
+  api: ApiConfig | undefined
 }
 
 export const DEFAULT_BEACON_PORT = 42424
@@ -123,7 +133,9 @@ export function lanDefaults (home: string): AgentConfig {
     model: BUNDLED_MODEL,
     threads: os.availableParallelism(),
     controlPlane: undefined,
-    capabilities: []
+    capabilities: [],
+    // the gateway runs jobs on the whole pool: only when asked for
+    api: undefined
   }
 }
 
@@ -144,6 +156,9 @@ export interface AgentOverrides {
   threads?: number | undefined
   relays?: string[] | undefined
   controlPlane?: string | undefined
+  /** [HOST:]PORT of the OpenAI-compatible API */
+  api?: string | undefined
+  apiCors?: string[] | undefined
 }
 
 export function agentConfigFile (home: string): string { return path.join(home, 'agent.json') }
@@ -161,7 +176,9 @@ const FileSchema = z.strictObject({
   modelSha256: z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 is 64 lowercase hex digits').optional(),
   threads: z.number().int().min(1).max(1024).optional(),
   relays: z.array(z.string()).optional(),
-  controlPlane: z.string().optional()
+  controlPlane: z.string().optional(),
+  api: z.string().optional(),
+  apiCors: z.array(z.string().url()).optional()
 })
 
 /** Overrides as plain data (agent.json, or what `mesh start` hands its detached agent); undefined if invalid. */
@@ -212,7 +229,9 @@ export function envOverrides (env: NodeJS.ProcessEnv): AgentOverrides {
     modelSha256: nonEmpty(env.MESH_MODEL_SHA256),
     threads: int('MESH_THREADS'),
     relays: list('MESH_RELAYS'),
-    controlPlane: env.MESH_CONTROL_PLANE === '' ? undefined : env.MESH_CONTROL_PLANE
+    controlPlane: env.MESH_CONTROL_PLANE === '' ? undefined : env.MESH_CONTROL_PLANE,
+    api: nonEmpty(env.MESH_API),
+    apiCors: list('MESH_API_CORS')
   }
 }
 
@@ -297,6 +316,7 @@ export function resolveAgentConfig (home: string, ...layers: AgentOverrides[]): 
     },
     model: serveConfig(home, pick('model'), pick('tokenizer') ?? base.model.tokenizerPath, pick('modelSha256')),
     threads: threadCount(pick('threads') ?? base.threads),
-    controlPlane: ((u) => u === undefined ? undefined : parseControlPlaneUrl(u))(pick('controlPlane'))
+    controlPlane: ((u) => u === undefined ? undefined : parseControlPlaneUrl(u))(pick('controlPlane')),
+    api: ((a) => a === undefined ? undefined : { address: parseApiAddress(a), corsOrigins: pick('apiCors') ?? [] })(pick('api'))
   }
 }

@@ -14,6 +14,8 @@ import { envOverrides, readAgentFile, resolveAgentConfig, type AgentConfig, type
 import { AgentAlreadyRunningError, AgentNotRunningError, AgentStartError, AgentStopError } from './errors.js'
 import { agentLogFile } from './log.js'
 import { localCheckpoint } from './model-files.js'
+import { formatApiAddress, isLoopbackHost } from './api/openai/address.js'
+import { checkApiExposure } from './api/openai/keys.js'
 import { daemonOutFile, pidFile } from './paths.js'
 import { isAlive, readPid } from './pidfile.js'
 
@@ -69,6 +71,7 @@ export interface StartPlan {
 export async function checkStart (home: string, flags: AgentOverrides): Promise<StartPlan> {
   loadDevice(home)
   const config = agentConfig(home, flags)
+  if (config.api !== undefined) checkApiExposure(home, formatApiAddress(config.api.address), isLoopbackHost(config.api.address.host))
   const checkpointPath = localCheckpoint(config.model, home)
   if (checkpointPath !== null) await checkModelFiles({ ...config.model, checkpointPath })
   const readyTimeoutMs = READY_TIMEOUT_MS + (checkpointPath === null ? 0 : Math.round(fs.statSync(checkpointPath).size / HASH_BYTES_PER_MS))

@@ -25,6 +25,8 @@ interface StartArgs extends GlobalArgs {
   threads?: number
   relay?: string[]
   'control-plane'?: string
+  api?: string
+  'api-cors'?: string[]
 }
 
 function overrides (a: StartArgs): AgentOverrides {
@@ -40,7 +42,9 @@ function overrides (a: StartArgs): AgentOverrides {
     multicastLoopback: a['multicast-loopback'],
     shardWeights: a['shard-weights'],
     relays: a.relay,
-    controlPlane: a['control-plane']
+    controlPlane: a['control-plane'],
+    api: a.api,
+    apiCors: a['api-cors']
   }
 }
 
@@ -61,7 +65,9 @@ export const startCommand: MeshCommand = (io) => ({
     .option('model', { type: 'string', describe: 'llama2.c checkpoint this member serves; members serving another model are left out of its jobs (env MESH_MODEL)', defaultDescription: 'bundled stories260K' })
     .option('tokenizer', { type: 'string', describe: 'llama2.c tokenizer.bin for --model (env MESH_TOKENIZER)', defaultDescription: 'bundled tok512.bin' })
     .option('model-sha256', { type: 'string', describe: 'sha256 of the model file, a llama2.c checkpoint or a GGUF (mesh model info shows it): if this device lacks it, fetch it from a pool member that serves it into MESH_HOME/models/<sha256>.bin or .gguf; no --model or --tokenizer needed for a GGUF (env MESH_MODEL_SHA256)' })
-    .option('threads', { type: 'number', describe: 'threads for this member\'s share of each job; give fewer when several agents share this machine (env MESH_THREADS)', defaultDescription: 'all cores' }),
+    .option('threads', { type: 'number', describe: 'threads for this member\'s share of each job; give fewer when several agents share this machine (env MESH_THREADS)', defaultDescription: 'all cores' })
+    .option('api', { type: 'string', describe: 'serve the OpenAI-compatible API and the dashboard on [HOST:]PORT; beyond 127.0.0.1 an API key must exist (mesh api-key create) (env MESH_API)', defaultDescription: 'off; host 127.0.0.1' })
+    .option('api-cors', { type: 'string', array: true, describe: 'a browser origin (https://host:port) allowed to call the API, repeatable (env MESH_API_CORS)', defaultDescription: 'none' }),
   handler: async (argv) => {
     const a = argv as unknown as StartArgs
     if (a.foreground) {

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs'
 import { poolPeersCommand, startCommand, stopCommand } from './agent.js'
+import { apiKeyCommand } from './api-key.js'
 import { inferenceCommand } from './inference.js'
 import { inferenceStatsCommand } from './inference-pool.js'
 import { initCommand } from './init.js'
@@ -22,5 +23,6 @@ export const commands: MeshCommand[] = [
   startCommand, stopCommand,
   poolListCommand, poolStatusCommand, poolPeersCommand, ringStatusCommand,
   poolApproveCommand, poolRejectCommand, poolPolicyCommand, poolRevokeCommand,
-  inferenceCommand, inferenceStatsCommand, modelCommand
+  inferenceCommand, inferenceStatsCommand, modelCommand,
+  apiKeyCommand
 ]

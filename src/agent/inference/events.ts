@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { UsageError } from '../../errors.js'
+import { MeshError, UsageError } from '../../errors.js'
 import type { MemberStats } from '../../inference/job/leader.js'
 
 /*
@@ -12,6 +12,9 @@ export class NoPoolError extends UsageError {}
 
 /** A chat asked of a pool whose model has no chat template (a llama2.c checkpoint). */
 export class ChatNotSupportedError extends UsageError {}
+
+/** The job's caller gave up (an HTTP client went away, a stop string was reached): it ends at the next step. */
+export class JobCancelledError extends MeshError {}
 
 export const inferenceRequestSchema = z.strictObject({
   prompt: z.string().max(64 * 1024),
@@ -28,7 +31,8 @@ export type InferenceRequest = z.infer<typeof inferenceRequestSchema>
 /** What the local API streams to `mesh inference`, one JSON object a line. */
 export type InferenceEvent =
   | { type: 'started', jobId: string, poolId: string }
-  | { type: 'token', id: number, piece: string } // piece: base64 of the bytes run.c prints for it
+  | { type: 'token', id: number, piece: string, echo?: true } // piece: base64 of the bytes run.c prints for it; echo: it repeats the prompt (a continuation prints its prompt first)
+  | { type: 'prompt', tokens: number } // the prompt's length in tokens (BOS and special tokens included), once encoded
   | { type: 'notice', message: string }
   | { type: 'done', result: JobResult }
   | { type: 'error', error: string, usage: boolean, message: string }
@@ -60,7 +64,12 @@ export function memberRow (m: MemberStats): JobMemberRow {
 }
 
 export interface InferenceStats {
-  totals: { jobs: number, failed: number, generated_tokens: number, failovers: number }
+  totals: { jobs: number, failed: number, cancelled: number, generated_tokens: number, failovers: number }
   jobs: JobResult[]
+  /** jobs in progress: led here (with tokens so far), and served here for another leader */
+  active: { leading: ActiveJob[], serving: ServedJob[] }
 }
+
+export interface ActiveJob { job_id: string, pool_id: string, started_at: string, tokens: number }
+export interface ServedJob { job: number, leader: string, pool_id: string, started_at: string }
 

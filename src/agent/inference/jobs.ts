@@ -1,7 +1,7 @@
 import type { Stream } from '@libp2p/interface'
 import { randomBytes, randomInt } from 'node:crypto'
 import { MeshError, UsageError } from '../../errors.js'
-import { ChatNotSupportedError, memberRow, NoPoolError, type InferenceEvent, type InferenceRequest, type InferenceStats, type JobResult } from './events.js'
+import { ChatNotSupportedError, JobCancelledError, memberRow, NoPoolError, type ActiveJob, type InferenceEvent, type InferenceRequest, type InferenceStats, type JobResult, type ServedJob } from './events.js'
 import { generateWith } from '../../inference/generate.js'
 import { RingNotReadyError } from '../../inference/job/errors.js'
 import { LeaderRun, type LeaderDeps, type RingView } from '../../inference/job/leader.js'
@@ -12,6 +12,7 @@ import { serveJob } from '../../inference/job/member.js'
 import { JOB_PROTOCOL } from '../../inference/job/messages.js'
 import { createSampler } from '../../inference/sampler.js'
 import { llama2cSharding, type Shard } from '../../inference/shard.js'
+import { encode } from '../../inference/tokenizer.js'
 import type { RingStatus } from '../net/pool-ring.js'
 import type { Logger } from '../log.js'
 import { leadGgufJob } from './gguf-job.js'
@@ -58,7 +59,9 @@ export function lanJobDefaults (): JobsConfig {
  */
 export class JobService {
   private readonly history: JobResult[] = []
-  private readonly totals = { jobs: 0, failed: 0, generated_tokens: 0, failovers: 0 }
+  private readonly totals = { jobs: 0, failed: 0, cancelled: 0, generated_tokens: 0, failovers: 0 }
+  private readonly leading = new Map<string, ActiveJob>()
+  private readonly serving = new Set<ServedJob>()
   private started = false
 
   constructor (private readonly c: JobsComponents, private readonly cfg: JobsConfig = lanJobDefaults()) {}
@@ -72,7 +75,9 @@ export class JobService {
 
   async stop (): Promise<void> { await this.c.models.stop() }
 
-  stats (): InferenceStats { return { totals: { ...this.totals }, jobs: [...this.history] } }
+  stats (): InferenceStats {
+    return { totals: { ...this.totals }, jobs: [...this.history], active: { leading: [...this.leading.values()].map((j) => ({ ...j })), serving: [...this.serving].map((j) => ({ ...j })) } }
+  }
 
   private async serve (stream: Stream, from: string): Promise<void> {
     const ch = libp2pChannel(stream)
@@ -83,6 +88,8 @@ export class JobService {
       ch.close()
       return
     }
+    const mine: ServedJob = { job: open.job, leader: from, pool_id: open.poolId, started_at: new Date().toISOString() }
+    this.serving.add(mine)
     try {
       const served = this.c.models.served()
       const common = {
@@ -102,13 +109,27 @@ export class JobService {
     } catch (err) {
       this.c.log.error({ err: String(err) }, 'cannot serve a job')
       ch.close()
+    } finally {
+      this.serving.delete(mine)
     }
   }
 
-  /** Lead a job on a pool's ring; every event goes to `emit` as it happens. */
-  async run (req: InferenceRequest, emit: (e: InferenceEvent) => void): Promise<void> {
+  /**
+   * Lead a job on a pool's ring; every event goes to `emit` as it happens. Once `signal` aborts,
+   * the job ends at its next step (the members see their streams close and drop it) with a
+   * JobCancelledError event.
+   */
+  async run (req: InferenceRequest, emit: (e: InferenceEvent) => void, signal?: AbortSignal): Promise<void> {
+    let active: ActiveJob | undefined
+    const jobEmit = (e: InferenceEvent): void => {
+      // a token is where a generation loop calls back: throwing here unwinds it and its LeaderRun
+      if (signal?.aborted === true && e.type === 'token') throw new JobCancelledError('the job was cancelled by its caller')
+      if (e.type === 'started') { active = { job_id: e.jobId, pool_id: e.poolId, started_at: new Date().toISOString(), tokens: 0 }; this.leading.set(e.jobId, active) }
+      if (e.type === 'token' && e.echo !== true && active !== undefined) active.tokens++
+      emit(e)
+    }
     try {
-      const result = await this.lead(req, emit)
+      const result = await this.lead(req, jobEmit, signal)
       this.totals.jobs++
       this.totals.generated_tokens += result.generated_tokens
       this.totals.failovers += result.failovers
@@ -116,37 +137,65 @@ export class JobService {
       if (this.history.length > this.cfg.historySize) this.history.shift()
       emit({ type: 'done', result })
     } catch (err) {
-      this.totals.failed++
+      if (err instanceof JobCancelledError) this.totals.cancelled++
+      else this.totals.failed++
       if (!(err instanceof MeshError)) this.c.log.error({ err }, 'inference job failed')
       emit({ type: 'error', error: err instanceof Error ? err.constructor.name : 'Error', usage: err instanceof UsageError, message: err instanceof Error ? err.message : String(err) })
+    } finally {
+      if (active !== undefined) this.leading.delete(active.job_id)
     }
   }
 
-  private async lead (req: InferenceRequest, emit: (e: InferenceEvent) => void): Promise<JobResult> {
+  private async lead (req: InferenceRequest, emit: (e: InferenceEvent) => void, signal: AbortSignal | undefined): Promise<JobResult> {
     const poolId = this.pickPool(req.poolId)
     const jobId = randomBytes(8).toString('hex')
     const served = this.c.models.served()
     // fail fast, before the prompt is encoded: no ring, no job
     await this.ringView(poolId)
     if (served.format === 'gguf') {
-      return await leadGgufJob(this.c.models, served, req, { jobId, poolId }, emit, (positions) => new LeaderRun(this.leaderDeps(poolId, jobId, served.identity.id, emit,
-        llmSharding(served.config, served.units), async (shard) => await this.c.models.leaseGguf(shard, 'leader')), positions))
+      // gguf-job.ts prints a continuation's prompt as its first token event: mark it as the echo
+      let echoes = req.messages === undefined ? 1 : 0
+      const ggufEmit = (e: InferenceEvent): void => { if (e.type === 'token' && echoes > 0) { echoes--; emit({ ...e, echo: true }) } else emit(e) }
+      return await leadGgufJob(this.c.models, served, req, { jobId, poolId }, ggufEmit, (positions) => {
+        const run = new LeaderRun(this.leaderDeps(poolId, jobId, served.identity.id, emit,
+          llmSharding(served.config, served.units), async (shard) => await this.c.models.leaseGguf(shard, 'leader')), positions)
+        const steps = run.steps
+        // the generation loop feeds the whole prompt first: its length is the prompt's, and a
+        // cancelled job stops before each step (during a long prompt too)
+        run.steps = async (tokens, pos0) => {
+          if (signal?.aborted === true) throw new JobCancelledError('the job was cancelled by its caller')
+          if (pos0 === 0) emit({ type: 'prompt', tokens: tokens.length })
+          return await steps(tokens, pos0)
+        }
+        return run
+      })
     }
     if (req.messages !== undefined) throw new ChatNotSupportedError('chat needs a GGUF model with a chat template; this pool serves a llama2.c checkpoint (mesh start --model FILE.gguf), so use --prompt')
     const tokenizer = await this.c.models.tokenizer()
     const sampler = createSampler({ temperature: req.temperature, topP: req.topP, seed: BigInt(req.seed) })
     emit({ type: 'started', jobId, poolId })
+    // the loop below prints each prompt token after the first (as run.c does) before it samples
+    const promptTokens = encode(tokenizer, req.prompt).length
+    emit({ type: 'prompt', tokens: promptTokens })
+    let printed = 0
     let run: LeaderRun<Shard> | undefined
     try {
       // the leader's own shard is loaded when the job is planned, in LeaderRun
       const g = await generateWith(served.config, tokenizer, async (positions) => {
         run = new LeaderRun(this.leaderDeps(poolId, jobId, served.identity.id, emit, llama2cSharding(served.config), async (shard) => await this.c.models.lease(shard, 'leader')), positions)
-        return run.step
+        const step = run.step
+        return async (token, pos) => {
+          if (signal?.aborted === true) throw new JobCancelledError('the job was cancelled by its caller')
+          return await step(token, pos)
+        }
       }, {
         prompt: req.prompt,
         maxTokens: req.maxTokens,
         sampler,
-        onToken: (id, piece) => { emit({ type: 'token', id, piece: Buffer.from(piece).toString('base64') }) }
+        onToken: (id, piece) => {
+          const echo = printed++ < promptTokens - 1
+          emit({ type: 'token', id, piece: Buffer.from(piece).toString('base64'), ...(echo ? { echo: true as const } : {}) })
+        }
       })
       const members = await run!.finish()
       return {

@@ -1,0 +1,1 @@
+export const DASHBOARD_HTML = '<!doctype html><title>mesh</title>'
