@@ -47,6 +47,21 @@ describe('all-to-all all-reduce over the tensor plane', () => {
     for (const p of ps) expect([...p.drops.entries()]).toEqual([])
   })
 
+  it('with q8 partials gives every member the same sum, each partial within its blocks\' rounding', async () => {
+    const ids = ['m0', 'm1', 'm2']
+    const ps = await planes(ids)
+    const reduces = ps.map((plane) => planeAllReduce({ plane, job: 5, members: ids, nLayers: 1, partials: 'q8', timeoutMs: 10_000 }))
+    for (const [k, kind] of (['attention', 'ffn'] as const).entries()) {
+      const partials = ids.map((_, m) => randomVector(100, 10 * k + m + 1))
+      const exact = new Float32Array(100)
+      for (const p of partials) for (let i = 0; i < 100; i++) exact[i] += p[i]
+      await Promise.all(reduces.map(async (r, m) => { await r.allReduce(partials[m], { position: 0, layer: 0, kind }) }))
+      for (const p of partials) expect(Buffer.from(p.buffer)).toEqual(Buffer.from(partials[0].buffer))
+      for (let i = 0; i < 100; i++) expect(Math.abs(partials[0][i] - exact[i])).toBeLessThan(3 * 0.5 / 127)
+    }
+    for (const p of ps) expect([...p.drops.entries()]).toEqual([])
+  })
+
   it('gathers every member\'s logits slice on the leader, in member order, empty slices included', async () => {
     const ids = ['m0', 'm1', 'm2']
     const ps = await planes(ids)

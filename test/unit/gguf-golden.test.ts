@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { createLlmState, forwardBatch, type LlmModel } from '../../src/inference/llm/forward.js'
 import { readGguf } from '../../src/inference/gguf/reader.js'
+import { goldenAccuracy, goldenCases } from '../helpers/gguf-golden.js'
 import { SHARED_DIR, sharedPath } from '../helpers/shared.js'
 import type { LlmEngineName } from '../../src/inference/llm/engine.js'
 import { llmModel, loadGgufWeights } from '../../src/inference/llm/load.js'
@@ -15,14 +15,6 @@ import { nativeKernels } from '../../src/inference/native.js'
 const SHARED = new URL(`file://${sharedPath('')}/`)
 const MODELS = ['stories260K.f32', 'stories260K.q8_0', 'stories260K.q4_0', 'llama3-test.q4_k_m', 'qwen2-test.q8_0', 'qwen3-test.q4_k_m', 'llama2-test.f16']
 
-interface GoldenCase {
-  prompt: string
-  token_ids: number[]
-  positions: Array<Array<[number, number, number]>>
-  llamacpp_vs_exact: { mean_max_abs_err_top16: number, argmax_agree: number, positions: number }
-}
-const golden = (name: string): { cases: GoldenCase[] } => JSON.parse(readFileSync(new URL(`golden/gguf/${name}.json`, SHARED), 'utf8'))
-
 /** Logits at every position of `ids`, fed in batches of `batch`. */
 async function teacherForced (m: LlmModel, ids: readonly number[], batch: number): Promise<Float32Array[]> {
   const s = createLlmState(m, ids.length, batch, batch)
@@ -35,18 +27,6 @@ async function teacherForced (m: LlmModel, ids: readonly number[], batch: number
   return rows
 }
 
-function accuracy (rows: readonly Float32Array[], c: GoldenCase): { meanErr: number, argmaxAgree: number } {
-  let sumErr = 0
-  let agree = 0
-  c.positions.forEach((top, p) => {
-    sumErr += Math.max(...top.map(([id, exact]) => Math.abs(rows[p][id] - exact)))
-    let best = 0
-    for (let i = 1; i < rows[p].length; i++) if (rows[p][i] > rows[p][best]) best = i
-    if (best === top[0][0]) agree++
-  })
-  return { meanErr: sumErr / c.positions.length, argmaxAgree: agree }
-}
-
 const native = nativeKernels()
 if (typeof native === 'string') console.warn(`GGUF goldens: skipping the native kernels (${native})`)
 const engines: LlmEngineName[] = typeof native === 'string' ? ['ts', 'wasm'] : ['ts', 'wasm', 'native']
@@ -56,10 +36,10 @@ describe.skipIf(SHARED_DIR === null).each(MODELS)('%s against the exact logits',
     const g = await loadGgufWeights(await readGguf(new URL(`models/gguf/${name}.gguf`, SHARED).pathname), undefined, engine)
     const m = llmModel(g, engine, 2)
     // the TypeScript reference is slow on the 150k vocabularies: one case there, every case natively
-    const cases = engine === 'ts' ? golden(name).cases.slice(0, 1) : golden(name).cases
+    const cases = engine === 'ts' ? goldenCases(name).slice(0, 1) : goldenCases(name)
     for (const [i, c] of cases.entries()) {
       const rows = await teacherForced(m, c.token_ids, i % 2 === 0 ? 16 : 1) // batched and token by token
-      const { meanErr, argmaxAgree } = accuracy(rows, c)
+      const { meanErr, argmaxAgree } = goldenAccuracy(rows, c)
       const ref = c.llamacpp_vs_exact
       expect(meanErr, `${c.prompt}: mean top-16 error ${meanErr} vs llama.cpp ${ref.mean_max_abs_err_top16}`).toBeLessThanOrEqual(1.25 * ref.mean_max_abs_err_top16 + 0.01)
       expect(argmaxAgree, `${c.prompt}: argmax agrees at ${argmaxAgree} vs llama.cpp ${ref.argmax_agree}`).toBeGreaterThanOrEqual(ref.argmax_agree - 1)

@@ -1,6 +1,7 @@
 import { matchModel } from '../../ring/model-match.js'
 import { AllReduceTimeoutError, TensorLinkError } from '../tensor-plane/errors.js'
 import type { TensorPlane } from '../tensor-plane/plane.js'
+import type { PartialFormat } from '../tensor-plane/q8-partials.js'
 import { JobFailedError, MemberLostError, MemberRefusedError, RingNotReadyError } from './errors.js'
 import { MAX_JOB_BATCH, type ControlChannel, type JobOpen } from './messages.js'
 import { evenRanges, planJob, type JobMember, type PlannedMember, type Sharding } from './plan.js'
@@ -42,6 +43,8 @@ export interface LeaderDeps<S> {
   readonly timeoutMs: number
   /** how long a job keeps failing over before it gives up */
   readonly failoverMs: number
+  /** how the partial sums travel: float32 (exact, the default) or 8-bit blocks */
+  readonly partials?: PartialFormat
 }
 
 /** One member's share of a finished job, for `mesh inference` and `mesh inference-stats`. */
@@ -153,11 +156,12 @@ export class LeaderRun<S> {
     const lease = await deps.modelFor(plan.find((m) => m.nodeId === self)!.shard)
     // a step's embedding rows and partials each go in one tensor-plane frame
     const batch = Math.max(1, Math.min(lease.model.maxBatch, MAX_JOB_BATCH, Math.floor(deps.plane.opts.maxPayloadBytes / (4 * lease.model.dim))))
-    const session = openSession({ plane: deps.plane, job, epoch: view.epoch, members: plan.map((m) => m.nodeId), leader: self, model: lease.model, positions: this.positions, batch, timeoutMs: deps.timeoutMs })
+    const session = openSession({ plane: deps.plane, job, epoch: view.epoch, members: plan.map((m) => m.nodeId), leader: self, model: lease.model, positions: this.positions, batch, partials: deps.partials, timeoutMs: deps.timeoutMs })
     const attempt: Attempt<S> = { job, epoch: view.epoch, batch, plan, session, lease, channels: new Map() }
     this.attempt = attempt
     const open: JobOpen = {
       type: 'open', job, poolId: deps.poolId, epoch: view.epoch, leader: self, modelId: deps.modelId, positions: this.positions, batch,
+      partials: deps.partials,
       members: plan.map(({ nodeId, start, end }) => ({ nodeId, start, end }))
     }
     const others = plan.filter((m) => m.nodeId !== self).map((m) => m.nodeId)

@@ -71,6 +71,7 @@ export async function serveJob<S> (open: JobOpen, channel: ControlChannel, deps:
     model: lease.model,
     positions: open.positions,
     batch: open.batch,
+    partials: open.partials,
     timeoutMs: deps.timeoutMs,
     other: (peerId, h, payload) => h.kind !== 'token' ? 'wrong-step' : peerId !== open.leader ? 'not-leader' : feed.push(h.position, payload)
   })

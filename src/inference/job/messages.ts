@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { PARTIAL_FORMATS } from '../tensor-plane/q8-partials.js'
 
 /**
  * The job protocol's control messages (libp2p, /mesh/job/1.0.0). They are few and small (one open,
@@ -32,6 +33,8 @@ const openSchema = z.strictObject({
   positions: z.number().int().min(1).max(1 << 20),
   /** positions per step: prompt chunks go through the ring this many at a time */
   batch: z.number().int().min(1).max(MAX_JOB_BATCH),
+  /** how the partial sums travel (absent: float32) */
+  partials: z.enum(PARTIAL_FORMATS).optional(),
   members: z.array(z.strictObject({ nodeId, start: z.number().int().min(0), end: z.number().int().min(1) })).min(1).max(512)
 })
 const readySchema = z.strictObject({ type: z.literal('ready') })

@@ -2,6 +2,7 @@ import type { AllReduce } from '../reduce.js'
 import { planeAllReduce } from '../tensor-plane/all-reduce.js'
 import type { FrameHeader } from '../tensor-plane/frame.js'
 import type { FrameDrop, TensorPlane } from '../tensor-plane/plane.js'
+import type { PartialFormat } from '../tensor-plane/q8-partials.js'
 
 /**
  * One member's part of a model as a job runs it (a llama2.c shard, a GGUF shard): the layers'
@@ -43,6 +44,8 @@ export interface SessionOptions {
   readonly positions: number
   /** positions per step (the job-open's batch) */
   readonly batch: number
+  /** how the partial sums travel (the job-open's; default float32) */
+  readonly partials?: PartialFormat
   /** how long an all-reduce step waits for the other partials */
   readonly timeoutMs: number
   /** the job's non-tensor frames (the leader's 'token' frames: embedding rows); see planeAllReduce */
@@ -77,7 +80,7 @@ export interface JobSession {
 
 export function openSession (o: SessionOptions): JobSession {
   const run = o.model.open(o.positions, o.batch)
-  const reduce = planeAllReduce({ plane: o.plane, job: o.job, epoch: o.epoch, members: o.members, leader: o.leader, nLayers: o.model.nLayers, timeoutMs: o.timeoutMs, other: o.other })
+  const reduce = planeAllReduce({ plane: o.plane, job: o.job, epoch: o.epoch, members: o.members, leader: o.leader, nLayers: o.model.nLayers, partials: o.partials, timeoutMs: o.timeoutMs, other: o.other })
   const times: SessionTimes = { positions: 0, computeMs: 0, networkMs: 0 }
   const timed: AllReduce = (v, at) => {
     const t = performance.now()
