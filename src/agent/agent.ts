@@ -27,7 +27,7 @@ import { relaysIn } from './net/relays.js'
 import { RecordPoolTrust } from './net/pool-trust.js'
 import { PoolDirectory } from './pools.js'
 import { inferenceRequestSchema } from './inference/events.js'
-import { JobService } from './inference/jobs.js'
+import { JobService, lanJobDefaults } from './inference/jobs.js'
 import { ModelHost } from './inference/models.js'
 import { planeHost, TensorLinks } from './inference/tensor-links.js'
 
@@ -175,7 +175,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
     })
   // distributed inference: the tensor plane's links, and jobs led here or served for other members
   const links = new TensorLinks({ net, selfId: device.nodeId, log: log.child({ component: 'tensor' }) }, { host: planeHost(config.ring.listen) })
-  const jobs = new JobService({ net, links, models: new ModelHost(() => model.served(), config.threads), selfId: device.nodeId, log: log.child({ component: 'jobs' }) })
+  const jobs = new JobService({ net, links, models: new ModelHost(() => model.served(), config.threads), selfId: device.nodeId, log: log.child({ component: 'jobs' }) }, { ...lanJobDefaults(), partials: config.tensorPartials })
 
   const signer = ed25519Signer(device.privateKey, device.publicKey)
   const beacons = new BeaconService(config.beacon, {

@@ -1,4 +1,5 @@
 import net from 'node:net'
+import { PARTIAL_FORMATS, type PartialFormat } from '../inference/tensor-plane/q8-partials.js'
 import os from 'node:os'
 import path from 'node:path'
 import { z } from 'zod'
@@ -95,6 +96,8 @@ export interface AgentConfig {
   model: ServeConfig
   /** threads for this member's share of every job (its kernels); several agents sharing a machine want fewer */
   threads: number
+  /** how the partial sums of the jobs this member leads travel: float32 (exact) or 8-bit blocks */
+  tensorPartials: PartialFormat
   /** mesh-control-plane base URL: register, join its HTTP ring, dial the members it lists; undefined = none */
   controlPlane: string | undefined
   capabilities: string[]
@@ -132,6 +135,8 @@ export function lanDefaults (home: string): AgentConfig {
     // the bundled stories260K: every fresh install serves the same model, so a new pool just works
     model: BUNDLED_MODEL,
     threads: os.availableParallelism(),
+    // exact by default: q8 partials leave the single-device accuracy bound on most goldens (bench/gguf-sync.ts)
+    tensorPartials: 'f32',
     controlPlane: undefined,
     capabilities: [],
     // the gateway runs jobs on the whole pool: only when asked for
@@ -154,6 +159,7 @@ export interface AgentOverrides {
   /** sha256 of the checkpoint: fetch it from the pool when the file is missing */
   modelSha256?: string | undefined
   threads?: number | undefined
+  tensorPartials?: PartialFormat | undefined
   relays?: string[] | undefined
   controlPlane?: string | undefined
   /** [HOST:]PORT of the OpenAI-compatible API */
@@ -175,6 +181,7 @@ const FileSchema = z.strictObject({
   tokenizer: z.string().min(1).optional(),
   modelSha256: z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 is 64 lowercase hex digits').optional(),
   threads: z.number().int().min(1).max(1024).optional(),
+  tensorPartials: z.enum(PARTIAL_FORMATS).optional(),
   relays: z.array(z.string()).optional(),
   controlPlane: z.string().optional(),
   api: z.string().optional(),
@@ -228,6 +235,7 @@ export function envOverrides (env: NodeJS.ProcessEnv): AgentOverrides {
     ...absolutePaths({ model: nonEmpty(env.MESH_MODEL), tokenizer: nonEmpty(env.MESH_TOKENIZER) }, process.cwd()),
     modelSha256: nonEmpty(env.MESH_MODEL_SHA256),
     threads: int('MESH_THREADS'),
+    tensorPartials: partialFormat(env.MESH_TENSOR_PARTIALS),
     relays: list('MESH_RELAYS'),
     controlPlane: env.MESH_CONTROL_PLANE === '' ? undefined : env.MESH_CONTROL_PLANE,
     api: nonEmpty(env.MESH_API),
@@ -236,6 +244,12 @@ export function envOverrides (env: NodeJS.ProcessEnv): AgentOverrides {
 }
 
 const nonEmpty = (v: string | undefined): string | undefined => v === '' ? undefined : v
+
+function partialFormat (v: string | undefined): PartialFormat | undefined {
+  if (v === undefined || v === '') return undefined
+  if (v !== 'f32' && v !== 'q8') throw new UsageError(`MESH_TENSOR_PARTIALS=${v} is not one of f32, q8`)
+  return v
+}
 
 function shardMode (v: string | undefined): ShardMode | undefined {
   if (v === undefined || v === '') return undefined
@@ -316,6 +330,7 @@ export function resolveAgentConfig (home: string, ...layers: AgentOverrides[]): 
     },
     model: serveConfig(home, pick('model'), pick('tokenizer') ?? base.model.tokenizerPath, pick('modelSha256')),
     threads: threadCount(pick('threads') ?? base.threads),
+    tensorPartials: pick('tensorPartials') ?? base.tensorPartials,
     controlPlane: ((u) => u === undefined ? undefined : parseControlPlaneUrl(u))(pick('controlPlane')),
     api: ((a) => a === undefined ? undefined : { address: parseApiAddress(a), corsOrigins: pick('apiCors') ?? [] })(pick('api'))
   }

@@ -1,4 +1,5 @@
 import type { Stream } from '@libp2p/interface'
+import type { PartialFormat } from '../../inference/tensor-plane/q8-partials.js'
 import { randomBytes, randomInt } from 'node:crypto'
 import { MeshError, UsageError } from '../../errors.js'
 import { ChatNotSupportedError, JobCancelledError, memberRow, NoPoolError, type ActiveJob, type InferenceEvent, type InferenceRequest, type InferenceStats, type JobResult, type ServedJob } from './events.js'
@@ -45,12 +46,14 @@ export interface JobsConfig {
   readonly failoverMs: number
   /** jobs kept for `mesh inference-stats` */
   readonly historySize: number
+  /** how the partial sums of jobs led here travel */
+  readonly partials: PartialFormat
 }
 
 export function lanJobDefaults (): JobsConfig {
   // a dead member closes its TCP link at once; the timeout only catches a hung one, and must not
   // fire on a busy laptop
-  return { stepTimeoutMs: 10_000, ringReadyMs: 15_000, epochWaitMs: 15_000, failoverMs: 45_000, historySize: 20 }
+  return { stepTimeoutMs: 10_000, ringReadyMs: 15_000, epochWaitMs: 15_000, failoverMs: 45_000, historySize: 20, partials: 'f32' }
 }
 
 /**
@@ -234,7 +237,8 @@ export class JobService {
       jobNumber: () => randomInt(1, 0xffffffff),
       notice: (message) => { this.c.log.warn({ jobId, message }, 'job notice'); emit({ type: 'notice', message }) },
       timeoutMs: this.cfg.stepTimeoutMs,
-      failoverMs: this.cfg.failoverMs
+      failoverMs: this.cfg.failoverMs,
+      partials: this.cfg.partials
     }
   }
 
