@@ -32,6 +32,7 @@ import { llmModel, loadGgufShard } from '../src/inference/llm/load.js'
 import { llmShardForColumns, llmUnits } from '../src/inference/llm/shard-plan.js'
 import { TensorPlane } from '../src/inference/tensor-plane/plane.js'
 import { splitColumns } from '../src/ring/assign.js'
+import { median, memberIds, nextFrom, nextFromParent } from './member-processes.js'
 
 const SECRET = Buffer.alloc(32, 5) // a bench-only pair secret; the agent agrees a real one over libp2p
 const CACHE = process.env.MESH_BENCH_CACHE ?? path.join(os.homedir(), '.cache', 'mesh-bench')
@@ -41,15 +42,9 @@ interface Done { computeMs: number, networkMs: number, genMs: number, ttftMs: nu
 type FromMember = { kind: 'ready', port: number } | { kind: 'linked' } | ({ kind: 'done' } & Done)
 type ToMember = { kind: 'peers', ports: number[] } | { kind: 'go' }
 
-const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `m${i}`)
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
-const next = async <T extends FromMember['kind']>(child: ChildProcess, kind: T): Promise<Extract<FromMember, { kind: T }>> => {
-  for (;;) {
-    const [msg] = await once(child, 'message') as [FromMember]
-    if (msg.kind === kind) return msg as Extract<FromMember, { kind: T }>
-  }
-}
-const nextMessage = async (): Promise<ToMember> => await new Promise((resolve) => process.once('message', resolve))
+const ids = memberIds
+const next = async <K extends FromMember['kind']>(child: ChildProcess, kind: K): Promise<Extract<FromMember, { kind: K }>> => await nextFrom<FromMember, K>(child, kind)
+const nextMessage = nextFromParent<ToMember>
 
 async function member (task: Task): Promise<void> {
   const widths = splitColumns(new Array<number>(task.members).fill(1))

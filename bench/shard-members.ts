@@ -13,8 +13,8 @@
  */
 import '../src/polyfill.js'
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { once } from 'node:events'
+import { existsSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
@@ -27,6 +27,7 @@ import { createRunState } from '../src/inference/state.js'
 import { planeAllReduce } from '../src/inference/tensor-plane/all-reduce.js'
 import { TensorPlane } from '../src/inference/tensor-plane/plane.js'
 import { splitColumns } from '../src/ring/assign.js'
+import { median, memberIds, nextFrom, nextFromParent } from './member-processes.js'
 
 const SECRET = Buffer.alloc(32, 5) // a bench-only pair secret; the agent agrees a real one over libp2p
 const MODELS: Record<string, { model: string, tokenizer: string }> = {
@@ -41,15 +42,9 @@ interface Done { msPerToken: number, waitMsPerToken: number, rssMiB: number }
 type FromMember = { kind: 'ready' } & Ready | { kind: 'linked' } | { kind: 'done' } & Done
 type ToMember = { kind: 'peers', addresses: Array<{ host: string, port: number }> } | { kind: 'go' }
 
-const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `m${i}`)
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
-const next = async <T extends FromMember['kind']>(child: ChildProcess, kind: T): Promise<Extract<FromMember, { kind: T }>> => {
-  for (;;) {
-    const [msg] = await once(child, 'message') as [FromMember]
-    if (msg.kind === kind) return msg as Extract<FromMember, { kind: T }>
-  }
-}
-const nextMessage = async (): Promise<ToMember> => await new Promise((resolve) => process.once('message', resolve))
+const ids = memberIds
+const next = async <K extends FromMember['kind']>(child: ChildProcess, kind: K): Promise<Extract<FromMember, { kind: K }>> => await nextFrom<FromMember, K>(child, kind)
+const nextMessage = nextFromParent<ToMember>
 
 async function member (task: MemberTask): Promise<void> {
   // the even split the ring makes (src/ring/assign.ts)

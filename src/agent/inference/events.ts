@@ -63,6 +63,11 @@ export function memberRow (m: MemberStats): JobMemberRow {
   return { node_id: m.nodeId, leader: m.leader, columns: [m.start, m.end], heads: m.heads, hidden_units: m.hiddenUnits, positions: m.positions, compute_ms: m.computeMs, network_ms: m.networkMs }
 }
 
+/** What a finished job on the ring reports whatever its model: the ids, failovers and every member's share. */
+export function jobRecord (ids: { jobId: string, poolId: string }, modelId: string, run: { failovers: number }, members: readonly MemberStats[]): Pick<JobResult, 'job_id' | 'pool_id' | 'failovers' | 'finished_at' | 'model' | 'members'> {
+  return { job_id: ids.jobId, pool_id: ids.poolId, failovers: run.failovers, finished_at: new Date().toISOString(), model: { id: modelId }, members: members.map(memberRow) }
+}
+
 export interface InferenceStats {
   totals: { jobs: number, failed: number, cancelled: number, generated_tokens: number, failovers: number }
   jobs: JobResult[]

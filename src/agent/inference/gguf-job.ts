@@ -4,7 +4,7 @@ import type { LlmShard } from '../../inference/llm/shard-plan.js'
 import { createSampler } from '../../inference/sampler.js'
 import type { ServedGguf } from '../../inference/served.js'
 import { chatTemplateFrom, renderChat } from '../../inference/text/chat-template.js'
-import { memberRow, type InferenceEvent, type InferenceRequest, type JobResult } from './events.js'
+import { jobRecord, type InferenceEvent, type InferenceRequest, type JobResult } from './events.js'
 import type { ModelHost } from './models.js'
 
 /**
@@ -34,8 +34,7 @@ export async function leadGgufJob (
     })
     const members = await run!.finish()
     return {
-      job_id: ids.jobId,
-      pool_id: ids.poolId,
+      ...jobRecord(ids, served.identity.id, run!, members),
       kind: chat ? 'chat' : 'prompt',
       text: chat ? r.text : req.prompt + r.text,
       token_ids: [...r.promptTokenIds, ...r.generatedIds],
@@ -44,11 +43,7 @@ export async function leadGgufJob (
       stop_reason: r.stopReason,
       tokens_per_second: r.tokensPerSecond,
       time_to_first_token_ms: r.firstTokenMs,
-      total_ms: r.totalMs,
-      failovers: run!.failovers,
-      finished_at: new Date().toISOString(),
-      model: { id: served.identity.id },
-      members: members.map(memberRow)
+      total_ms: r.totalMs
     }
   } finally {
     run?.abort()

@@ -2,7 +2,7 @@ import type { Stream } from '@libp2p/interface'
 import type { PartialFormat } from '../../inference/tensor-plane/q8-partials.js'
 import { randomBytes, randomInt } from 'node:crypto'
 import { MeshError, UsageError } from '../../errors.js'
-import { ChatNotSupportedError, JobCancelledError, memberRow, NoPoolError, type ActiveJob, type InferenceEvent, type InferenceRequest, type InferenceStats, type JobResult, type ServedJob } from './events.js'
+import { ChatNotSupportedError, JobCancelledError, jobRecord, NoPoolError, type ActiveJob, type InferenceEvent, type InferenceRequest, type InferenceStats, type JobResult, type ServedJob } from './events.js'
 import { generateWith } from '../../inference/generate.js'
 import { RingNotReadyError } from '../../inference/job/errors.js'
 import { LeaderRun, type LeaderDeps, type RingView } from '../../inference/job/leader.js'
@@ -202,8 +202,7 @@ export class JobService {
       })
       const members = await run!.finish()
       return {
-        job_id: jobId,
-        pool_id: poolId,
+        ...jobRecord({ jobId, poolId }, served.identity.id, run!, members),
         kind: 'prompt',
         text: Buffer.from(g.printed).toString('utf8'),
         token_ids: g.tokenIds,
@@ -212,11 +211,7 @@ export class JobService {
         stop_reason: g.stopReason,
         tokens_per_second: g.tokensPerSecond,
         time_to_first_token_ms: g.firstTokenMs,
-        total_ms: g.totalMs,
-        failovers: run!.failovers,
-        finished_at: new Date().toISOString(),
-        model: { id: served.identity.id },
-        members: members.map(memberRow)
+        total_ms: g.totalMs
       }
     } finally {
       run?.abort()
