@@ -9,7 +9,7 @@ import { ModelService, type FetchStatus, type ModelPlan } from './model-service.
 import { libp2pPrivateKey, poolTrust, type Device } from '../pool/index.js'
 import { Announcer } from './announcer.js'
 import { LocalApi } from './api/server.js'
-import { gatewayModel, healthOf, whyNotReady, type AgentView } from './api/openai/agent-view.js'
+import { gatewayModel, healthOf, hostMemory, whyNotReady, type AgentView } from './api/openai/agent-view.js'
 import { openAiGateway } from './api/openai/component.js'
 import { gatewayDefaults } from './api/openai/server.js'
 import { BeaconService, type AcceptedBeacon, type BeaconStats } from './beacon/service.js'
@@ -244,7 +244,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
       model: () => { const m = model.served(); return m === null ? undefined : gatewayModel(m, startedAt) },
       notReady: () => whyNotReady(view),
       health: () => healthOf(view),
-      dashboard: () => ({ status: status(), peers: listPeers(), ring: withUnits(net.ringReports(), model.served()), stats: jobs.stats() }),
+      dashboard: () => ({ status: status(), peers: listPeers(), ring: withUnits(net.ringReports(), model.served()), stats: jobs.stats(), memory: hostMemory() }),
       log: log.child({ component: 'api' })
     })
 

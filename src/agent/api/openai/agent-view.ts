@@ -1,3 +1,4 @@
+import os from 'node:os'
 import path from 'node:path'
 import type { ServedModel } from '../../../inference/served.js'
 import type { RingStatus } from '../../net/pool-ring.js'
@@ -46,4 +47,10 @@ export function healthOf (v: AgentView): object {
       return { pool_id: poolId, epoch: r?.topology.epoch ?? null, members: r?.topology.members.length ?? 0, converged: r?.converged ?? false }
     })
   }
+}
+
+/** This agent's memory, for the dashboard (members' own figures are not in their heartbeats' view here). */
+export function hostMemory (): { rss_mib: number, total_mib: number, free_mib: number } {
+  const mib = (b: number): number => Math.round(b / 2 ** 20)
+  return { rss_mib: mib(process.memoryUsage.rss()), total_mib: mib(os.totalmem()), free_mib: mib(os.freemem()) }
 }
