@@ -14,11 +14,11 @@ function table (rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n')
 }
 
-/** What a member computes of the model: heads and FFN units, or none (it still passes the all-reduces). */
+/** What a member computes of the model: heads, FFN units and classifier rows, or none (it still passes the all-reduces). */
 function unitsCell (u: ShardUnits | undefined): string {
   if (u === undefined) return '?'
-  if (u.queryHeads === 0 && u.hidden === 0) return 'none (share too small)'
-  return `${u.queryHeads} heads, ${u.hidden} ffn`
+  if (u.queryHeads === 0 && u.hidden === 0 && (u.classifierRows ?? 0) === 0) return 'none (share too small)'
+  return `${u.queryHeads} heads, ${u.hidden} ffn${u.classifierRows === undefined ? '' : `, ${u.classifierRows} vocab rows`}`
 }
 
 /** A member's MODEL and JOBS cells: excluded members say why. */

@@ -71,7 +71,13 @@ export function shardForColumns (c: ModelConfig, start: number, end: number, col
 }
 
 /** How many parallel units a member owning ring columns [start, end) computes; all zero: none. */
-export interface ShardUnits { readonly kvHeads: number, readonly queryHeads: number, readonly hidden: number }
+export interface ShardUnits {
+  readonly kvHeads: number
+  readonly queryHeads: number
+  readonly hidden: number
+  /** a GGUF member's rows of the classifier (a llama2.c leader computes all of it alone) */
+  readonly classifierRows?: number
+}
 
 export function unitsForColumns (c: ModelConfig, start: number, end: number): ShardUnits {
   const d = shardDims(c, shardForColumns(c, start, end))

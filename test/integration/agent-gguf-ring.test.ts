@@ -71,8 +71,8 @@ describe.skipIf(SHARED_DIR === null)('GGUF models across a ring of agents', () =
     expect(pooledChat.text).toBe(localChat.text)
 
     const status = await mesh(devs[0].home, ['ring-status'])
-    expect(status.stdout).toMatch(/8 heads, \d+ ffn/)
-    expect(status.stdout).toMatch(/0 heads, \d+ ffn/)
+    expect(status.stdout).toMatch(/8 heads, \d+ ffn, \d+ vocab rows/)
+    expect(status.stdout).toMatch(/0 heads, \d+ ffn, \d+ vocab rows/)
     const stats = await mesh(devs[0].home, ['inference-stats'])
     expect(stats.stdout).toMatch(/chat job [0-9a-f]+/)
   }, 180_000)

@@ -117,5 +117,5 @@ export const llmSharding = (c: LlmConfig, u: LlmUnits): Sharding<LlmShard> => ({
 /** What a member owning ring columns [start, end) computes, for ring-status. */
 export function llmUnitsForColumns (c: LlmConfig, u: LlmUnits, start: number, end: number): ShardUnits {
   const d = llmShardDims(c, llmShardForColumns(c, u, start, end))
-  return { kvHeads: d.nKvHeads, queryHeads: d.nHeads, hidden: d.hidden }
+  return { kvHeads: d.nKvHeads, queryHeads: d.nHeads, hidden: d.hidden, classifierRows: d.vocab }
 }
