@@ -29,7 +29,7 @@ import { llmJobModel } from '../src/inference/job/llm.js'
 import { openSession } from '../src/inference/job/session.js'
 import { defaultLlmEngine } from '../src/inference/llm/engine.js'
 import { llmModel, loadGgufShard } from '../src/inference/llm/load.js'
-import { llmShardForColumns, llmUnits } from '../src/inference/llm/shard-plan.js'
+import { llmShardDims, llmShardForColumns, llmUnits } from '../src/inference/llm/shard-plan.js'
 import { TensorPlane } from '../src/inference/tensor-plane/plane.js'
 import { splitColumns } from '../src/ring/assign.js'
 import { median, memberIds, nextFrom, nextFromParent } from './member-processes.js'
@@ -169,6 +169,17 @@ async function ring (n: number, task: Omit<Task, 'index' | 'members'>, pin: bool
   }
 }
 
+/** Where members outnumber kv groups, a kv head's K/V rows and cache are computed on each member that reads it: how many. */
+async function kvHeadsHeld (model: string, n: number): Promise<string> {
+  const file = await readGguf(model)
+  const c = llmConfig(file)
+  const u = llmUnits(c, modelTensors(file, c))
+  let at = 0
+  const held = splitColumns(new Array<number>(n).fill(1)).map((w) => { const d = llmShardDims(c, llmShardForColumns(c, u, at, at + w)); at += w; return d.nKvHeads })
+  const total = held.reduce((a, b) => a + b, 0)
+  return `kv heads computed: ${held.join(' + ')} = ${total} of ${c.nKvHeads}${total === c.nKvHeads ? ' (none twice)' : ` (${(100 * (total - c.nKvHeads) / c.nKvHeads).toFixed(0)}% more K/V rows and cache)`}`
+}
+
 async function lead (): Promise<void> {
   const { values: v } = parseArgs({
     options: {
@@ -201,6 +212,7 @@ async function lead (): Promise<void> {
       const head = i === 0 ? [String(n), (1000 / median(rs.map((r) => r.done[0].genMs))).toFixed(1), median(rs.map((r) => r.done[0].ttftMs)).toFixed(0)] : ['', '', '']
       console.log(`| ${[...head, String(i), m((d) => d.computeMs, 2), m((d) => d.networkMs, 2), i === 0 ? sync.toFixed(2) : '', median(rs.map((r) => r.done[i].networkMs - Math.min(...r.done.map((x) => x.networkMs)))).toFixed(2), m((d) => d.weightMiB, 0), m((d) => d.rssMiB, 0)].join(' | ')} |`)
     }
+    if (n > 1) console.log(`|  |  |  | ${await kvHeadsHeld(model, n)} |  |  |  |  |  |  |`)
     if (oneCompute !== undefined && n > 1) {
       const projected = oneCompute / (oneCompute / n + sync)
       console.log(`|  |  |  | projected on ${n} devices: one device's compute ${oneCompute.toFixed(2)} ms ÷ (${(oneCompute / n).toFixed(2)} + sync ${sync.toFixed(2)}) = ${projected.toFixed(2)}× |  |  |  |  |  |  |`)
