@@ -55,6 +55,8 @@ export interface AgentStatus {
   modelFetch: FetchStatus | null
   /** the HTTP ring at mesh-control-plane (--control-plane), null without one */
   controlPlane: ControlPlaneLinkStatus | null
+  /** the OpenAI-compatible API and dashboard (--api): where it listens; null without one */
+  api: { url: string } | null
 }
 
 export interface Agent {
@@ -211,7 +213,8 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
       net: { addresses: net.listenAddresses(), drops: Object.fromEntries(net.drops), tensorLinks: links.plane.linkTransports() },
       model: servedStatus(model.served()),
       modelFetch: model.fetchStatus(),
-      controlPlane: controlPlane?.status() ?? null
+      controlPlane: controlPlane?.status() ?? null,
+      api: ((url) => url === undefined ? null : { url })(gateway?.url())
     }
   }
   // beacons say who is on the LAN; once a peer is in the ring, its liveness there is the fresher word

@@ -94,12 +94,13 @@ export const startCommand: MeshCommand = (io) => ({
 export async function startAgent (plan: StartPlan, io: CliIO, json: boolean): Promise<AgentStatus> {
   const started = await spawnAgent(plan)
   if (!json) io.out(`mesh agent started (pid ${started.pid}, node ${started.nodeId}); log: ${agentLogFile(plan.home)}`)
+  if (!json && started.api !== null) io.out(`OpenAI-compatible API at ${started.api.url}/v1, dashboard at ${started.api.url}/`)
   return started.modelFetch === null ? started : await followModelFetch(plan.home, started, io)
 }
 
 /** What `--json` shows of an agent just started. */
-export function startedJson (s: AgentStatus, home: string): { pid: number, nodeId: string, home: string, log: string, model: AgentStatus['model'] } {
-  return { pid: s.pid, nodeId: s.nodeId, home: s.home, log: agentLogFile(home), model: s.model }
+export function startedJson (s: AgentStatus, home: string): { pid: number, nodeId: string, home: string, log: string, model: AgentStatus['model'], api: AgentStatus['api'] } {
+  return { pid: s.pid, nodeId: s.nodeId, home: s.home, log: agentLogFile(home), model: s.model, api: s.api }
 }
 
 /** how often `mesh start` asks the agent how its model fetch is going */

@@ -198,6 +198,7 @@ describe('OpenAI API on a 2-member ring (llama2.c model)', () => {
     expect(open.stderr).toBe(`mesh: the API on 0.0.0.0:${port} would be open to the network: create a key first (mesh api-key create), or bind it to 127.0.0.1\n`)
     const started = await mesh(lone.home, ['start', '--api', String(port), '--beacon-port', String(await freeTcpPort())])
     expect(started.code, started.stderr).toBe(0)
+    expect(started.stdout.split('\n')[1]).toBe(`OpenAI-compatible API at http://127.0.0.1:${port}/v1, dashboard at http://127.0.0.1:${port}/`)
     try {
       const base = `http://127.0.0.1:${port}`
       const health = await rawRequest(base, 'GET', '/health')

@@ -4,7 +4,12 @@ import type { GatewayComponents, GatewayConfig } from './server.js'
 import { ApiKeyRing, checkApiExposure } from './keys.js'
 
 /** The agent's view of the gateway: it starts and stops with the agent. */
-export interface Gateway { start: () => Promise<void>, stop: () => Promise<void> }
+export interface Gateway {
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  /** http://HOST:PORT it listens on (the port the system chose for port 0); undefined until started */
+  url: () => string | undefined
+}
 
 /**
  * The OpenAI-compatible gateway as an agent component. fastify and the routes load only when it
@@ -12,6 +17,7 @@ export interface Gateway { start: () => Promise<void>, stop: () => Promise<void>
  */
 export const openAiGateway = (cfg: GatewayConfig, home: string) => (c: Omit<GatewayComponents, 'keys'> & { log: Logger }): Gateway => {
   let app: Awaited<ReturnType<typeof import('./server.js').buildGateway>> | undefined
+  let url: string | undefined
   return {
     async start () {
       if (app !== undefined) return
@@ -21,12 +27,15 @@ export const openAiGateway = (cfg: GatewayConfig, home: string) => (c: Omit<Gate
       await built.listen({ host: cfg.address.host, port: cfg.address.port })
       app = built
       const a = built.server.address()
-      c.log.info({ address: typeof a === 'object' && a !== null ? `${a.address}:${a.port}` : String(a) }, 'OpenAI-compatible API listening')
+      url = `http://${formatApiAddress({ host: cfg.address.host, port: typeof a === 'object' && a !== null ? a.port : cfg.address.port })}`
+      c.log.info({ url }, 'OpenAI-compatible API listening')
     },
     async stop () {
       const a = app
       app = undefined
+      url = undefined
       await a?.close()
-    }
+    },
+    url: () => url
   }
 }
