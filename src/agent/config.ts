@@ -185,7 +185,7 @@ const FileSchema = z.strictObject({
   relays: z.array(z.string()).optional(),
   controlPlane: z.string().optional(),
   api: z.string().optional(),
-  apiCors: z.array(z.string().url()).optional()
+  apiCors: z.array(z.string()).optional()
 })
 
 /** Overrides as plain data (agent.json, or what `mesh start` hands its detached agent); undefined if invalid. */
@@ -288,6 +288,16 @@ export function parseControlPlaneUrl (text: string): string {
   return url.origin
 }
 
+/** A browser origin as the Origin header spells it: scheme://host[:port], nothing after. */
+function parseOrigin (text: string): string {
+  let url: URL | undefined
+  try { url = new URL(text.trim()) } catch { url = undefined }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== text.trim().replace(/\/$/, '')) {
+    throw new UsageError(`CORS origin ${JSON.stringify(text)} is not an origin like https://chat.example:3000 (scheme, host, port; no path)`)
+  }
+  return url.origin
+}
+
 function checkGroup (group: string): string {
   const first = Number(group.split('.')[0])
   if (!net.isIPv4(group) || first < 224 || first > 239) throw new UsageError(`beacon group ${group} is not an IPv4 multicast address (224.0.0.0-239.255.255.255)`)
@@ -332,6 +342,6 @@ export function resolveAgentConfig (home: string, ...layers: AgentOverrides[]): 
     threads: threadCount(pick('threads') ?? base.threads),
     tensorPartials: pick('tensorPartials') ?? base.tensorPartials,
     controlPlane: ((u) => u === undefined ? undefined : parseControlPlaneUrl(u))(pick('controlPlane')),
-    api: ((a) => a === undefined ? undefined : { address: parseApiAddress(a), corsOrigins: pick('apiCors') ?? [] })(pick('api'))
+    api: ((a) => a === undefined ? undefined : { address: parseApiAddress(a), corsOrigins: (pick('apiCors') ?? []).map(parseOrigin) })(pick('api'))
   }
 }

@@ -135,3 +135,11 @@ describe('job queue', () => {
     expect(q.depth).toEqual({ running: false, waiting: 0 })
   })
 })
+
+describe('API config', () => {
+  it('takes CORS origins as origins only', () => {
+    expect(resolveAgentConfig('/h', { api: '8000', apiCors: ['https://chat.example:3000/'] }).api?.corsOrigins).toEqual(['https://chat.example:3000'])
+    expect(() => resolveAgentConfig('/h', { api: '8000', apiCors: ['https://chat.example/path'] })).toThrow(UsageError)
+    expect(() => resolveAgentConfig('/h', { api: '8000', apiCors: ['chat.example'] })).toThrow(UsageError)
+  })
+})

@@ -1,7 +1,11 @@
+import { MeshError } from '../../../errors.js'
 import type { Logger } from '../../log.js'
 import { formatApiAddress, isLoopbackHost } from './address.js'
 import type { GatewayComponents, GatewayConfig } from './server.js'
 import { ApiKeyRing, checkApiExposure } from './keys.js'
+
+/** The API's address cannot be bound (in use, not this machine's, not allowed). */
+export class ApiListenError extends MeshError {}
 
 /** The agent's view of the gateway: it starts and stops with the agent. */
 export interface Gateway {
@@ -24,7 +28,14 @@ export const openAiGateway = (cfg: GatewayConfig, home: string) => (c: Omit<Gate
       checkApiExposure(home, formatApiAddress(cfg.address), isLoopbackHost(cfg.address.host))
       const { buildGateway } = await import('./server.js')
       const built = buildGateway(cfg, { ...c, keys: new ApiKeyRing(home) })
-      await built.listen({ host: cfg.address.host, port: cfg.address.port })
+      try {
+        await built.listen({ host: cfg.address.host, port: cfg.address.port })
+      } catch (err) {
+        await built.close()
+        const code = (err as NodeJS.ErrnoException).code
+        const why = code === 'EADDRINUSE' ? 'the port is in use' : code === 'EADDRNOTAVAIL' ? 'that address is not one of this machine\'s' : code === 'EACCES' ? 'a port below 1024 needs root' : (err as Error).message
+        throw new ApiListenError(`cannot serve the API on ${formatApiAddress(cfg.address)}: ${why}; choose another with --api [HOST:]PORT`)
+      }
       app = built
       const a = built.server.address()
       url = `http://${formatApiAddress({ host: cfg.address.host, port: typeof a === 'object' && a !== null ? a.port : cfg.address.port })}`

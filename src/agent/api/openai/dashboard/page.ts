@@ -78,7 +78,7 @@ async function poll () {
 function render (d) {
   const s = d.status
   $('node').textContent = s.name + ' (' + short(s.nodeId) + ')'
-  $('model').textContent = s.model ? 'model ' + short(s.model.id) : 'fetching model…'
+  $('model').textContent = s.model ? 'model ' + (model ? model.id : short(s.model.id)) : 'fetching model…'
   $('api').textContent = 'API ' + d.gateway.address + (d.gateway.keys ? ' · keys on' : ' · no keys') + ' · queue ' + (d.gateway.queue.running ? 1 : 0) + '+' + d.gateway.queue.waiting
   const ring = d.ring[0]
   renderRing(ring)
