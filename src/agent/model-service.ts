@@ -133,7 +133,8 @@ export class ModelService {
     const { log, net } = this.c
     const signal = this.abort.signal
     const refused = new Set<string>()
-    const said = new Set<string>()
+    // members whose last answer was one said once (SAID_ONCE): asked again quietly until it changes
+    const quiet = new Map<string, FetchFailure>()
     const drops = Object.fromEntries(FETCH_FAILURES.map((r) => [r, 0])) as Record<FetchFailure, number>
     this.fetch = { sha256: plan.sha256, state: 'waiting', from: null, read: 0, total: 0, error: null, drops: { ...drops } }
     log.info({ sha256: plan.sha256, models: plan.wants.map((w) => w.modelId) }, 'model missing; waiting for a pool member that serves it')
@@ -141,31 +142,19 @@ export class ModelService {
       const servers = plan.wants.flatMap((want) => net.membersServing(want.modelId).map((from) => ({ from, want })))
       for (const { from, want } of servers.filter((s) => !refused.has(s.from))) {
         if (signal.aborted) return
-        let logged = 0
         this.update({ state: 'fetching', from, read: 0, total: 0 })
-        if (!said.has(from)) log.info({ from, sha256: plan.sha256, format: want.format }, 'fetching the model')
-        const dest = fetchedModelPath(plan.home, plan.sha256, want.format)
+        if (!quiet.has(from)) log.info({ from, sha256: plan.sha256, format: want.format }, 'fetching the model')
         let model: ServedModel
         try {
-          const stream = await net.openMemberStream(from, MODEL_PROTOCOL, signal)
-          await fetchModelOver(stream, plan.sha256, dest, {
-            checkHead: { bytes: MODEL_HEAD_BYTES, problem: (head) => headProblem(want.format, head) },
-            onProgress: (read, total) => {
-              this.update({ read, total })
-              if (read - logged < total / 10 && read < total) return
-              logged = read
-              log.info({ from, read, total }, 'fetching the model')
-            }
-          })
-          model = await adoptFetched(dest, plan.tokenizerPath, want)
+          model = await this.fetchFrom(from, want, plan, signal)
         } catch (err) {
           const failure = err instanceof ModelFetchError ? err.reason : 'stream-error'
           drops[failure]++
           if (REFUSING.has(failure)) refused.add(from)
           this.update({ state: 'waiting', error: `${from}: ${failure}`, drops: { ...drops } })
-          const key = `${from} ${failure}`
-          if (SAID_ONCE.has(failure) && said.has(key)) continue
-          if (SAID_ONCE.has(failure)) said.add(key)
+          if (SAID_ONCE.has(failure) && quiet.get(from) === failure) continue
+          if (SAID_ONCE.has(failure)) quiet.set(from, failure)
+          else quiet.delete(from)
           log.warn({ from, reason: failure, err: err instanceof Error ? err.message : String(err) }, refused.has(from) ? 'refused the model a member sent; not asking it again' : 'could not fetch the model from a member')
           // the hash was right, so every member would send these same bytes: nothing left to try
           if (failure === 'unservable') {
@@ -182,5 +171,22 @@ export class ModelService {
       }
       await new Promise((resolve) => { setTimeout(resolve, RETRY_MS).unref() })
     }
+  }
+
+  /** One attempt: the file from `from` (its head judged first, then its hash), then as the model announced. */
+  private async fetchFrom (from: string, want: FetchWant, plan: Extract<ModelPlan, { kind: 'fetch' }>, signal: AbortSignal): Promise<ServedModel> {
+    const dest = fetchedModelPath(plan.home, plan.sha256, want.format)
+    const stream = await this.c.net.openMemberStream(from, MODEL_PROTOCOL, signal)
+    let logged = 0
+    await fetchModelOver(stream, plan.sha256, dest, {
+      checkHead: { bytes: MODEL_HEAD_BYTES, problem: (head) => headProblem(want.format, head) },
+      onProgress: (read, total) => {
+        this.update({ read, total })
+        if (read - logged < total / 10 && read < total) return
+        logged = read
+        this.c.log.info({ from, read, total }, 'fetching the model')
+      }
+    })
+    return await adoptFetched(dest, plan.tokenizerPath, want)
   }
 }

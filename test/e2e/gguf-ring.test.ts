@@ -9,7 +9,7 @@ import { readPid } from '../../src/agent/pidfile.js'
 import { hashFile } from '../../src/inference/files.js'
 import { modelIdentity } from '../../src/inference/identity.js'
 import { SHARED_DIR, sharedPath } from '../helpers/shared.js'
-import { OneDevice, expectOneDeviceOrNearTie } from './gguf-ring-near-tie.js'
+import { expectOneDeviceOrNearTie, OneDevice } from '../helpers/gguf-near-tie.js'
 import { NetnsLab, netnsUnavailable, type LabNode } from './netns.js'
 
 const why = netnsUnavailable() ?? (SHARED_DIR === null ? 'no shared GGUF test data (../shared or MESH_SHARED)' : undefined)
@@ -37,7 +37,7 @@ interface JobJson { token_ids: number[], prompt_token_ids: number[], failovers: 
  * (multicast beacons for the join, libp2p and the TCP tensor plane over the bridge): rings of 3
  * and 2 give one device's token ids for every golden prompt, kill -9 of one of three
  * mid-generation changes nothing, and a member serving another GGUF is left out with the notice.
- * "One device's ids" allows a near-tie flip (gguf-ring-near-tie.ts), said on the console when it
+ * "One device's ids" allows a near-tie flip (test/helpers/gguf-near-tie.ts), said on the console when it
  * happens. One lab for the whole file; each model's ring is three agents restarted on it.
  */
 describe.skipIf(why !== undefined)(`GGUF rings across network namespaces${why !== undefined ? ` (SKIPPED: ${why})` : ''}`, () => {
@@ -111,7 +111,7 @@ describe.skipIf(why !== undefined)(`GGUF rings across network namespaces${why !=
   /** The ring's ids against one device's: equal, or parted at a near-tie (said on the console). */
   async function expectOneDevice (m: ModelName, ring: readonly number[], prompt: string, maxTokens: string, promptTokens: number, what: string): Promise<void> {
     const one = (await localRun(m, prompt, maxTokens)).token_ids
-    const parted = await expectOneDeviceOrNearTie(await oneDevice(m), ring, one, promptTokens, `${m}, ${what}, ${JSON.stringify(prompt)}`)
+    const parted = await expectOneDeviceOrNearTie(async () => await oneDevice(m), ring, one, promptTokens, `${m}, ${what}, ${JSON.stringify(prompt)}`)
     if (parted !== null) console.warn(`NEAR-TIE: ${parted}`)
   }
 

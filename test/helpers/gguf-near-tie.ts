@@ -35,9 +35,10 @@ export class OneDevice {
 
 /**
  * `ring` equals `one` (one device's greedy ids, prompt included), or parts from it only after the
- * prompt and at a near-tie. Returns a line saying where they parted, or null when equal.
+ * prompt and at a near-tie (`device` is loaded only then). Returns a line saying where they
+ * parted, or null when equal.
  */
-export async function expectOneDeviceOrNearTie (device: OneDevice, ring: readonly number[], one: readonly number[], promptTokens: number, what: string): Promise<string | null> {
+export async function expectOneDeviceOrNearTie (device: () => Promise<OneDevice>, ring: readonly number[], one: readonly number[], promptTokens: number, what: string): Promise<string | null> {
   let p = 0
   while (p < ring.length && p < one.length && ring[p] === one[p]) p++
   if (p === ring.length && p === one.length) return null
@@ -45,7 +46,7 @@ export async function expectOneDeviceOrNearTie (device: OneDevice, ring: readonl
   const a = ring[p]
   const b = one[p]
   expect(a !== undefined && b !== undefined, `${what}: one run stopped at token ${p}, the other went on`).toBe(true)
-  const logits = await device.logitsAfter(one.slice(0, p))
+  const logits = await (await device()).logitsAfter(one.slice(0, p))
   const la = logits[a as number] ?? NaN
   const lb = logits[b as number] ?? NaN
   expect(Math.abs(la - lb), `${what}: at token ${p} the ring took ${a}, one device ${b}: logits ${la} and ${lb} are no near-tie`).toBeLessThan(NEAR_TIE * Math.max(Math.abs(la), Math.abs(lb)))
