@@ -130,12 +130,21 @@ function renderShares (ring, stats) {
   $('shares').replaceChildren(...rows)
 }
 
+/** every member's compute and network time in a job, one bar: how much of the job was waiting on the ring */
+function timeBar (members) {
+  const compute = members.reduce((a, m) => a + m.compute_ms, 0)
+  const network = members.reduce((a, m) => a + m.network_ms, 0)
+  const total = Math.max(1, compute + network)
+  return h('div', { class: 'bar', title: 'compute ' + fmt(compute, 0) + ' ms, network ' + fmt(network, 0) + ' ms over ' + members.length + ' members' },
+    h('div', { class: 'compute', style: 'width:' + (100 * compute / total) + '%' }), h('div', { class: 'network', style: 'width:' + (100 * network / total) + '%' }))
+}
+
 function renderJobs (stats) {
   const t = stats.totals
   $('job-totals').textContent = t.jobs + ' jobs · ' + t.generated_tokens + ' tokens · ' + t.failovers + ' failovers · ' + t.failed + ' failed · ' + t.cancelled + ' cancelled'
-  const running = stats.active.leading.map((j) => h('tr', { class: 'running' }, h('td', {}, 'running'), h('td', { class: 'mono' }, j.job_id), h('td', {}, j.tokens), h('td', {}, '–'), h('td', {}, '–'), h('td', {}, '–')))
+  const running = stats.active.leading.map((j) => h('tr', { class: 'running' }, h('td', {}, 'running'), h('td', { class: 'mono' }, j.job_id), h('td', {}, j.tokens), h('td', {}, '–'), h('td', {}, '–'), h('td', {}, '–'), h('td', {})))
   const recent = stats.jobs.slice().reverse().map((j) => h('tr', {}, h('td', {}, j.kind), h('td', { class: 'mono' }, j.job_id), h('td', {}, j.generated_tokens),
-    h('td', {}, fmt(j.tokens_per_second)), h('td', {}, fmt(j.time_to_first_token_ms, 0)), h('td', {}, j.failovers)))
+    h('td', {}, fmt(j.tokens_per_second)), h('td', {}, fmt(j.time_to_first_token_ms, 0)), h('td', {}, j.failovers), h('td', { class: 'bars', style: 'width:25%' }, timeBar(j.members))))
   $('jobs').replaceChildren(...running, ...recent)
 }
 
@@ -253,7 +262,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <section><h2>Members</h2><table><thead><tr><th>name</th><th>node</th><th>address</th><th>role</th><th>status</th><th>model</th><th>in ring</th></tr></thead><tbody id="members"></tbody></table></section>
 <section><h2>Shares and the last job</h2><div id="memory" class="dim"></div><div class="legend"><span><i class="compute" style="background:var(--accent)"></i>compute</span><span><i style="background:var(--warn)"></i>network</span></div>
 <table><thead><tr><th>member</th><th>columns</th><th>heads</th><th>FFN units</th><th>compute / network</th></tr></thead><tbody id="shares"></tbody></table></section>
-<section><h2>Jobs</h2><div id="job-totals" class="dim"></div><table><thead><tr><th>kind</th><th>job</th><th>tokens</th><th>tok/s</th><th>TTFT ms</th><th>failovers</th></tr></thead><tbody id="jobs"></tbody></table></section>
+<section><h2>Jobs</h2><div id="job-totals" class="dim"></div><table><thead><tr><th>kind</th><th>job</th><th>tokens</th><th>tok/s</th><th>TTFT ms</th><th>failovers</th><th>compute / network</th></tr></thead><tbody id="jobs"></tbody></table></section>
 <section><h2>Beacons and connections</h2><table class="counters"><tbody id="counters"></tbody></table></section>
 </div>
 <div>
