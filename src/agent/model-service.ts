@@ -10,7 +10,7 @@ import { MODEL_PROTOCOL } from './net/model-wire.js'
 import { FETCH_FAILURES, fetchModelOver, ModelFetchError, serveModelStream, type FetchFailure } from './net/model-transfer.js'
 import type { PoolNetwork } from './net/pool-network.js'
 
-/** A checkpoint whose sha256 is not the one the member was told to serve. */
+/** A model file whose sha256 is not the one the member was told to serve. */
 export class ModelMismatchError extends MeshError {}
 
 /**
@@ -35,7 +35,7 @@ export async function planModel (m: ServeConfig, home: string, onProgress?: (rea
   if (checkpointPath !== null) {
     const model = await identifyModel({ ...m, checkpointPath }, onProgress)
     if (m.sha256 !== undefined && model.identity.checkpointSha256 !== m.sha256) {
-      throw new ModelMismatchError(`checkpoint ${checkpointPath} has sha256 ${model.identity.checkpointSha256}, not ${m.sha256} as --model-sha256 says; fix the flag, or remove the file to fetch the right one`)
+      throw new ModelMismatchError(`model file ${checkpointPath} has sha256 ${model.identity.checkpointSha256}, not ${m.sha256} as --model-sha256 says; fix the flag, or remove the file to fetch the right one`)
     }
     return { kind: 'serve', model }
   }
