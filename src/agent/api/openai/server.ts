@@ -145,7 +145,8 @@ export function buildGateway (cfg: GatewayConfig, c: GatewayComponents): Fastify
         logDone('ok', { job: o.jobId, usage: o.usage })
         await reply.send(g.endpoint === 'chat' ? chatCompletion(ids, o) : textCompletion(ids, o))
       } catch (err) {
-        if (err instanceof ClientGoneError || gone.signal.aborted) { logDone('client-gone'); return }
+        // nobody to answer: tell fastify the reply is ours, so it does not answer a closed socket
+        if (err instanceof ClientGoneError || gone.signal.aborted) { reply.hijack(); logDone('client-gone'); return }
         throw err
       }
       return
