@@ -52,7 +52,7 @@ describe('request validation', () => {
     [{ ...chat, temperature: 3 }, 'temperature'],
     [{ ...chat, top_p: 0 }, 'top_p'],
     [{ ...chat, seed: -4 }, 'seed'],
-    [{ ...chat, stop: ['a', 'b', 'c', 'd', 'e'] }, 'stop'],
+    [{ ...chat, stop: Array.from({ length: 17 }, (_, i) => String(i)) }, 'stop'],
     [{ ...chat, messages: [] }, 'messages'],
     [{ ...chat, messages: [{ role: 'tool', content: 'x' }] }, 'messages[0].role'],
     [{ ...chat, messages: [{ role: 'user', content: [{ type: 'image_url', image_url: 'x' }] }] }, 'messages[0].content'],

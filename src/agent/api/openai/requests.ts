@@ -29,7 +29,8 @@ export interface GenerationRequest {
 
 /** a whole chat history is re-sent each turn: room for a long one, far below the body limit */
 const MAX_TEXT = 64 * 1024
-const MAX_STOPS = 4
+/** OpenAI allows 4; editors' plugins send a template's worth of stop strings (llama-server takes any number) */
+const MAX_STOPS = 16
 
 const text = z.string().max(MAX_TEXT)
 const textPart = z.object({ type: z.literal('text'), text })
