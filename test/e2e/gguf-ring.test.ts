@@ -37,15 +37,16 @@ interface JobJson { token_ids: number[], prompt_token_ids: number[], failovers: 
  * (multicast beacons for the join, libp2p and the TCP tensor plane over the bridge): rings of 3
  * and 2 give one device's token ids for every golden prompt, kill -9 of one of three
  * mid-generation changes nothing, and a member serving another GGUF is left out with the notice.
- * "One device's ids" allows a near-tie flip (test/helpers/gguf-near-tie.ts), said on the console when it
- * happens. One lab for the whole file; each model's ring is three agents restarted on it.
+ * "One device's ids" allows a flip at a near-tie (test/helpers/gguf-near-tie.ts), said on the
+ * console when it happens. One lab for the whole file; each model's ring is three agents
+ * restarted on it.
  */
 describe.skipIf(why !== undefined)(`GGUF rings across network namespaces${why !== undefined ? ` (SKIPPED: ${why})` : ''}`, () => {
   let lab: NetnsLab
   const nodeIds = new Map<LabNode, string>()
   const idOf = (n: LabNode): string => nodeIds.get(n) as string
-  /** `mesh inference --local` ids and text, per model and prompt: one device, the same kernels */
-  const local = new Map<string, { token_ids: number[], text: string }>()
+  /** `mesh inference --local` ids per model, prompt and length: one device, the same kernels */
+  const local = new Map<string, { token_ids: number[] }>()
 
   /** `mesh ARGS` in a node's namespace; generous timeout: four agents share two busy cores */
   async function meshOk (n: LabNode, args: string[]): Promise<string> {
@@ -92,11 +93,11 @@ describe.skipIf(why !== undefined)(`GGUF rings across network namespaces${why !=
     }, { timeout: 90_000, interval: 200 })
   }
 
-  async function localRun (m: ModelName, prompt: string, maxTokens: string): Promise<{ token_ids: number[], text: string }> {
+  async function localRun (m: ModelName, prompt: string, maxTokens: string): Promise<{ token_ids: number[] }> {
     const key = `${m}\n${prompt}\n${maxTokens}`
     const known = local.get(key)
     if (known !== undefined) return known
-    const r = JSON.parse(await meshOk(lab.node(0), ['inference', '--local', '--model', modelFile(m), '--prompt', prompt, '--max-tokens', maxTokens, '--temperature', '0', '--json'])) as { token_ids: number[], text: string }
+    const r = JSON.parse(await meshOk(lab.node(0), ['inference', '--local', '--model', modelFile(m), '--prompt', prompt, '--max-tokens', maxTokens, '--temperature', '0', '--json'])) as { token_ids: number[] }
     local.set(key, r)
     return r
   }
