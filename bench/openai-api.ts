@@ -28,7 +28,7 @@ const shared = path.resolve(process.env.MESH_SHARED ?? '../shared')
 const MODELS: Record<string, { file: string | undefined, tokens: number }> = {
   stories260K: { file: undefined, tokens: 256 }, // the bundled default
   'llama3-test.q4_k_m': { file: path.join(shared, 'models/gguf/llama3-test.q4_k_m.gguf'), tokens: 128 },
-  'stories260K.q8_0': { file: path.join(shared, 'models/gguf/stories260K.q8_0.gguf'), tokens: 256 }
+  'stories260K.q8_0': { file: path.join(shared, 'models/gguf/stories260K.q8_0.gguf'), tokens: 100 } // its context is 128
 }
 const PROMPT = 'Once upon a time'
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] ?? NaN }
@@ -68,6 +68,7 @@ async function api (port: number, tokens: number): Promise<ApiFigures> {
     const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/completions', headers: { 'content-type': 'application/json' } }, (res) => {
       headersAt = performance.now()
       res.setEncoding('utf8')
+      if (res.statusCode !== 200) { res.on('data', (c: string) => { reject(new Error(`the API answered ${res.statusCode ?? '?'}: ${c}`)) }); return }
       res.on('data', (c: string) => {
         const now = performance.now()
         text += c
