@@ -108,9 +108,9 @@ for (const name of arg('models', 'stories260K,llama3-test.q4_k_m').split(',')) {
     await api(port, 8)
     const c: CliFigures[] = []
     const a: ApiFigures[] = []
+    // pairs in alternating order, so a burst of load elsewhere hits both alike
     for (let i = 0; i < runs; i++) {
-      c.push(await cli(homes[0] as string, m.tokens))
-      a.push(await api(port, m.tokens))
+      if (i % 2 === 0) { c.push(await cli(homes[0] as string, m.tokens)); a.push(await api(port, m.tokens)) } else { a.push(await api(port, m.tokens)); c.push(await cli(homes[0] as string, m.tokens)) }
     }
     const ct = median(c.map((x) => x.tps)); const at = median(a.map((x) => x.tps))
     console.log(`| ${name} | ${median(a.map((x) => x.tokens))} | ${ct.toFixed(1)} | ${at.toFixed(1)} | ${(100 * at / ct).toFixed(1)} % | ${median(a.map((x) => x.serverTps)).toFixed(1)} | ${median(c.map((x) => x.ttftMs)).toFixed(0)} | ${median(a.map((x) => x.headersMs)).toFixed(1)} | ${median(a.map((x) => x.firstTokenMs)).toFixed(0)} |`)
