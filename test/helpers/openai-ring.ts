@@ -28,16 +28,14 @@ export interface ApiRing {
 
 /**
  * Start `n` agents on 127.0.0.1, all with `args`, the first serving the OpenAI API on a free port
- * (its agent.json says `"api": "127.0.0.1:PORT"`, plus `apiFile`), and wait until each sees the
- * whole ring converged. `beforeStart` runs on the homes first (e.g. to create an API key).
+ * (its agent.json says `"api": "127.0.0.1:PORT"`), and wait until each sees the whole ring converged.
  */
-export async function startApiRing (n: number, args: readonly string[], opts: { apiFile?: Record<string, unknown>, beforeStart?: (devs: TestDevice[]) => void } = {}): Promise<ApiRing> {
+export async function startApiRing (n: number, args: readonly string[]): Promise<ApiRing> {
   const root = tempRoot()
   const p = testPool(root, Array.from({ length: n }, (_, i) => i === 0 ? 'admin' : `m${i}`))
   const devs = [p.admin, ...p.members]
-  opts.beforeStart?.(devs)
   const port = await freeTcpPort()
-  fs.writeFileSync(path.join(devs[0].home, 'agent.json'), JSON.stringify({ api: `127.0.0.1:${port}`, ...opts.apiFile }))
+  fs.writeFileSync(path.join(devs[0].home, 'agent.json'), JSON.stringify({ api: `127.0.0.1:${port}` }))
   const homes: string[] = []
   const stop = (): void => { killAgents(homes); fs.rmSync(root, { recursive: true, force: true }) }
   try {
