@@ -26,5 +26,5 @@ export class AgentApiError extends MeshError {}
 /** The local API socket cannot be created (e.g. a MESH_HOME path too long for a Unix socket). */
 export class AgentSocketError extends MeshError {}
 
-/** A model fetched from the pool that this member cannot serve (it does not fit its tokenizer). */
+/** A model fetched from the pool that this member cannot serve (it does not load, or a checkpoint does not fit its tokenizer). */
 export class ModelFetchFailedError extends MeshError {}

@@ -93,7 +93,7 @@ export const inferenceStatsCommand: MeshCommand = (io) => ({
     const stats = await callAgent<InferenceStats>(a.home, 'GET', '/v1/inference-stats')
     if (a.json) { io.out(JSON.stringify(stats)); return }
     const t = stats.totals
-    io.out(`${t.jobs} job${t.jobs === 1 ? '' : 's'} led by this agent, ${t.generated_tokens} tokens generated, ${t.failovers} failovers, ${t.failed} failed`)
+    io.out(`${t.jobs} job${t.jobs === 1 ? '' : 's'} led by this agent, ${t.generated_tokens} tokens generated, ${t.failovers} failovers, ${t.failed} failed, ${t.cancelled} cancelled`)
     for (const j of stats.jobs) {
       io.out(`${j.finished_at}  ${j.kind} job ${j.job_id}  pool ${j.pool_id.slice(0, 12)}`)
       for (const line of jobSummary(j)) io.out(`  ${line}`)
