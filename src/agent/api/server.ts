@@ -22,6 +22,35 @@ const MAX_BODY_BYTES = 256 * 1024
 // Linux sun_path is 108 bytes including the terminating NUL
 const MAX_SOCKET_PATH = 107
 
+/** Events closer together than this share one write: a small model's tokens come every ~100 µs. */
+const FLUSH_MS = 2
+
+/**
+ * NDJSON lines written in batches: one write (a syscall and an HTTP chunk) per FLUSH_MS or per turn
+ * of the event loop, whichever comes first, so a generation loop that never yields (a ring of one,
+ * no network to wait on) still streams, and one that waits on the network writes each token at once.
+ */
+function coalesced (res: http.ServerResponse): { emit: (event: object) => void, flush: () => void } {
+  let pending = ''
+  let last = performance.now()
+  let scheduled = false
+  const flush = (): void => {
+    scheduled = false
+    if (pending === '' || res.writableEnded) return
+    res.write(pending)
+    pending = ''
+    last = performance.now()
+  }
+  return {
+    flush,
+    emit: (event) => {
+      pending += JSON.stringify(event) + '\n'
+      if (performance.now() - last >= FLUSH_MS) flush()
+      else if (!scheduled) { scheduled = true; setImmediate(flush) }
+    }
+  }
+}
+
 /**
  * HTTP over a Unix socket in MESH_HOME/run (0700, socket 0600): only the owner of MESH_HOME can
  * talk to the agent, and no TCP port is opened for it.
@@ -87,9 +116,10 @@ export class LocalApi {
         return
       }
       res.writeHead(200, { 'content-type': 'application/x-ndjson' })
-      route(body, (event) => { if (!res.writableEnded) res.write(JSON.stringify(event) + '\n') })
-        .catch((err: unknown) => { res.write(JSON.stringify({ type: 'error', error: 'Error', usage: false, message: err instanceof Error ? err.message : String(err) }) + '\n') })
-        .finally(() => { res.end() })
+      const out = coalesced(res)
+      route(body, out.emit)
+        .catch((err: unknown) => { out.emit({ type: 'error', error: 'Error', usage: false, message: err instanceof Error ? err.message : String(err) }) })
+        .finally(() => { out.flush(); res.end() })
     })
   }
 
