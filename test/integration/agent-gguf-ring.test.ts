@@ -1,12 +1,11 @@
 import { execFile } from 'node:child_process'
 import fs from 'node:fs'
-import { afterEach, describe, expect, it, vi } from 'vitest'
-import { callAgent } from '../../src/agent/api/client.js'
-import type { RingReport } from '../../src/agent/net/pool-ring.js'
+import { afterEach, describe, expect, it } from 'vitest'
 import { readPid } from '../../src/agent/pidfile.js'
 import { killAgents, MESH_JS, startAgents } from '../helpers/agent-procs.js'
 import { tempRoot, testPool, type TestDevice } from '../helpers/pools.js'
 import { expectOneDeviceOrNearTie, OneDevice } from '../helpers/gguf-near-tie.js'
+import { waitForRing } from '../helpers/openai-ring.js'
 import { SHARED_DIR, sharedPath } from '../helpers/shared.js'
 
 /*
@@ -37,13 +36,7 @@ async function ring (n: number, model: string): Promise<TestDevice[]> {
   const p = testPool(root, Array.from({ length: n }, (_, i) => i === 0 ? 'admin' : `m${i}`))
   const devs = [p.admin, ...p.members]
   await startAgents(devs.map((d) => d.home), homes, ['--model', model])
-  await vi.waitFor(async () => {
-    for (const d of devs) {
-      const [r] = await callAgent<RingReport[]>(d.home, 'GET', '/v1/ring')
-      expect(r?.topology.members).toHaveLength(n)
-      expect(r?.converged).toBe(true)
-    }
-  }, { timeout: 60_000, interval: 200 })
+  await waitForRing(devs, n)
   return devs
 }
 
