@@ -6,7 +6,7 @@ import { llmUnitsForColumns } from '../inference/llm/shard-plan.js'
 import { unitsForColumns, type ShardUnits } from '../inference/shard.js'
 import type { RingReport } from './net/pool-ring.js'
 import { ModelService, type FetchStatus, type ModelPlan } from './model-service.js'
-import { libp2pPrivateKey, poolTrust, type Device } from '../pool/index.js'
+import { isRevoked, libp2pPrivateKey, poolTrust, recordRevocation, type Device } from '../pool/index.js'
 import { Announcer } from './announcer.js'
 import { LocalApi } from './api/server.js'
 import { gatewayModel, healthOf, hostMemory, whyNotReady, type AgentView } from './api/openai/agent-view.js'
@@ -192,7 +192,6 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
   })
 
   const status = (): AgentStatus => {
-    const now = clock()
     return {
       pid: process.pid,
       nodeId: device.nodeId,
@@ -203,7 +202,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
       join: join.snapshot(),
       pools: pools.all().map((p) => {
         const counts = { ONLINE: 0, SUSPECT: 0, OFFLINE: 0 }
-        for (const peer of peers.list(p.poolId, now, config.peers)) counts[peer.status]++
+        for (const peer of listPeers(p.poolId)) counts[peer.status]++
         const ring = net.ringStatus(p.poolId)
         return {
           poolId: p.poolId, name: p.record.name, role: p.record.role, state: p.record.state, certSerial: p.cert?.serial ?? null, peers: counts,
@@ -217,8 +216,14 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
       api: ((url) => url === undefined ? null : { url })(gateway?.url())
     }
   }
+  // a revoked member's last beacon would read ONLINE until it ages out; the pool's list says it is gone
+  const revoked = (p: PeerView): boolean => {
+    const record = pools.get(p.poolId)?.record
+    const list = record === undefined ? undefined : recordRevocation(record)
+    return list !== undefined && isRevoked(list, p.certSerial, p.nodeId)
+  }
   // beacons say who is on the LAN; once a peer is in the ring, its liveness there is the fresher word
-  const listPeers = (poolId?: string): PeerView[] => peers.list(poolId, clock(), config.peers).map((p) => {
+  const listPeers = (poolId?: string): PeerView[] => peers.list(poolId, clock(), config.peers).filter((p) => !revoked(p)).map((p) => {
     const live = net.livenessOf(p.poolId, p.nodeId)
     return live === undefined ? p : { ...p, status: live }
   })
