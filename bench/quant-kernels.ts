@@ -6,16 +6,19 @@
  * shapes up to one token of the whole model (attention left out), to set beside llama-bench's
  * tg and pp figures.
  *
- *   node scripts/build-native.mjs && node --import tsx bench/quant-kernels.ts [--types Q4_0,Q4_K]
+ *   node scripts/build-native.mjs && node --import tsx bench/quant-kernels.ts [--types Q4_0,Q4_K] [--packed]
+ *
+ * --packed repacks the weights as the engine does at load (interleaved rows, where the type has a
+ * packed form) and times those kernels instead.
  */
 import os from 'node:os'
 import { parseArgs } from 'node:util'
-import { nativeKernels, onHugePages } from '../src/inference/native.js'
+import { nativeKernels, onHugePages, PACKED_TYPE } from '../src/inference/native.js'
 import { blockType, rowBytes } from '../src/inference/quant/block-types.js'
 
 const ALL = ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q4_K', 'Q5_K', 'Q6_K']
 const IDS: Record<string, number> = { F32: 0, F16: 1, BF16: 30, Q8_0: 8, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q4_K: 12, Q5_K: 13, Q6_K: 14 }
-const { values } = parseArgs({ options: { types: { type: 'string', default: ALL.join(',') } } })
+const { values } = parseArgs({ options: { types: { type: 'string', default: ALL.join(',') }, packed: { type: 'boolean', default: false } } })
 const TYPES = (values.types ?? '').split(',')
 
 const k = nativeKernels()
@@ -66,6 +69,7 @@ for (const name of TYPES) {
     const bytes = rows * rb
     const n = Math.max(1, Math.ceil(STREAM_BYTES / bytes))
     const one = weights(type, bytes)
+    const id = values.packed === true && k.qrepack(one, type, rows, cols) ? type | PACKED_TYPE : type
     const all = onHugePages(new Uint8Array(n * bytes))
     for (let i = 0; i < n; i++) all.set(one, i * bytes)
     const mats = Array.from({ length: n }, (_, i) => all.subarray(i * bytes, (i + 1) * bytes))
@@ -73,16 +77,16 @@ for (const name of TYPES) {
     const out = new Float32Array(PROMPT * rows)
     const cells: string[] = []
     for (const [c, threads] of [1, 2].entries()) {
-      const s = time(n, (i) => { k.qmatmul(out, mats[i], type, rows, cols, x, 1, threads) })
+      const s = time(n, (i) => { k.qmatmul(out, mats[i], id, rows, cols, x, 1, threads) })
       total[c] += s * perToken
       cells.push(`${(bytes / s / 1e9).toFixed(1)} GB/s`)
     }
     for (const [c, threads] of [1, 2].entries()) {
-      const s = time(1, () => { k.qmatmul(out, one, type, rows, cols, x, PROMPT, threads) })
+      const s = time(1, () => { k.qmatmul(out, one, id, rows, cols, x, PROMPT, threads) })
       total[2 + c] += s * perToken / PROMPT
       cells.push(`${(2 * rows * cols * PROMPT / s / 1e9).toFixed(0)} GFLOP/s`)
     }
-    console.log(`| ${name} | ${rows}×${cols} | ${cells.join(' | ')} |`)
+    console.log(`| ${name}${id !== type ? ' packed' : ''} | ${rows}×${cols} | ${cells.join(' | ')} |`)
   }
   model[name] = total
 }

@@ -37,6 +37,7 @@
 #define ROW_CHUNK 16  /* rows a thread runs through all tokens at once; threads' shares are multiples of it */
 #define MAX_GROUP 16  /* matrices in one qmatmulGroup call */
 #define PACK_ROWS 16  /* rows interleaved in a packed group: one int32 lane of a 512-bit vector each */
+#define PREFETCH_BYTES 4608
 #define PACK_TILE 8   /* tokens a packed group's kernel takes at once (PACKED_DOT's switch goes up to it) */
 #define PACKED 0x100  /* added to a ggml type id: the matrix was repacked (qrepack) */
 _Static_assert(ROW_CHUNK % PACK_ROWS == 0, "threads' shares must cut between packed groups");
@@ -589,6 +590,11 @@ typedef uint32_t u32x16 __attribute__((vector_size(64))); /* for K4_SCALES on 16
 
 static inline __m512i load512(const void *p) { return _mm512_loadu_si512(p); }
 
+/* The lines of the block PREFETCH_BYTES ahead of this one's `bytes` at w: without it, a group's decode stalls on memory */
+ALWAYS_INLINE void prefetch_ahead(const uint8_t *w, const int bytes) {
+  for (int i = 0; i < bytes; i += 64) _mm_prefetch((const char *)w + PREFETCH_BYTES + i, _MM_HINT_T0);
+}
+
 static inline __m512i broadcast32(const void *p) {
   int32_t v;
   memcpy(&v, p, 4);
@@ -623,6 +629,7 @@ ALWAYS_INLINE void packed32_body(int n, const uint8_t *w, const uint8_t *a, size
   for (int t = 0; t < nt; t++) { y[t] = q8_1_at(a + t * as, n); acc[t] = _mm512_setzero_ps(); }
   const __m512i m4 = _mm512_set1_epi8(0x0f);
   for (int b = 0; b < n / 32; b++, w += bytes) {
+    prefetch_ahead(w, (int)bytes);
     const __m512 d = _mm512_cvtph_ps(load256(w)), m = _mm512_mul_ps(d, _mm512_set1_ps(q8 ? -128.0f : -8.0f));
     const uint8_t *qs = w + 2 * PACK_ROWS;
     __m512i q[8];
@@ -648,6 +655,7 @@ ALWAYS_INLINE void packed_q4_K_body(int n, const uint8_t *w, const uint8_t *a, s
   for (int t = 0; t < nt; t++) { y[t] = (const block_q8_K *)(a + t * as); acc[t] = _mm512_setzero_ps(); }
   const __m512i m4 = _mm512_set1_epi8(0x0f), m8 = _mm512_set1_epi32(0xff);
   for (int b = 0; b < n / 256; b++, w += PACK_ROWS * BYTES_Q4_K) {
+    prefetch_ahead(w, PACK_ROWS * BYTES_Q4_K);
     const __m512 d = _mm512_cvtph_ps(load256(w)), dmin = _mm512_cvtph_ps(load256(w + 32));
     u32x16 u[4] = { (u32x16)load512(w + 64), (u32x16)load512(w + 128), (u32x16)load512(w + 192) };
     K4_SCALES(u);
@@ -688,6 +696,7 @@ ALWAYS_INLINE void packed_q6_K_body(int n, const uint8_t *w, const uint8_t *a, s
   for (int t = 0; t < nt; t++) { y[t] = (const block_q8_K *)(a + t * as); acc[t] = _mm512_setzero_ps(); }
   const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
   for (int b = 0; b < n / 256; b++, w += PACK_ROWS * BYTES_Q6_K) {
+    prefetch_ahead(w, PACK_ROWS * BYTES_Q6_K);
     const __m512 d = _mm512_cvtph_ps(load256(w));
     const uint8_t *scales = w + 32, *ql = scales + 4 * 64, *qh = ql + 32 * 64;
     __m512i sum[PACK_TILE];
