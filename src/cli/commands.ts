@@ -7,6 +7,7 @@ import { initCommand } from './init.js'
 import type { CliIO, GlobalArgs } from '../process/io.js'
 import { modelCommand } from './model.js'
 import { poolApproveCommand, poolPolicyCommand, poolRejectCommand, poolRevokeCommand } from './pool-admin.js'
+import { poolKeyCommand } from './pool-key.js'
 import { poolCreateCommand, poolJoinCommand, poolListCommand, poolStatusCommand } from './pool.js'
 import { ringStatusCommand } from './ring.js'
 
@@ -22,7 +23,7 @@ export const commands: MeshCommand[] = [
   poolCreateCommand, poolJoinCommand,
   startCommand, stopCommand,
   poolListCommand, poolStatusCommand, poolPeersCommand, ringStatusCommand,
-  poolApproveCommand, poolRejectCommand, poolPolicyCommand, poolRevokeCommand,
+  poolApproveCommand, poolRejectCommand, poolPolicyCommand, poolRevokeCommand, poolKeyCommand,
   inferenceCommand, inferenceStatsCommand, modelCommand,
   apiKeyCommand
 ]

@@ -56,7 +56,7 @@ export const poolJoinCommand: MeshCommand = (io) => ({
     .option('pool-id', { type: 'string', describe: 'Pool ID from the admin (or a prefix of at least 16 hex digits)' })
     .option('pool-root-pubkey', { type: 'string', describe: 'Pool Root Public Key from the admin (64 hex digits)' })
     .option('name', { type: 'string', describe: 'a local name for the pool (env POOL_NAME)', default: fromEnv('POOL_NAME') })
-    .option('token', { type: 'string', describe: 'the join token from the admin (needed under the token policy)' })
+    .option('token', { type: 'string', describe: 'the join token from the admin (needed under the token policy), or a pre-authorised key from `mesh pool-key create` (signed at once under any policy)' })
     .option('start', { type: 'boolean', default: false, describe: 'then start the agent, as `mesh start` does (settings from agent.json and the environment), unless it runs already' })
     .option('wait', { type: 'number', describe: 'then wait up to N seconds for the certificate (the agent must be running: mesh start, or --start)' }),
   handler: handler<{ poolId?: unknown, poolRootPubkey?: unknown, name?: unknown, token?: unknown, start: unknown, wait?: unknown }>(async (args) => {

@@ -4,7 +4,7 @@
  * record (store.ts); the decisions themselves are the pure functions of cert-request.ts.
  *
  * Exports: CreatedPool, createPool, requestContext, RequestOutcome, handleCertRequest, approvePending,
- * rejectPending, setPoolPolicy, revokeNode, MAX_PENDING.
+ * rejectPending, setPoolPolicy, revokeNode, MAX_PENDING, adminPool, CreatedPoolKey, createPoolKey, revokePoolKey.
  */
 import fs from 'node:fs'
 import { newSerial, signMemberCert, type MemberCert } from './cert.js'
@@ -16,6 +16,9 @@ import { keyId, newSeed, publicKeyOf, writeKeyFile } from './keys.js'
 import { listPoolIds, rootKeyFile } from './paths.js'
 import { derivePoolId } from './pool-id.js'
 import { CLOCK_SKEW_MS, DEFAULT_CERT_LIFETIME_MS, newJoinToken, type PoolPolicy } from './policy.js'
+import {
+  isPoolKeyText, newPoolKey, parsePoolKey, poolKeyHash, poolKeyId, poolKeyPublicKey, poolKeyState, prunePoolKeys, spendPoolKey, type PoolKeyEntry
+} from './pool-keys.js'
 import { signRevocationList, type RevocationList } from './revocation.js'
 import {
   readPoolRecord, readRootKey, recordBytes, recordRevocation, resolvePoolId, updatePoolRecord, writeNewPoolRecord,
@@ -62,6 +65,7 @@ export function createPool (home: string, opts: { name: string, policy: PoolPoli
     certificate: toBase64Url(cert.bytes),
     policy: opts.policy,
     joinToken,
+    poolKeys: [],
     members: [memberEntry(cert)],
     pending: [],
     rejectedNodeIds: [],
@@ -93,6 +97,7 @@ export function requestContext (r: AdminPoolRecord, rootPrivateKey: Uint8Array):
     rootPublicKey: publicKeyOf(rootPrivateKey),
     policy: r.policy,
     joinToken: r.joinToken,
+    poolKeys: r.poolKeys,
     revocation,
     memberNodeIds: new Set(r.members.map(m => m.nodeId)),
     rejectedNodeIds: new Set(r.rejectedNodeIds)
@@ -118,7 +123,9 @@ export function handleCertRequest (home: string, requestBytes: Uint8Array, now: 
     const d = decideCertRequest(req, requestContext(r, rootKey), now)
     decision = d
     if (d.kind === 'issue') {
-      return { ...r, members: upsertMember(r.members, d.cert), pending: r.pending.filter(p => p.nodeId !== req.nodeId) }
+      // a pool key is spent in the same write that records the member, so two requests cannot both use it
+      const poolKeys = d.poolKey === undefined ? r.poolKeys : spendPoolKey(r.poolKeys, d.poolKey, req.nodeId, now)
+      return { ...r, poolKeys, members: upsertMember(r.members, d.cert), pending: r.pending.filter(p => p.nodeId !== req.nodeId) }
     }
     // a missing or wrong token is refused, but the admin may still vouch for the device with pool-approve
     if (d.kind === 'refuse' && !APPROVABLE_REFUSALS.has(d.reason)) return r
@@ -221,4 +228,63 @@ export function revokeNode (home: string, nodeId: string, poolIdText: string | u
     }
   })
   return list as RevocationList
+}
+
+/** The admin pool a command names with --pool-id, or the only one this device administers. */
+export function adminPool (home: string, poolIdText: string | undefined): AdminPoolRecord {
+  loadDevice(home)
+  if (poolIdText !== undefined) return asAdmin(readPoolRecord(home, resolvePoolId(home, poolIdText)))
+  const admin = listPoolIds(home).map(id => readPoolRecord(home, id)).filter((r): r is AdminPoolRecord => r.role === 'admin')
+  if (admin.length === 1) return admin[0] as AdminPoolRecord
+  if (admin.length === 0) throw new NotPoolAdminError('this device is not the admin of any pool; create one with `mesh pool-create`')
+  throw new AmbiguousPoolIdError(`this device administers ${admin.length} pools; say which with --pool-id`)
+}
+
+export interface CreatedPoolKey { poolId: string, key: string, entry: PoolKeyEntry }
+
+/** `mesh pool-key create`: a new key, recorded by its hash only; the text is returned once. */
+export function createPoolKey (home: string, opts: { poolId?: string | undefined, name: string, reusable: boolean, ttlMs: number, now: number }): CreatedPoolKey {
+  const name = opts.name === '' ? '' : parseName(opts.name, 'key name')
+  const pool = adminPool(home, opts.poolId)
+  const key = newPoolKey()
+  const entry: PoolKeyEntry = {
+    hash: poolKeyHash(poolKeyPublicKey(parsePoolKey(key))),
+    name,
+    reusable: opts.reusable,
+    createdAt: opts.now,
+    expiresAt: opts.now + opts.ttlMs,
+    revokedAt: null,
+    uses: []
+  }
+  updatePoolRecord(home, pool.poolId, current => {
+    const r = asAdmin(current)
+    return { ...r, poolKeys: [...prunePoolKeys(r.poolKeys, opts.now), entry] }
+  })
+  return { poolId: pool.poolId, key, entry }
+}
+
+/**
+ * `mesh pool-key revoke KEY`: KEY is the id `pool-key list` shows (or a longer prefix of the hash),
+ * the name it was made with, or the key text itself. A key already revoked is refused.
+ */
+export function revokePoolKey (home: string, poolIdText: string | undefined, which: string, now: number): { poolId: string, entry: PoolKeyEntry } {
+  const pool = adminPool(home, poolIdText)
+  const text = which.trim()
+  const byKey = isPoolKeyText(text) ? poolKeyHash(poolKeyPublicKey(parsePoolKey(text))) : undefined
+  const match = (k: PoolKeyEntry): boolean => {
+    if (byKey !== undefined) return k.hash === byKey
+    return (/^[0-9a-f]{12,64}$/.test(text) && k.hash.startsWith(text)) || (k.name !== '' && k.name === text)
+  }
+  let revoked: PoolKeyEntry | undefined
+  updatePoolRecord(home, pool.poolId, current => {
+    const r = asAdmin(current)
+    const hits = r.poolKeys.filter(match)
+    if (hits.length === 0) throw new InvalidInputError(`no pool key ${JSON.stringify(text.slice(0, 20))} in pool ${r.poolId.slice(0, 16)}; see \`mesh pool-key list\``)
+    if (hits.length > 1) throw new InvalidInputError(`${hits.length} pool keys are named ${JSON.stringify(text)}; revoke by the id \`mesh pool-key list\` shows`)
+    const hit = hits[0] as PoolKeyEntry
+    if (poolKeyState(hit, now) === 'revoked') throw new InvalidInputError(`pool key ${poolKeyId(hit)} is already revoked`)
+    revoked = { ...hit, revokedAt: now }
+    return { ...r, poolKeys: r.poolKeys.map(k => k === hit ? revoked as PoolKeyEntry : k) }
+  })
+  return { poolId: pool.poolId, entry: revoked as PoolKeyEntry }
 }

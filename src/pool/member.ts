@@ -11,6 +11,7 @@ import { PoolIdMismatchError } from './errors.js'
 import { loadDevice, parseName } from './identity.js'
 import { derivePoolId, parsePoolIdText, parseRootPublicKey } from './pool-id.js'
 import { parseJoinToken } from './policy.js'
+import { isPoolKeyText, parsePoolKey } from './pool-keys.js'
 import { isNewerRevocationList, verifyRevocationListBytes, type RevocationList } from './revocation.js'
 import { poolTrust, readPoolRecord, recordCert, recordRevocation, updatePoolRecord, writeNewPoolRecord, type MemberPoolRecord } from './store.js'
 
@@ -20,6 +21,7 @@ export interface JoinOptions {
   /** 64 hex digits */
   rootPublicKey: string
   name: string
+  /** the pool's join token, or a pre-authorised pool key (`mesh pool-key create`) */
   token?: string | undefined
   now: number
 }
@@ -29,7 +31,10 @@ export function joinPool (home: string, opts: JoinOptions): MemberPoolRecord {
   const typedId = parsePoolIdText(opts.poolId)
   const root = parseRootPublicKey(opts.rootPublicKey)
   const name = parseName(opts.name, 'pool name')
-  if (opts.token !== undefined) parseJoinToken(opts.token)
+  if (opts.token !== undefined) {
+    if (isPoolKeyText(opts.token)) parsePoolKey(opts.token)
+    else parseJoinToken(opts.token)
+  }
   const poolId = derivePoolId(root)
   if (!poolId.startsWith(typedId)) throw new PoolIdMismatchError(typedId, poolId)
   loadDevice(home) // a certificate needs a device identity: fail before writing anything

@@ -46,6 +46,16 @@ const PendingEntry = z.object({
 }).strict()
 export type PendingEntry = z.infer<typeof PendingEntry>
 
+const PoolKeyEntry = z.object({
+  hash: Hex64,
+  name: z.string().max(64),
+  reusable: z.boolean(),
+  createdAt: Time,
+  expiresAt: Time,
+  revokedAt: Time.nullable(),
+  uses: z.array(z.object({ nodeId: NodeId, at: Time }).strict())
+}).strict()
+
 const Common = {
   version: z.literal(1),
   poolId: Hex64,
@@ -63,6 +73,8 @@ const AdminPoolRecord = z.object({
   certificate: B64,
   policy: z.enum(POLICIES),
   joinToken: z.string(),
+  /** pre-authorised join keys (`mesh pool-key`), by hash only; records from before them have none */
+  poolKeys: z.array(PoolKeyEntry).default([]),
   members: z.array(MemberEntry),
   pending: z.array(PendingEntry),
   rejectedNodeIds: z.array(NodeId),
