@@ -47,8 +47,8 @@ export interface AgentStatus {
     /** the pool's ring as this agent sees it; null until it holds a certificate */
     ring: { epoch: number, hash: string, members: number, converged: boolean } | null
   }>
-  /** libp2p node: listen addresses, refused peers by reason; tensor-plane links by peer: direct TCP, or a stream on the (maybe relayed) libp2p connection */
-  net: { addresses: string[], drops: Record<string, number>, tensorLinks: Record<string, 'tcp' | 'stream'> }
+  /** libp2p node: listen addresses, refused peers by reason; tensor-plane links by peer: direct TCP, or a stream on the (maybe relayed) libp2p connection; the relays it was given (--relay) */
+  net: { addresses: string[], drops: Record<string, number>, tensorLinks: Record<string, 'tcp' | 'stream'>, relays: string[] }
   /** the model this member serves; `id` is what its heartbeats announce; null while it is being fetched */
   model: { id: string, checkpoint: string, tokenizer: string, checkpointSha256: string, tokenizerSha256: string } | null
   /** the fetch of a missing checkpoint from a pool member (mesh start --model-sha256); null when none was needed */
@@ -209,7 +209,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
           ring: ring === undefined ? null : { epoch: ring.topology.epoch, hash: ring.topology.hash, members: ring.topology.members.length, converged: ring.converged }
         }
       }),
-      net: { addresses: net.listenAddresses(), drops: Object.fromEntries(net.drops), tensorLinks: links.plane.linkTransports() },
+      net: { addresses: net.listenAddresses(), drops: Object.fromEntries(net.drops), tensorLinks: links.plane.linkTransports(), relays: config.ring.relays },
       model: servedStatus(model.served()),
       modelFetch: model.fetchStatus(),
       controlPlane: controlPlane?.status() ?? null,

@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs'
 import { poolPeersCommand, startCommand, stopCommand } from './agent.js'
 import { apiKeyCommand } from './api-key.js'
+import { doctorCommand } from './doctor.js'
 import { inferenceCommand } from './inference.js'
 import { inferenceStatsCommand } from './inference-pool.js'
 import { initCommand } from './init.js'
@@ -10,6 +11,7 @@ import { poolApproveCommand, poolPolicyCommand, poolRejectCommand, poolRevokeCom
 import { poolKeyCommand } from './pool-key.js'
 import { poolCreateCommand, poolJoinCommand, poolListCommand, poolStatusCommand } from './pool.js'
 import { ringStatusCommand } from './ring.js'
+import { serviceCommand } from './service.js'
 
 /**
  * A mesh command: a yargs module whose handler gets the parsed args and the output streams.
@@ -25,5 +27,6 @@ export const commands: MeshCommand[] = [
   poolListCommand, poolStatusCommand, poolPeersCommand, ringStatusCommand,
   poolApproveCommand, poolRejectCommand, poolPolicyCommand, poolRevokeCommand, poolKeyCommand,
   inferenceCommand, inferenceStatsCommand, modelCommand,
-  apiKeyCommand
+  apiKeyCommand,
+  serviceCommand, doctorCommand
 ]

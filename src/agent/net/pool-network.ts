@@ -247,7 +247,7 @@ export class PoolNetwork {
     return [...this.rings].filter(([id]) => poolId === undefined || id === poolId).map(([id, ring]) => {
       const s = ring.status(performance.now())
       const models = { self: this.model, members: Object.fromEntries(s.topology.members.map((m) => [m.nodeId, ring.membership.modelOf(m.nodeId) ?? null])) }
-      return { poolId: id, poolName: this.c.trust.poolName(id), source: 'live', topology: s.topology, converged: s.converged, ageMs: s.ageMs, drops: s.drops, models }
+      return { poolId: id, poolName: this.c.trust.poolName(id), source: 'live', topology: s.topology, converged: s.converged, ageMs: s.ageMs, drops: s.drops, models, clockSkewMs: s.clockSkewMs }
     })
   }
 

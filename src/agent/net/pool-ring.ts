@@ -21,6 +21,11 @@ export interface RingStatus {
   /** ms since the ring last changed */
   readonly ageMs: number
   readonly drops: Record<string, number>
+  /**
+   * Per member: our wall clock minus the send time in its last accepted heartbeat, in ms (a LAN's
+   * delivery delay is noise at this scale): `mesh doctor` warns about clocks seconds apart.
+   */
+  readonly clockSkewMs: Record<string, number>
 }
 
 /** One pool's ring as `mesh ring-status` shows it: live from the agent, or the last file written. */
@@ -40,6 +45,8 @@ export interface RingReport {
   readonly models?: { readonly self: string, readonly members: Readonly<Record<string, string | null>> }
   /** live only: the units of this agent's model each member computes for its columns (absent while the model is fetched) */
   readonly units?: Readonly<Record<string, ShardUnits>>
+  /** live only: each member's clock skew from its heartbeats (RingStatus.clockSkewMs) */
+  readonly clockSkewMs?: Readonly<Record<string, number>>
 }
 
 /** gossip topic of a pool's ring */
@@ -54,6 +61,7 @@ export class PoolRing {
   private written = ''
   private inRing: string[] = []
   private updatedAt = new Date().toISOString()
+  private readonly skew = new Map<string, number>()
 
   constructor (private readonly init: PoolRingInit, now: number) {
     this.membership = new RingMembership(init, now)
@@ -71,6 +79,8 @@ export class PoolRing {
     if (!this.membership.isCertified(d.value.nodeId)) { this.membership.drop('not-member'); return 'reject' }
     if (!(await verifyHeartbeatSignature(d.value))) { this.membership.drop('bad-signature'); return 'reject' }
     const outcome = this.membership.receive(d.value, now())
+    // the wall clock, not `now` (monotonic): skew is about the two devices' clocks
+    if (outcome.dropped === undefined) this.skew.set(d.value.nodeId, Date.now() - d.value.heartbeat.sentAtMs)
     this.save()
     if (outcome.dropped === undefined) return 'accept'
     return outcome.dropped === 'replay' || outcome.dropped === 'stale-incarnation' ? 'ignore' : 'reject'
@@ -138,7 +148,8 @@ export class PoolRing {
       topology: this.membership.topology(this.updatedAt),
       converged: this.membership.converged(),
       ageMs: now - this.membership.changedAt,
-      drops: Object.fromEntries(this.membership.drops)
+      drops: Object.fromEntries(this.membership.drops),
+      clockSkewMs: Object.fromEntries(this.skew)
     }
   }
 }
