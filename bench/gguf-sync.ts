@@ -1,5 +1,5 @@
 /**
- * Partial sums as float32 or as 8-bit blocks (q8, as distributed-llama sends them): bytes per token
+ * Partial sums exact (float64 unit sums) or as 8-bit blocks (q8, as distributed-llama sends them): bytes per token
  * each way and accuracy against the exact goldens (../shared/golden/gguf). Each ring of N runs in
  * this process over real TCP tensor planes on 127.0.0.1, every member loading only its shard and
  * the leader joining the members' logits slices; accuracy is the goldens' measure (mean top-16
@@ -78,7 +78,7 @@ async function ring (name: string, n: number, format: PartialFormat, cases: read
 }
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
-console.log(`partial sums: float32 vs 8-bit blocks; ${engine} kernels, teacher-forced in chunks of ${BATCH}`)
+console.log(`partial sums: exact (float64) vs 8-bit blocks; ${engine} kernels, teacher-forced in chunks of ${BATCH}`)
 console.log('| model | members | partials | bytes/token each way, per link | mean top-16 error | argmax = exact | one device | llama.cpp | within the single-device bound |')
 console.log('| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- |')
 for (const name of values.models.split(',')) {
@@ -90,10 +90,10 @@ for (const name of values.models.split(',')) {
   const llamaErr = mean(cases.map((gc) => gc.llamacpp_vs_exact.mean_max_abs_err_top16))
   const llamaAgree = cases.reduce((a, gc) => a + gc.llamacpp_vs_exact.argmax_agree, 0)
   for (const n of values.members.split(',').map(Number)) {
-    for (const format of ['f32', 'q8'] as const) {
+    for (const format of ['exact', 'q8'] as const) {
       const acc = (await ring(name, n, format, cases)).map((rows, k) => goldenAccuracy(rows, cases[k]))
-      // per token, one frame per layer half; the leader's input rows and the logits slices are float32 either way
-      const bytes = 2 * c.nLayers * (HEADER_BYTES + TAG_BYTES + 4 * (format === 'q8' ? q8Words(c.dim) : c.dim))
+      // per token, one frame per layer half (exact: float64 sums); the leader's input rows and the logits slices are float32 either way
+      const bytes = 2 * c.nLayers * (HEADER_BYTES + TAG_BYTES + 4 * (format === 'q8' ? q8Words(c.dim) : 2 * c.dim))
       const within = acc.every((a, k) => a.meanErr <= 1.25 * cases[k].llamacpp_vs_exact.mean_max_abs_err_top16 + 0.01 && a.argmaxAgree >= cases[k].llamacpp_vs_exact.argmax_agree - 1)
       console.log(`| ${name} | ${n} | ${format} | ${bytes} | ${mean(acc.map((a) => a.meanErr)).toFixed(5)} | ${acc.reduce((s, a) => s + a.argmaxAgree, 0)}/${positions} | ${mean(oneDevice.map((a) => a.meanErr)).toFixed(5)}, ${oneDevice.reduce((s, a) => s + a.argmaxAgree, 0)}/${positions} | ${llamaErr.toFixed(5)}, ${llamaAgree}/${positions} | ${within ? 'yes' : 'no'} |`)
     }

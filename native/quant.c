@@ -794,8 +794,11 @@ static const quant_type *find_type(int id) {
 
 /* ---- the products ---- */
 
-/* One matrix's rows of a call: out[t·stride + r] for its rows r (a packed matrix's tail rows are a second one) */
-typedef struct { float *out; const uint8_t *w; const quant_type *type; int rows; size_t stride; } matrix;
+/*
+ * One matrix's rows of a call: out[t·stride + r] for its rows r (a packed matrix's tail rows are a
+ * second one); or, for a product in units, out64 instead of out.
+ */
+typedef struct { float *out; double *out64; const uint8_t *w; const quant_type *type; int rows; size_t stride; } matrix;
 
 /*
  * Rows [r0, r1) of m for all tokens: ROW_CHUNK rows at a time (in L1) through the tokens, as many
@@ -809,6 +812,35 @@ static void matrix_rows(const matrix *m, int r0, int r1, int cols, const uint8_t
     for (int t = 0; t < ntok; t += q->tokens) {
       const int nt = ntok - t < q->tokens ? ntok - t : q->tokens;
       for (int r = c; r < ce; r += q->rows) q->dot(cols, m->w + r * rb, act + t * as, as, nt, m->out + t * m->stride + r, m->stride);
+    }
+  }
+}
+
+/*
+ * As matrix_rows, into out64: each unit of `unit` columns (the last may be short) dotted on its own
+ * in float32, the units' sums added in float64 in column order. A ring member whose columns are
+ * whole units computes exactly the units one device does, so the ring's sum of its members' float64
+ * partials is one device's sum: the same float32 once rounded (forward.ts), token for token.
+ */
+static void matrix_units(const matrix *m, int r0, int r1, int cols, int unit, const uint8_t *act, size_t as, int ntok) {
+  const quant_type *q = m->type;
+  const size_t rb = (size_t)(cols / q->block_elems) * q->block_bytes;
+  const size_t unit_w = (size_t)(unit / q->block_elems) * q->block_bytes * q->rows; /* from a group's (or row's) start */
+  const size_t unit_a = (size_t)(unit / ACTS[q->act].block_elems) * ACTS[q->act].block_bytes;
+  float part[PACK_TILE * PACK_ROWS];
+  for (int c = r0; c < r1; c += ROW_CHUNK) {
+    const int ce = c + ROW_CHUNK < r1 ? c + ROW_CHUNK : r1;
+    for (int t = 0; t < ntok; t += q->tokens) {
+      const int nt = ntok - t < q->tokens ? ntok - t : q->tokens;
+      for (int r = c; r < ce; r += q->rows) {
+        double *out = m->out64 + t * m->stride + r;
+        for (int i = 0; i < nt; i++) for (int j = 0; j < q->rows; j++) out[i * m->stride + j] = 0.0;
+        for (int u = 0; u * unit < cols; u++) {
+          const int n = cols - u * unit < unit ? cols - u * unit : unit;
+          q->dot(n, m->w + r * rb + u * unit_w, act + t * as + u * unit_a, as, nt, part, q->rows);
+          for (int i = 0; i < nt; i++) for (int j = 0; j < q->rows; j++) out[i * m->stride + j] += part[i * q->rows + j];
+        }
+      }
     }
   }
 }
@@ -827,7 +859,7 @@ static _Thread_local size_t scratch_size;
  * quantized once per activation type (tokens split over the threads), then the matrices' rows,
  * taken end to end, are split evenly. Returns 0 when scratch cannot be allocated.
  */
-static int run(const matrix *ms, int count, int cols, const float *x, int ntok, int threads) {
+static int run(const matrix *ms, int count, int cols, int unit, const float *x, int ntok, int threads) {
   size_t at[N_ACTS], row[N_ACTS], need = 0;
   int acts[N_ACTS], nacts = 0, seen[N_ACTS] = { 0 };
   int64_t total = 0;
@@ -853,8 +885,10 @@ static int run(const matrix *ms, int count, int cols, const float *x, int ntok, 
   {
     #pragma omp for schedule(static)
     for (int i = 0; i < nacts * ntok; i++) {
-      const int a = acts[i / ntok], t = i % ntok;
-      ACTS[a].quantize(x + (size_t)t * cols, cols, buf + at[a] + t * row[a]);
+      const int a = acts[i / ntok], t = i % ntok, span = unit > 0 ? unit : cols;
+      /* in units, each unit's blocks alone: q8_1 keeps a row's scales after its codes, and a unit is dotted as a row */
+      for (int c = 0; c < cols; c += span)
+        ACTS[a].quantize(x + (size_t)t * cols + c, cols - c < span ? cols - c : span, buf + at[a] + t * row[a] + (size_t)(c / ACTS[a].block_elems) * ACTS[a].block_bytes);
     }
     const int nth = omp_get_num_threads(), me = omp_get_thread_num();
     const int lo = share_start((int)total, nth, me), hi = share_start((int)total, nth, me + 1);
@@ -864,7 +898,8 @@ static int run(const matrix *ms, int count, int cols, const float *x, int ntok, 
       const int g = ms[i].type->rows;
       const int r0 = (lo > first ? lo - first : 0) / g * g, r1 = (hi - first < ms[i].rows ? hi - first : ms[i].rows) / g * g;
       const int a = ms[i].type->act;
-      if (r0 < r1) matrix_rows(&ms[i], r0, r1, cols, base[a], row[a], ntok);
+      if (r0 < r1 && unit > 0) matrix_units(&ms[i], r0, r1, cols, unit, base[a], row[a], ntok);
+      else if (r0 < r1) matrix_rows(&ms[i], r0, r1, cols, base[a], row[a], ntok);
     }
   }
   return 1;
@@ -899,7 +934,7 @@ static void *get_array(napi_env env, napi_value v, napi_typedarray_type want, si
  * out rows × ntok) and added to ms at *count: a packed matrix as its whole groups, then its tail
  * rows (plain layout) as a second matrix. Throws and returns 0 otherwise.
  */
-static int add_matrix(napi_env env, matrix *ms, int *count, float *out, const uint8_t *w, int id, int rows, int cols, size_t n_w, size_t n_out, int ntok) {
+static int add_matrix(napi_env env, matrix *ms, int *count, float *out, double *out64, const uint8_t *w, int id, int rows, int cols, size_t n_w, size_t n_out, int ntok) {
   const quant_type *type = find_type(id);
   if (!type) { napi_throw_range_error(env, NULL, "qmatmul: unknown or unsupported ggml type"); return 0; }
   if (cols % type->block_elems) { napi_throw_range_error(env, NULL, "qmatmul: cols is not a whole number of blocks"); return 0; }
@@ -909,19 +944,19 @@ static int add_matrix(napi_env env, matrix *ms, int *count, float *out, const ui
     return 0;
   }
   const int whole = rows / type->rows * type->rows;
-  ms[(*count)++] = (matrix){ out, w, type, whole, (size_t)rows };
-  if (whole < rows) ms[(*count)++] = (matrix){ out + whole, w + whole * rb, find_type(id & ~PACKED), rows - whole, (size_t)rows };
+  ms[(*count)++] = (matrix){ out, out64, w, type, whole, (size_t)rows };
+  if (whole < rows) ms[(*count)++] = (matrix){ out ? out + whole : NULL, out64 ? out64 + whole : NULL, w + whole * rb, find_type(id & ~PACKED), rows - whole, (size_t)rows };
   return 1;
 }
 
 /* The shared tail of both calls: x checked against nTokens × cols, then the product */
-static napi_value product(napi_env env, const matrix *ms, int count, int cols, const float *x, size_t n_x, int ntok, int threads) {
+static napi_value product(napi_env env, const matrix *ms, int count, int cols, int unit, const float *x, size_t n_x, int ntok, int threads) {
   if ((uint64_t)n_x < (uint64_t)ntok * cols) { napi_throw_range_error(env, NULL, "qmatmul: x is smaller than nTokens × cols"); return NULL; }
   int64_t total = 0;
   for (int i = 0; i < count; i++) total += ms[i].rows;
   if (total > INT_MAX) { napi_throw_range_error(env, NULL, "qmatmul: too many rows"); return NULL; }
   if (total == 0 || ntok == 0) return NULL;
-  if (!run(ms, count, cols, x, ntok, threads < 1 ? 1 : threads > 256 ? 256 : threads)) napi_throw_error(env, NULL, "qmatmul: out of memory");
+  if (!run(ms, count, cols, unit, x, ntok, threads < 1 ? 1 : threads > 256 ? 256 : threads)) napi_throw_error(env, NULL, "qmatmul: out of memory");
   return NULL;
 }
 
@@ -940,8 +975,35 @@ static napi_value js_qmatmul(napi_env env, napi_callback_info info) {
       !get_int(env, argv[6], &ntok) || !get_int(env, argv[7], &threads)) return NULL;
   matrix ms[2];
   int count = 0;
-  if (!add_matrix(env, ms, &count, out, w, type, rows, cols, n_w, n_out, ntok)) return NULL;
-  return product(env, ms, count, cols, x, n_x, ntok, threads);
+  if (!add_matrix(env, ms, &count, out, NULL, w, type, rows, cols, n_w, n_out, ntok)) return NULL;
+  return product(env, ms, count, cols, 0, x, n_x, ntok, threads);
+}
+
+/*
+ * qmatmulUnits(out64, w, type, rows, cols, unit, x, nTokens, threads): qmatmul into a Float64Array,
+ * the columns dotted a unit (of whole blocks) at a time and the units summed in float64 (matrix_units).
+ */
+static napi_value js_qmatmul_units(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 9) { napi_throw_type_error(env, NULL, "qmatmulUnits(out64, w, type, rows, cols, unit, x, nTokens, threads)"); return NULL; }
+  size_t n_out, n_w, n_x;
+  double *out = get_array(env, argv[0], napi_float64_array, &n_out, "qmatmulUnits: out64 must be a Float64Array");
+  const uint8_t *w = out ? get_array(env, argv[1], napi_uint8_array, &n_w, "qmatmulUnits: w must be a Uint8Array") : NULL;
+  const float *x = w ? get_array(env, argv[6], napi_float32_array, &n_x, "qmatmulUnits: x must be a Float32Array") : NULL;
+  int type, rows, cols, unit, ntok, threads;
+  if (!x || !get_int(env, argv[2], &type) || !get_int(env, argv[3], &rows) || !get_int(env, argv[4], &cols) ||
+      !get_int(env, argv[5], &unit) || !get_int(env, argv[7], &ntok) || !get_int(env, argv[8], &threads)) return NULL;
+  const quant_type *t = find_type(type);
+  if (t && (unit < 1 || unit % t->block_elems || unit % ACTS[t->act].block_elems)) {
+    napi_throw_range_error(env, NULL, "qmatmulUnits: unit must be a positive number of whole blocks");
+    return NULL;
+  }
+  matrix ms[2];
+  int count = 0;
+  if (!add_matrix(env, ms, &count, NULL, out, w, type, rows, cols, n_w, n_out, ntok)) return NULL;
+  return product(env, ms, count, cols, unit, x, n_x, ntok, threads);
 }
 
 /* The Float32Array or Uint8Array at index i of a JavaScript array */
@@ -987,9 +1049,9 @@ static napi_value js_qmatmul_group(napi_env env, napi_callback_info info) {
     const uint8_t *w = out ? get_element(env, argv[1], i, napi_uint8_array, &n_w, "qmatmulGroup: ws must hold Uint8Arrays") : NULL;
     if (!w) return NULL;
     if (rows[i] < 0) { napi_throw_range_error(env, NULL, "qmatmulGroup: negative rows"); return NULL; }
-    if (!add_matrix(env, ms, &n, out, w, types[i], rows[i], cols, n_w, n_out, ntok)) return NULL;
+    if (!add_matrix(env, ms, &n, out, NULL, w, types[i], rows[i], cols, n_w, n_out, ntok)) return NULL;
   }
-  return product(env, ms, n, cols, x, n_x, ntok, threads);
+  return product(env, ms, n, cols, 0, x, n_x, ntok, threads);
 }
 
 /* One group of PACK_ROWS rows (src: the rows as they are, rb bytes each, nb blocks) interleaved into dst as the packed type t lays it out */
@@ -1037,7 +1099,8 @@ void mesh_register_quant(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "qmatmul", NULL, js_qmatmul, NULL, NULL, NULL, napi_default, NULL },
     { "qmatmulGroup", NULL, js_qmatmul_group, NULL, NULL, NULL, napi_default, NULL },
+    { "qmatmulUnits", NULL, js_qmatmul_units, NULL, NULL, NULL, napi_default, NULL },
     { "qrepack", NULL, js_qrepack, NULL, NULL, NULL, napi_default, NULL },
   };
-  napi_define_properties(env, exports, 3, props);
+  napi_define_properties(env, exports, 4, props);
 }

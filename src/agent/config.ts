@@ -96,7 +96,7 @@ export interface AgentConfig {
   model: ServeConfig
   /** threads for this member's share of every job (its kernels); several agents sharing a machine want fewer */
   threads: number
-  /** how the partial sums of the jobs this member leads travel: float32 (exact) or 8-bit blocks */
+  /** how the partial sums of the jobs this member leads travel: exact (as computed) or 8-bit blocks */
   tensorPartials: PartialFormat
   /** mesh-control-plane base URL: register, join its HTTP ring, dial the members it lists; undefined = none */
   controlPlane: string | undefined
@@ -136,7 +136,7 @@ export function lanDefaults (home: string): AgentConfig {
     model: BUNDLED_MODEL,
     threads: os.availableParallelism(),
     // exact by default: q8 partials leave the single-device accuracy bound on most goldens (bench/gguf-sync.ts)
-    tensorPartials: 'f32',
+    tensorPartials: 'exact',
     controlPlane: undefined,
     capabilities: [],
     // the gateway runs jobs on the whole pool: only when asked for
@@ -247,7 +247,7 @@ const nonEmpty = (v: string | undefined): string | undefined => v === '' ? undef
 
 function partialFormat (v: string | undefined): PartialFormat | undefined {
   if (v === undefined || v === '') return undefined
-  if (v !== 'f32' && v !== 'q8') throw new UsageError(`MESH_TENSOR_PARTIALS=${v} is not one of f32, q8`)
+  if (v !== 'exact' && v !== 'q8') throw new UsageError(`MESH_TENSOR_PARTIALS=${v} is not one of exact, q8`)
   return v
 }
 

@@ -23,7 +23,7 @@ interface StartArgs extends GlobalArgs {
   tokenizer?: string
   'model-sha256'?: string
   threads?: number
-  'tensor-partials'?: 'f32' | 'q8'
+  'tensor-partials'?: 'exact' | 'q8'
   relay?: string[]
   'control-plane'?: string
   api?: string
@@ -67,7 +67,7 @@ export const startCommand: MeshCommand = (io) => ({
     .option('model', { type: 'string', describe: 'the model this member serves: a llama2.c checkpoint (with --tokenizer) or a GGUF file; members serving another model are left out of its jobs (env MESH_MODEL)', defaultDescription: 'bundled stories260K' })
     .option('tokenizer', { type: 'string', describe: 'llama2.c tokenizer.bin for --model (env MESH_TOKENIZER)', defaultDescription: 'bundled tok512.bin' })
     .option('model-sha256', { type: 'string', describe: 'sha256 of the model file, a llama2.c checkpoint or a GGUF (mesh model info shows it): if this device lacks it, fetch it from a pool member that serves it into MESH_HOME/models/<sha256>.bin or .gguf; no --model or --tokenizer needed for a GGUF (env MESH_MODEL_SHA256)' })
-    .option('tensor-partials', { choices: ['f32', 'q8'] as const, describe: 'how the partial sums of jobs this member leads travel: float32 (exact) or 8-bit blocks (0.28x the bytes, less accurate: bench/gguf-sync.ts) (env MESH_TENSOR_PARTIALS)', defaultDescription: 'f32' })
+    .option('tensor-partials', { choices: ['exact', 'q8'] as const, describe: 'how the partial sums of jobs this member leads travel: exact (as computed: float32 for llama2.c, float64 for GGUF, so a ring gives one device\'s output) or 8-bit blocks (0.28x the bytes of float32, less accurate: bench/gguf-sync.ts) (env MESH_TENSOR_PARTIALS)', defaultDescription: 'exact' })
     .option('threads', { type: 'number', describe: 'threads for this member\'s share of each job; give fewer when several agents share this machine (env MESH_THREADS)', defaultDescription: 'all cores' })
     .option('api', { type: 'string', describe: 'serve the OpenAI-compatible API and the dashboard on [HOST:]PORT; beyond 127.0.0.1 an API key must exist (mesh api-key create) (env MESH_API)', defaultDescription: 'off; host 127.0.0.1' })
     .option('api-cors', { type: 'string', array: true, describe: 'a browser origin (https://host:port) allowed to call the API, repeatable (env MESH_API_CORS)', defaultDescription: 'none' }),

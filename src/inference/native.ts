@@ -26,6 +26,12 @@ export interface NativeKernels {
   qmatmulGroup: (outs: readonly Float32Array[], ws: readonly Uint8Array[], types: Int32Array, rows: Int32Array, cols: number,
     x: Float32Array, nTokens: number, threads: number) => void
   /**
+   * qmatmul into out64, the columns dotted a unit of `unit` columns (whole blocks; the last unit
+   * may be short) at a time in float32 and the units summed in float64: the product a ring's
+   * members split along the columns (unit boundaries) and sum to one device's exactly.
+   */
+  qmatmulUnits: (out64: Float64Array, w: Uint8Array, type: number, rows: number, cols: number, unit: number, x: Float32Array, nTokens: number, threads: number) => void
+  /**
    * Lays w (rows × cols of ggml `type`) out in place for the kernels' packed form, taken as type
    * `type | PACKED_TYPE` by qmatmul: groups of interleaved rows (native/quant.c), rows past the last
    * whole group unchanged. False, w untouched, where the type has no packed form in this build.

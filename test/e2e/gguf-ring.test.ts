@@ -9,7 +9,6 @@ import { readPid } from '../../src/agent/pidfile.js'
 import { hashFile } from '../../src/inference/files.js'
 import { modelIdentity } from '../../src/inference/identity.js'
 import { SHARED_DIR, sharedPath } from '../helpers/shared.js'
-import { expectOneDeviceOrNearTie, OneDevice } from '../helpers/gguf-near-tie.js'
 import { NetnsLab, netnsUnavailable, type LabNode } from './netns.js'
 
 const why = netnsUnavailable() ?? (SHARED_DIR === null ? 'no shared GGUF test data (../shared or MESH_SHARED)' : undefined)
@@ -37,9 +36,8 @@ interface JobJson { token_ids: number[], prompt_token_ids: number[], failovers: 
  * (multicast beacons for the join, libp2p and the TCP tensor plane over the bridge): rings of 3
  * and 2 give one device's token ids for every golden prompt, kill -9 of one of three
  * mid-generation changes nothing, and a member serving another GGUF is left out with the notice.
- * "One device's ids" allows a flip at a near-tie (test/helpers/gguf-near-tie.ts), said on the
- * console when it happens. One lab for the whole file; each model's ring is three agents
- * restarted on it.
+ * "One device's ids" means token for token. One lab for the whole file; each model's ring is three
+ * agents restarted on it.
  */
 describe.skipIf(why !== undefined)(`GGUF rings across network namespaces${why !== undefined ? ` (SKIPPED: ${why})` : ''}`, () => {
   let lab: NetnsLab
@@ -102,18 +100,10 @@ describe.skipIf(why !== undefined)(`GGUF rings across network namespaces${why !=
     return r
   }
 
-  const devices = new Map<ModelName, OneDevice>()
-  async function oneDevice (m: ModelName): Promise<OneDevice> {
-    const d = devices.get(m) ?? await OneDevice.load(modelFile(m))
-    devices.set(m, d)
-    return d
-  }
-
-  /** The ring's ids against one device's: equal, or parted at a near-tie (said on the console). */
-  async function expectOneDevice (m: ModelName, ring: readonly number[], prompt: string, maxTokens: string, promptTokens: number, what: string): Promise<void> {
+  /** The ring's ids against one device's: equal, token for token. */
+  async function expectOneDevice (m: ModelName, ring: readonly number[], prompt: string, maxTokens: string, what: string): Promise<void> {
     const one = (await localRun(m, prompt, maxTokens)).token_ids
-    const parted = await expectOneDeviceOrNearTie(async () => await oneDevice(m), ring, one, promptTokens, `${m}, ${what}, ${JSON.stringify(prompt)}`)
-    if (parted !== null) console.warn(`NEAR-TIE: ${parted}`)
+    expect(ring, `${m}, ${what}, ${JSON.stringify(prompt)}`).toEqual(one)
   }
 
   /** Every golden prompt through the ring led by `leader`: llama.cpp's prompt ids, then one device's ids. */
@@ -125,7 +115,7 @@ describe.skipIf(why !== undefined)(`GGUF rings across network namespaces${why !=
       expect(job.members, c.prompt).toHaveLength(size)
       expect(job.members.find((x) => x.leader)?.node_id).toBe(idOf(leader))
       expect(job.token_ids.slice(0, c.prompt_token_ids.length), c.prompt).toEqual(c.prompt_token_ids)
-      await expectOneDevice(m, job.token_ids, c.prompt, NEW_TOKENS, c.prompt_token_ids.length, `ring of ${size}`)
+      await expectOneDevice(m, job.token_ids, c.prompt, NEW_TOKENS, `ring of ${size}`)
     }
   }
 
@@ -171,7 +161,7 @@ describe.skipIf(why !== undefined)(`GGUF rings across network namespaces${why !=
           const job = JSON.parse(r.stdout) as JobJson
           expect(job.members).toHaveLength(3)
           expect(job.members.map((x) => x.node_id)).not.toContain(idOf(odd))
-          await expectOneDevice(m, job.token_ids, prompt, NEW_TOKENS, job.prompt_token_ids.length, 'a ring of three beside a member serving another model')
+          await expectOneDevice(m, job.token_ids, prompt, NEW_TOKENS, 'a ring of three beside a member serving another model')
         } finally {
           // the next cases want a ring of the three serving members
           await meshOk(odd, ['stop'])
@@ -200,7 +190,7 @@ describe.skipIf(why !== undefined)(`GGUF rings across network namespaces${why !=
       const result = JSON.parse(r.stdout) as JobJson
       expect(result.failovers).toBe(1)
       expect(result.members).toHaveLength(2)
-      await expectOneDevice(m, result.token_ids, FAILOVER.prompt, FAILOVER.maxTokens, result.prompt_token_ids.length, `kill -9 of one of three after ${killedAt} tokens`)
+      await expectOneDevice(m, result.token_ids, FAILOVER.prompt, FAILOVER.maxTokens, `kill -9 of one of three after ${killedAt} tokens`)
     }, 180_000)
 
     it(`${m}: the two left give one device's token ids for every golden prompt`, async () => {

@@ -18,7 +18,7 @@ export async function connectedPlanes (ids: readonly string[], maxPayloadBytes =
 export const nthStep = (n: number, nLayers: number): ReduceStep => ({ position: Math.floor(n / (2 * nLayers)), ...stepAt(n, nLayers) })
 
 /** planeAllReduce on each plane, each call taken as the next step of a position-by-position pass. */
-export function allReduces (planes: readonly TensorPlane[], job: number, nLayers: number): Array<{ allReduce: (v: Float32Array) => Promise<void>, close: () => void }> {
+export function allReduces (planes: readonly TensorPlane[], job: number, nLayers: number): Array<{ allReduce: (v: Float32Array | Float64Array) => Promise<void>, close: () => void }> {
   const members = planes.map((p) => p.selfId)
   return planes.map((plane) => {
     const r = planeAllReduce({ plane, job, members, nLayers, timeoutMs: 10_000 })

@@ -1,26 +1,11 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { forward, forwardLayers } from '../../src/inference/forward.js'
-import type { AllReduce } from '../../src/inference/reduce.js'
+import { inProcessAllReduce } from '../helpers/in-process-reduce.js'
 import { loadShardModel, type EngineName } from '../../src/inference/model.js'
 import { argmax } from '../../src/inference/sampler.js'
 import { shardForColumns } from '../../src/inference/shard.js'
 import { createRunState } from '../../src/inference/state.js'
-
-/** An in-process stand-in for the ring's all-reduce: waits for every member, then gives each the sum. */
-function inProcessAllReduce (members: number): AllReduce {
-  let waiting: Array<{ partial: Float32Array, done: () => void }> = []
-  return async (partial: Float32Array) => {
-    await new Promise<void>((resolve) => {
-      waiting.push({ partial, done: resolve })
-      if (waiting.length < members) return
-      const sum = new Float32Array(partial.length)
-      for (const w of waiting) for (let i = 0; i < sum.length; i++) sum[i] += w.partial[i]
-      for (const w of waiting) { w.partial.set(sum); w.done() }
-      waiting = []
-    })
-  }
-}
 
 const golden = JSON.parse(readFileSync('test/fixtures/golden/stories260K-greedy.json', 'utf8')) as { argmax_trace: { prompt_token_ids: number[], argmax_per_position_64: number[] } }
 const cases: Array<[EngineName, number[], number[]]> = (['ts', 'wasm', 'native', 'onnx'] as const).flatMap((engine): Array<[EngineName, number[], number[]]> => [
@@ -44,12 +29,12 @@ describe('tensor-parallel split of the forward pass, each member loading only it
     }))
     expect(members.map(({ m }) => m.shard.kvHeadEnd - m.shard.kvHeadStart)).toEqual(kvHeads)
     const [sampler, ...others] = members
-    const allReduce = inProcessAllReduce(members.length)
+    const reduces = inProcessAllReduce(members.length)
     let token = trace.prompt_token_ids[0]
     for (let pos = 0; pos < 64; pos++) {
       const [logits] = await Promise.all([
-        forward(sampler.m, sampler.state, token, pos, allReduce),
-        ...others.map(async ({ m, state }) => { await forwardLayers(m, state, token, pos, allReduce) })
+        forward(sampler.m, sampler.state, token, pos, reduces[0]),
+        ...others.map(async ({ m, state }, i) => { await forwardLayers(m, state, token, pos, reduces[i + 1]) })
       ])
       const pick = argmax(logits)
       expect(pick, `position ${pos}`).toBe(trace.argmax_per_position_64[pos])

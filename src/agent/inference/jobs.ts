@@ -53,7 +53,7 @@ export interface JobsConfig {
 export function lanJobDefaults (): JobsConfig {
   // a dead member closes its TCP link at once; the timeout only catches a hung one, and must not
   // fire on a busy laptop
-  return { stepTimeoutMs: 10_000, ringReadyMs: 15_000, epochWaitMs: 15_000, failoverMs: 45_000, historySize: 20, partials: 'f32' }
+  return { stepTimeoutMs: 10_000, ringReadyMs: 15_000, epochWaitMs: 15_000, failoverMs: 45_000, historySize: 20, partials: 'exact' }
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { LlmConfig } from '../gguf/architecture.js'
 import { allocateHeap } from '../files.js'
-import { addInPlace, attend, swiglu } from '../kernels.js'
+import { attend, swiglu } from '../kernels.js'
 import { localAllReduce, type AllReduce } from '../reduce.js'
 import type { LinearKernels } from './linear.js'
 import type { LlmShardDims } from './shard-plan.js'
@@ -16,6 +16,8 @@ export interface LlmModel {
   readonly shard: LlmShardDims
   readonly weights: LlmWeights
   readonly linear: LinearKernels
+  /** Columns of a unit of attention output and of down: their products are summed unit by unit (matmulUnits), as a ring splits them */
+  readonly units: { readonly wo: number, readonly down: number }
   /** Native attention of a batch of tokens over a layer's cache (kernels.c attend); kernels.ts attend, token by token, otherwise. */
   readonly attend?: BatchAttend
   /** Native SwiGLU of the first n values (kernels.c swiglu); kernels.ts swiglu otherwise. */
@@ -36,7 +38,7 @@ export interface LlmState {
   readonly logitRows: number
   readonly x: Float32Array // (batch, dim) the residual stream
   readonly xb: Float32Array // (batch, dim) normed input of a block
-  readonly proj: Float32Array // (batch, dim) a block's output
+  readonly proj: Float64Array // (batch, dim) a block's output (this shard's part of it, until the all-reduce)
   readonly q: Float32Array // (batch, nHeads·headDim)
   readonly k: Float32Array // (batch, kvDim)
   readonly v: Float32Array // (batch, kvDim)
@@ -74,7 +76,7 @@ export function createLlmState (m: LlmModel, positions: number, batch: number, l
     logitRows,
     x: new Float32Array(batch * c.dim),
     xb: new Float32Array(batch * c.dim),
-    proj: new Float32Array(batch * c.dim),
+    proj: new Float64Array(batch * c.dim),
     q: new Float32Array(batch * qDim),
     k: new Float32Array(batch * kvDim),
     v: new Float32Array(batch * kvDim),
@@ -151,10 +153,10 @@ export async function forwardRows (m: LlmModel, s: LlmState, n: number, pos0: nu
           attend(s.att.subarray(t * qDim, (t + 1) * qDim), s.scores, s.q.subarray(t * qDim, (t + 1) * qDim), kc, vc, nHeads, hd, kvDim, kvMul, s.positions, pos0 + t, d.headOffset)
         }
       }
-      linear.matmul(proj, lw.wo, s.att, n)
+      linear.matmulUnits(proj, lw.wo, s.att, n, m.units.wo)
     } else proj.fill(0)
     await reduced(reduce, proj, pos0, l, 'attention')
-    addInPlace(x, proj)
+    addRounded(x, proj)
 
     // FFN: down(silu(gate) * up) over own units → partial output, summed over the ring
     if (hidden > 0) {
@@ -162,15 +164,20 @@ export async function forwardRows (m: LlmModel, s: LlmState, n: number, pos0: nu
       linear.group([s.gate, s.up], [lw.gate, lw.up], s.xb, n)
       if (m.swiglu !== undefined) m.swiglu(s.gate, s.up, n * hidden)
       else swiglu(s.gate.subarray(0, n * hidden), s.up)
-      linear.matmul(proj, lw.down, s.gate, n)
+      linear.matmulUnits(proj, lw.down, s.gate, n, m.units.down)
     } else proj.fill(0)
     await reduced(reduce, proj, pos0, l, 'ffn')
-    addInPlace(x, proj)
+    addRounded(x, proj)
   }
 }
 
+/** x += the float32 rounding of the float64 sum: one rounding, wherever the sum's parts were computed */
+function addRounded (x: Float32Array, sum: Float64Array): void {
+  for (let i = 0; i < x.length; i++) x[i] += Math.fround(sum[i])
+}
+
 /** One device's reduce does nothing and returns nothing: no await, no trip through the event loop. */
-async function reduced (reduce: AllReduce, partial: Float32Array, position: number, layer: number, kind: 'attention' | 'ffn'): Promise<void> {
+async function reduced (reduce: AllReduce, partial: Float64Array, position: number, layer: number, kind: 'attention' | 'ffn'): Promise<void> {
   const pending = reduce(partial, { position, layer, kind })
   if (pending !== undefined) await pending
 }

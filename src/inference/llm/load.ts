@@ -12,7 +12,7 @@ import { nativeKernels } from '../native.js'
 import { threadsFor } from '../model.js'
 import { llmWeights, type LlmWeights } from './weights.js'
 import { planLlmShard, readLlmShard, type LlmShardRole } from './shard-load.js'
-import { llmShardDims, wholeLlm, type LlmShard, type LlmShardDims } from './shard-plan.js'
+import { llmShardDims, llmUnits, unitColumns, wholeLlm, type LlmShard, type LlmShardDims } from './shard-plan.js'
 
 /** A GGUF model read into this process's memory: weights kept in their file's types. */
 export interface LoadedGguf {
@@ -70,7 +70,11 @@ export async function loadGguf (path: string, onProgress?: LoadProgress, engine?
 /** Weights repacked for the native kernels, by the LoadedGguf they were: repacked once, and then unreadable by the ts and wasm kernels */
 const packedWeights = new WeakMap<LoadedGguf, LlmWeights>()
 
-/** The layers' matrices and the classifier repacked in place (not tokEmb, whose rows are looked up, nor a classifier that is a view of it) */
+/**
+ * The layers' matrices and the classifier repacked in place; not tokEmb, whose rows are looked up,
+ * nor a tied classifier: one device's is a view of tokEmb, so a member's rows of it stay unpacked
+ * too and give the logits one device's do, bit for bit.
+ */
 function packWeights (g: LoadedGguf): LlmWeights {
   const w = g.weights
   const layers = w.layers.map((l) => ({
@@ -78,7 +82,7 @@ function packWeights (g: LoadedGguf): LlmWeights {
     wq: packForNative(l.wq), wk: packForNative(l.wk), wv: packForNative(l.wv), wo: packForNative(l.wo),
     gate: packForNative(l.gate), up: packForNative(l.up), down: packForNative(l.down)
   }))
-  return { ...w, layers, output: g.config.tiedClassifier && w.tokEmb !== null ? w.output : packForNative(w.output) }
+  return { ...w, layers, output: g.config.tiedClassifier ? w.output : packForNative(w.output) }
 }
 
 const anyPacked = (w: LlmWeights | undefined): boolean =>
@@ -86,11 +90,13 @@ const anyPacked = (w: LlmWeights | undefined): boolean =>
 
 export function llmModel (g: LoadedGguf, engine: LlmEngineName, threads: number): LlmModel {
   if (engine !== 'native' && anyPacked(packedWeights.get(g))) throw new Error(`--engine ${engine}: ${g.path}'s weights were repacked for the native kernels; load it again for engine '${engine}'`)
-  if (engine === 'ts') return { config: g.config, shard: g.shard, weights: g.weights, linear: tsLinear() }
+  // the units a ring splits the model in, also on one device: its sums are then the ring's
+  const units = unitColumns(g.config, llmUnits(g.config, g.weights))
+  if (engine === 'ts') return { config: g.config, shard: g.shard, weights: g.weights, linear: tsLinear(), units }
   // attention and SwiGLU stay in TypeScript (forward.ts): the matrix products are the time
   if (engine === 'wasm') {
     if (!inWasmHeap(g.weights.layers[0].down.bytes)) throw new Error(`--engine wasm: ${g.path} was loaded for another engine; load it with engine 'wasm' so its weights are in WebAssembly memory`)
-    return { config: g.config, shard: g.shard, weights: g.weights, linear: wasmLinear() }
+    return { config: g.config, shard: g.shard, weights: g.weights, linear: wasmLinear(), units }
   }
   const linear = nativeLinear(threads)
   const k = nativeKernels()
@@ -102,6 +108,7 @@ export function llmModel (g: LoadedGguf, engine: LlmEngineName, threads: number)
     shard: g.shard,
     weights,
     linear,
+    units,
     // a 512-token prompt's attention is hundreds of millions of multiply-adds: C, heads across the threads
     attend: (att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos0, nTokens, headOffset) => { k.attend(att, scores, q, kc, vc, nHeads, hs, kvDim, kvMul, positions, pos0, nTokens, headOffset, threads) },
     swiglu: k.swiglu

@@ -19,6 +19,7 @@ export function nativeLinear (threads: number): LinearKernels | string {
   return {
     name: 'native',
     matmul: (out, w, x, nTokens) => { k.qmatmul(out, w.bytes, typeOf(w), w.rows, w.cols, x, nTokens, threads) },
+    matmulUnits: (out64, w, x, nTokens, unit) => { k.qmatmulUnits(out64, w.bytes, typeOf(w), w.rows, w.cols, unit, x, nTokens, threads) },
     group: (outs, ws, x, nTokens) => {
       if (ws.length === 0) return
       if (types.length < ws.length) { types = new Int32Array(ws.length); rows = new Int32Array(ws.length) }

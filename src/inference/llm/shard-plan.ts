@@ -1,4 +1,4 @@
-import type { LlmConfig, ModelTensors } from '../gguf/architecture.js'
+import type { LlmConfig } from '../gguf/architecture.js'
 import type { Sharding } from '../job/plan.js'
 import { blockType } from '../quant/block-types.js'
 import { RING_COLUMNS, type ShardUnits } from '../shard.js'
@@ -26,19 +26,28 @@ export interface LlmUnits {
 }
 
 const gcd = (a: number, b: number): number => b === 0 ? a : gcd(b, a % b)
-const blockOf = (type: number): number => blockType(type)?.blockElems ?? 1
+/** Columns a unit has at least: each unit's product is a kernel call of its own (native/quant.c matrix_units), and float types have blocks of 1 */
+const MIN_UNIT = 32
+const blockOf = (type: number): number => Math.max(MIN_UNIT, blockType(type)?.blockElems ?? 1)
+
+/** What llmUnits reads of a model's layers: the types of attention output and down (tensor infos or loaded weights). */
+export interface SplitTypes { readonly layers: ReadonlyArray<{ readonly wo: { readonly type: number }, readonly down: { readonly type: number } }> }
 
 /**
  * Units from the tensors' types: an attention unit is the fewest heads whose columns of the
  * output projection are whole blocks (4 heads of 64 for a K-quant's 256, one for Q8_0's 32); an
  * FFN unit is one block of down's input. Layers may mix types (Q4_K_M): the largest block rules,
- * and block sizes (1, 32, 256) divide each other.
+ * and block sizes (32, 256) divide each other.
  */
-export function llmUnits (c: LlmConfig, t: ModelTensors): LlmUnits {
+export function llmUnits (c: LlmConfig, t: SplitTypes): LlmUnits {
   const wo = Math.max(...t.layers.map((l) => blockOf(l.wo.type)))
   const down = Math.max(...t.layers.map((l) => blockOf(l.down.type)))
   return { headsPerUnit: wo / gcd(wo, c.headDim), hiddenPerUnit: down }
 }
+
+/** The columns of one unit of attention output and of down: what their products are summed in (LinearKernels.matmulUnits). */
+export const unitColumns = (c: LlmConfig, u: LlmUnits): { readonly wo: number, readonly down: number } =>
+  ({ wo: u.headsPerUnit * c.headDim, down: u.hiddenPerUnit })
 
 /** One device runs everything. */
 export const wholeLlm = (c: LlmConfig): LlmShard => ({ headStart: 0, headEnd: c.nHeads, hiddenStart: 0, hiddenEnd: c.hidden, vocabStart: 0, vocabEnd: c.vocabSize })

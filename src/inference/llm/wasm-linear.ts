@@ -87,7 +87,7 @@ function heapOf (w: QTensor): Heap {
 }
 
 /** The shape checks the kernels rely on: they read and write memory unchecked. */
-function check (w: QTensor, out: Float32Array, x: Float32Array, nTokens: number): void {
+function check (w: QTensor, outLength: number, x: Float32Array, nTokens: number): void {
   const bt = blockType(w.type)
   if (bt === undefined) throw new RangeError(`wasm kernels: ${w.name} has unknown ggml type ${w.type}`)
   const rb = rowBytes(w.type, w.cols)
@@ -96,32 +96,49 @@ function check (w: QTensor, out: Float32Array, x: Float32Array, nTokens: number)
   if (w.cols * 7 > ROW_BYTES) throw new RangeError(`wasm kernels: ${w.name} has ${w.cols} columns, more than the ${Math.floor(ROW_BYTES / 7)} they take`)
   if (!Number.isInteger(nTokens) || nTokens < 0) throw new RangeError(`wasm kernels: ${nTokens} tokens`)
   if (x.length < nTokens * w.cols) throw new RangeError(`wasm kernels: ${nTokens} tokens of ${w.cols} need ${nTokens * w.cols} inputs, got ${x.length}`)
-  if (out.length < nTokens * w.rows) throw new RangeError(`wasm kernels: ${nTokens} tokens of ${w.rows} need ${nTokens * w.rows} outputs, got ${out.length}`)
+  if (outLength < nTokens * w.rows) throw new RangeError(`wasm kernels: ${nTokens} tokens of ${w.rows} need ${nTokens * w.rows} outputs, got ${outLength}`)
 }
 
-function matmul (out: Float32Array, w: QTensor, x: Float32Array, nTokens: number): void {
-  check(w, out, x, nTokens)
+/**
+ * The product over columns [c0, c0 + n) of w (whole blocks) into out, or with `add` into out64:
+ * the kernels take the row stride apart from the columns, so a unit of columns is w's own bytes.
+ */
+function product (w: QTensor, x: Float32Array, nTokens: number, c0: number, n: number, into: { out: Float32Array } | { add: Float64Array }): void {
   const heap = heapOf(w)
   const { rows, cols } = w
   const rowBuf = 0
   const xAt = ROW_BYTES
   const outAt = ROW_BYTES + X_BYTES
-  const tile = Math.min(TILE, Math.floor(X_BYTES / (cols * 4)))
+  const bt = blockType(w.type) // known: check() passed
+  const at = bt === undefined ? 0 : c0 / bt.blockElems * bt.blockBytes
+  const tile = Math.min(TILE, Math.floor(X_BYTES / (n * 4)))
   for (let t0 = 0; t0 < nTokens; t0 += tile) {
     const tc = Math.min(tile, nTokens - t0)
-    heap.f32.set(x.subarray(t0 * cols, (t0 + tc) * cols), xAt / 4)
+    for (let t = 0; t < tc; t++) heap.f32.set(x.subarray((t0 + t) * cols + c0, (t0 + t) * cols + c0 + n), xAt / 4 + t * n)
     // outputs of tc tokens for as many rows as fit (all of them but for huge vocabularies)
     const rowsPerPass = Math.min(rows, Math.floor(OUT_BYTES / (tc * 4)))
     for (let r0 = 0; r0 < rows; r0 += rowsPerPass) {
       const rc = Math.min(rowsPerPass, rows - r0)
-      const rc0 = heap.matmul(w.type, w.bytes.byteOffset + r0 * w.rowBytes, w.rowBytes, rc, cols, xAt, tc, outAt, rowBuf)
+      const rc0 = heap.matmul(w.type, w.bytes.byteOffset + r0 * w.rowBytes + at, w.rowBytes, rc, n, xAt, tc, outAt, rowBuf)
       if (rc0 !== 0) throw new RangeError(`wasm kernels: ggml type ${w.type} (${w.name}) is not compiled in`)
       for (let t = 0; t < tc; t++) {
         const from = outAt / 4 + t * rc
-        out.set(heap.f32.subarray(from, from + rc), (t0 + t) * rows + r0)
+        if ('out' in into) into.out.set(heap.f32.subarray(from, from + rc), (t0 + t) * rows + r0)
+        else for (let r = 0; r < rc; r++) into.add[(t0 + t) * rows + r0 + r] += heap.f32[from + r]
       }
     }
   }
+}
+
+function matmul (out: Float32Array, w: QTensor, x: Float32Array, nTokens: number): void {
+  check(w, out.length, x, nTokens)
+  product(w, x, nTokens, 0, w.cols, { out })
+}
+
+function matmulUnits (out64: Float64Array, w: QTensor, x: Float32Array, nTokens: number, unit: number): void {
+  check(w, out64.length, x, nTokens)
+  out64.fill(0, 0, nTokens * w.rows)
+  for (let c0 = 0; c0 < w.cols; c0 += unit) product(w, x, nTokens, c0, Math.min(unit, w.cols - c0), { add: out64 })
 }
 
 /** GGUF matrix products on the WebAssembly kernels; every matrix must be a view into a wasmHeap() heap. */
@@ -131,6 +148,7 @@ export function wasmLinear (): LinearKernels {
     name: 'wasm',
     matmul,
     // each matrix on its own: copying the activations again is small beside decoding the weights
-    group: (outs, ws, x, nTokens) => { ws.forEach((w, i) => { matmul(outs[i], w, x, nTokens) }) }
+    group: (outs, ws, x, nTokens) => { ws.forEach((w, i) => { matmul(outs[i], w, x, nTokens) }) },
+    matmulUnits
   }
 }

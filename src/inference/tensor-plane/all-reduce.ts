@@ -31,6 +31,9 @@ export function stepAt (step: number, nLayers: number): Omit<ReduceStep, 'positi
   return { layer: Math.floor(step / 2) % nLayers, kind: step % 2 === 0 ? 'attention' : 'ffn' }
 }
 
+/** A partial as the frame's float32 words: a float64 partial's bytes as they are */
+const words = (v: Float32Array | Float64Array): Float32Array => v instanceof Float64Array ? new Float32Array(v.buffer, v.byteOffset, 2 * v.length) : v
+
 /** A peer's partial for one step, and the first position of the chunk it is for */
 interface Partial { readonly position: number, readonly payload: Float32Array }
 
@@ -69,8 +72,8 @@ export function planeAllReduce (opts: AllReduceOptions): PlaneAllReduce {
   const waitingSlice = new Map<string, Waiter>()
   const gone = new Set<string>()
   let step = 0
-  let sum = new Float32Array(0)
-  let scratch = new Float32Array(0) // a peer's q8 partial, dequantized
+  let sum: Float32Array | Float64Array = new Float32Array(0)
+  let scratch = new Float32Array(0) // a q8 partial, dequantized
 
   plane.openJob(job, {
     epoch: opts.epoch,
@@ -142,27 +145,34 @@ export function planeAllReduce (opts: AllReduceOptions): PlaneAllReduce {
     }
   }
 
-  const exchange = async (partial: Float32Array, at: ReduceStep): Promise<void> => {
+  const exchange = async (partial: Float32Array | Float64Array, at: ReduceStep): Promise<void> => {
     const q8 = opts.partials === 'q8'
-    const wire = q8 ? quantizePartial(partial) : partial
+    const wide = partial instanceof Float64Array
+    const n = partial.length
+    if (scratch.length !== n) scratch = new Float32Array(n)
     // with q8, this member sums its own partial as the peers see it, so every member holds the same sum
-    if (q8) dequantizePartial(wire, partial.length, partial)
+    const wire = q8 ? quantizePartial(wide ? Float32Array.from(partial) : partial) : words(partial)
+    if (q8) { dequantizePartial(wire, n, scratch); partial.set(scratch) }
     for (const p of peers) plane.send(p, { ...at, job }, wire)
     step++
     const parts = await bounded(Promise.all(peers.map(partialOf)), `partials for layer ${at.layer} position ${at.position}`)
-    if (sum.length !== partial.length) { sum = new Float32Array(partial.length); scratch = new Float32Array(partial.length) }
+    // float64 partials are summed in float64 (and float32 in float32): in member order, the same additions on every member
+    if (sum.length !== n || (sum instanceof Float64Array) !== wide) sum = wide ? new Float64Array(n) : new Float32Array(n)
     sum.fill(0)
     let next = 0
     for (let m = 0; m < members.length; m++) {
       const part = m === self ? undefined : parts[next++]
       if (part !== undefined && part.position !== at.position) throw new TensorLinkError(`job ${job}: member ${members[m]} sent layer ${at.layer} for position ${part.position}, this member is at ${at.position}`)
-      let v = part?.payload ?? partial
-      if (q8 && part !== undefined) {
-        if (!dequantizePartial(part.payload, sum.length, scratch)) throw new TensorLinkError(`job ${job}: member ${members[m]} sent a q8 partial of ${part.payload.length} words that is not ${sum.length} values`)
+      let v: Float32Array | Float64Array = partial
+      if (part !== undefined && q8) {
+        if (!dequantizePartial(part.payload, n, scratch)) throw new TensorLinkError(`job ${job}: member ${members[m]} sent a q8 partial of ${part.payload.length} words that is not ${n} values`)
         v = scratch
+      } else if (part !== undefined) {
+        const expected = wide ? 2 * n : n
+        if (part.payload.length !== expected) throw new TensorLinkError(`job ${job}: member ${members[m]} sent ${part.payload.length} words, expected ${expected}`)
+        v = wide ? new Float64Array(part.payload.buffer, part.payload.byteOffset, n) : part.payload
       }
-      if (v.length !== sum.length) throw new TensorLinkError(`job ${job}: member ${members[m]} sent ${v.length} floats, expected ${sum.length}`)
-      for (let i = 0; i < sum.length; i++) sum[i] += v[i]
+      for (let i = 0; i < n; i++) sum[i] += v[i]
     }
     partial.set(sum)
   }

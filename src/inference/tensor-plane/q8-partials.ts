@@ -7,8 +7,8 @@
 export const Q8_BLOCK = 32
 const WORDS_PER_BLOCK = 1 + Q8_BLOCK / 4
 
-/** The format partials travel in: float32 (exact, the default) or 8-bit blocks. */
-export const PARTIAL_FORMATS = ['f32', 'q8'] as const
+/** The format partials travel in: as computed (exact, the default: float32 for llama2.c, float64 unit sums for GGUF) or 8-bit blocks. */
+export const PARTIAL_FORMATS = ['exact', 'q8'] as const
 export type PartialFormat = typeof PARTIAL_FORMATS[number]
 
 /** Float32 words a q8 payload of `n` values takes. */

@@ -41,9 +41,9 @@ describe('agent config', () => {
     for (const bad of [0, -1, 1.5, Number.NaN]) expect(() => resolveAgentConfig('/h', {}, {}, { threads: bad })).toThrow(UsageError)
   })
   it('tensor partials: float32 unless agent.json, MESH_TENSOR_PARTIALS or --tensor-partials say q8; another value is a usage error', () => {
-    expect(resolveAgentConfig('/h').tensorPartials).toBe('f32')
+    expect(resolveAgentConfig('/h').tensorPartials).toBe('exact')
     expect(resolveAgentConfig('/h', { tensorPartials: 'q8' }).tensorPartials).toBe('q8')
-    expect(resolveAgentConfig('/h', { tensorPartials: 'q8' }, envOverrides({ MESH_TENSOR_PARTIALS: 'f32' })).tensorPartials).toBe('f32')
+    expect(resolveAgentConfig('/h', { tensorPartials: 'q8' }, envOverrides({ MESH_TENSOR_PARTIALS: 'exact' })).tensorPartials).toBe('exact')
     expect(() => envOverrides({ MESH_TENSOR_PARTIALS: 'q4' })).toThrow(UsageError)
   })
 
