@@ -67,7 +67,7 @@ async function member (task: Task): Promise<void> {
   const members = ids(task.members)
   for (let j = task.index + 1; j < task.members; j++) await plane.connect(members[j], '127.0.0.1', peers.ports[task.index * task.members + j])
   while (members.some((p, j) => j !== task.index && !plane.hasLink(p))) await new Promise((resolve) => setTimeout(resolve, 2))
-  const batch = Math.min(jm.maxBatch, Math.floor((1 << 20) / (4 * c.dim)))
+  const batch = Math.min(jm.maxBatch, Math.floor((1 << 20) / (jm.partialBytes * c.dim)))
   const feed = new InputFeed(c.dim, batch)
   const positions = task.prompt + task.tokens + 1
   const session = openSession({

@@ -48,7 +48,7 @@ async function ring (name: string, n: number, format: PartialFormat, cases: read
   const ids = Array.from({ length: n }, (_, i) => `m${i}`)
   const models = await Promise.all(evenRanges(ids).map(async (r, i) =>
     llmModel(await loadGgufShard(f, 'not-checked', llmShardForColumns(c, u, r.start, r.end), i === 0 ? 'leader' : 'member', engine), engine, 1)))
-  const planes = await connectedPlanes(ids, 4 * BATCH * c.dim)
+  const planes = await connectedPlanes(ids, 8 * BATCH * c.dim) // float64 partials
   const out: Float32Array[][] = []
   try {
     for (const [k, gc] of cases.entries()) {

@@ -155,7 +155,7 @@ export class LeaderRun<S> {
     const job = deps.jobNumber()
     const lease = await deps.modelFor(plan.find((m) => m.nodeId === self)!.shard)
     // a step's embedding rows and partials each go in one tensor-plane frame
-    const batch = Math.max(1, Math.min(lease.model.maxBatch, MAX_JOB_BATCH, Math.floor(deps.plane.opts.maxPayloadBytes / (4 * lease.model.dim))))
+    const batch = Math.max(1, Math.min(lease.model.maxBatch, MAX_JOB_BATCH, Math.floor(deps.plane.opts.maxPayloadBytes / (lease.model.partialBytes * lease.model.dim))))
     const session = openSession({ plane: deps.plane, job, epoch: view.epoch, members: plan.map((m) => m.nodeId), leader: self, model: lease.model, positions: this.positions, batch, partials: deps.partials, timeoutMs: deps.timeoutMs })
     const attempt: Attempt<S> = { job, epoch: view.epoch, batch, plan, session, lease, channels: new Map() }
     this.attempt = attempt

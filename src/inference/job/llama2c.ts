@@ -15,6 +15,7 @@ export function llama2cJobModel (m: ShardedModel): Llama2cJobModel {
     nLayers,
     maxBatch: 1,
     classifier: 'leader',
+    partialBytes: 4,
     open: (positions) => {
       const s = createRunState(m.config, m.shard, positions)
       return {

@@ -10,6 +10,7 @@ export function llmJobModel (m: LlmModel): JobModel {
     nLayers,
     maxBatch: PREFILL_BATCH,
     classifier: 'split',
+    partialBytes: 8,
     open: (positions, batch) => {
       const s = createLlmState(m, positions, batch)
       let fed = 0 // rows of the latest step, whose last the logits are of

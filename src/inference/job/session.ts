@@ -19,6 +19,8 @@ export interface JobModel {
    * classifier between two tokens.
    */
   readonly classifier: 'leader' | 'split'
+  /** bytes of one partial value on the wire: 4 (llama2.c's float32 sums) or 8 (GGUF's float64 unit sums) */
+  readonly partialBytes: 4 | 8
   /** a run with its own KV cache of `positions`, taking up to `batch` positions a step */
   open: (positions: number, batch: number) => JobRun
 }
