@@ -8,20 +8,18 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { execFile, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
-import path from 'node:path'
 import { promisify } from 'node:util'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CERT_PROTOCOL, encodeCertBundle } from '../../src/agent/net/cert-bundle.js'
 import { exited, makeMember, makePool, tempHome, type TestMember } from '../helpers/members.js'
+import { RELAY, startRelay as startRelayIn, type RunningRelay } from '../helpers/relay.js'
 
-const RELAY = path.resolve('dist/relay/main.js')
 const run = promisify(execFile)
 const ECHO = '/mesh-test/echo/1.0.0'
 
-interface RunningRelay { proc: ChildProcess, peerId: string, addr: string }
 const procs: ChildProcess[] = []
 const nodes: Libp2p[] = []
 
@@ -30,18 +28,7 @@ afterEach(async () => {
   await Promise.all(procs.splice(0).map(async (p) => { if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM'); await exited(p) }))
 })
 
-async function startRelay (home: string, args: string[]): Promise<RunningRelay> {
-  const proc = spawn(process.execPath, [RELAY, '--home', home, '--host', '127.0.0.1', '--port', '0', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-  procs.push(proc)
-  let out = ''
-  let err = ''
-  proc.stderr?.on('data', (d: Buffer) => { err += d.toString() })
-  const info = await new Promise<{ peerId: string, addresses: string[] }>((resolve, reject) => {
-    proc.stdout?.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('\n')) resolve(JSON.parse(out.split('\n')[0] as string)) })
-    proc.once('exit', (code) => reject(new Error(`relay exited with ${code}: ${err}`)))
-  })
-  return { proc, peerId: info.peerId, addr: info.addresses[0] as string }
-}
+const startRelay = async (home: string, args: string[]): Promise<RunningRelay> => await startRelayIn(home, args, procs)
 
 /** A pool member's libp2p node, keyed by its device key, that shows its certificate to the relay as agents do. */
 async function memberNode (m: TestMember, relay: RunningRelay, reserve: boolean): Promise<Libp2p> {

@@ -12,7 +12,9 @@ import { formatApiAddress, isLoopbackHost } from '../../agent/api/openai/address
 import { multicastAddresses } from '../../agent/beacon/transport.js'
 import { localCheckpoint } from '../../agent/model-files.js'
 import { hashFile } from '../../inference/files.js'
-import { listPoolRecords, summarizePool, type PoolSummary } from '../../pool/index.js'
+import { CorruptFileError } from '../../atomic-file.js'
+import { UsageError } from '../../errors.js'
+import { listPoolRecords, NotInitializedError, summarizePool, type PoolSummary } from '../../pool/index.js'
 import { readTopology } from '../../ring/topology.js'
 import type { ServiceState } from '../service/systemd.js'
 import type { DoctorContext } from './context.js'
@@ -106,8 +108,14 @@ export const CHECKS: ReadonlyArray<Check<DoctorContext>> = [
     title: 'device identity',
     deadlineMs: 2000,
     run: async (c) => {
-      const d = c.device()
-      return ok(`node ${d.nodeId.slice(0, 16)}… "${d.name}" in ${c.home}`)
+      try {
+        const d = c.device()
+        return ok(`node ${d.nodeId.slice(0, 16)}… "${d.name}" in ${c.home}`)
+      } catch (err) {
+        if (err instanceof NotInitializedError) return fail(err.message, `mesh init --home ${c.home} --network-id ID --name NAME`)
+        if (err instanceof CorruptFileError) return fail(err.message, `restore ${err.file} from a backup; mesh init --force makes a new identity (its pools must be joined again)`)
+        throw err
+      }
     }
   },
   {
@@ -116,10 +124,17 @@ export const CHECKS: ReadonlyArray<Check<DoctorContext>> = [
     deadlineMs: 2000,
     run: async (c) => {
       // each throws a one-line error naming the file: the fix is in that file
-      c.config()
-      const pools = listPoolRecords(c.home)
-      for (const p of pools) readTopology(c.home, p.poolId)
-      const keys = readApiKeys(c.home)
+      let pools, keys
+      try {
+        c.config()
+        pools = listPoolRecords(c.home)
+        for (const p of pools) readTopology(c.home, p.poolId)
+        keys = readApiKeys(c.home)
+      } catch (err) {
+        if (err instanceof CorruptFileError) return fail(err.message, `fix ${err.file} by hand, or move it away and set it up again (agent.json: mesh start flags work without it)`)
+        if (err instanceof UsageError) return fail(err.message, 'fix that setting in MESH_HOME/agent.json or the MESH_* environment')
+        throw err
+      }
       return ok(`agent.json and MESH_* settings, ${pools.length} pool record${pools.length === 1 ? '' : 's'}, ring files, ${keys.length} API key${keys.length === 1 ? '' : 's'}`)
     }
   },
