@@ -10,6 +10,7 @@ import { modelCommand } from './model.js'
 import { poolApproveCommand, poolPolicyCommand, poolRejectCommand, poolRevokeCommand } from './pool-admin.js'
 import { poolKeyCommand } from './pool-key.js'
 import { poolCreateCommand, poolJoinCommand, poolListCommand, poolStatusCommand } from './pool.js'
+import { remoteCommand } from './remote.js'
 import { ringStatusCommand } from './ring.js'
 import { serviceCommand } from './service.js'
 
@@ -25,7 +26,7 @@ export const commands: MeshCommand[] = [
   poolCreateCommand, poolJoinCommand,
   startCommand, stopCommand,
   poolListCommand, poolStatusCommand, poolPeersCommand, ringStatusCommand,
-  poolApproveCommand, poolRejectCommand, poolPolicyCommand, poolRevokeCommand, poolKeyCommand,
+  poolApproveCommand, poolRejectCommand, poolPolicyCommand, poolRevokeCommand, poolKeyCommand, remoteCommand,
   inferenceCommand, inferenceStatsCommand, modelCommand,
   apiKeyCommand,
   serviceCommand, doctorCommand

@@ -160,10 +160,13 @@ export class NetnsLab {
     return out.split('\n').filter((l) => l.includes('DROP')).reduce((sum, l) => sum + Number(l.trim().split(/\s+/)[0] ?? 0), 0)
   }
 
-  /** Run `mesh ARGS` inside a node's namespace with its MESH_HOME; resolves with the exit code and output. */
-  async mesh (node: LabNode, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<RunResult> {
+  /**
+   * Run `mesh ARGS` inside a node's namespace with its MESH_HOME; resolves with the exit code and output.
+   * `meshJs`: another copy of mesh's entry point (a test that must not see a rebuild of this checkout).
+   */
+  async mesh (node: LabNode, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000, meshJs = MESH_JS): Promise<RunResult> {
     return await new Promise((resolve) => {
-      execFile('ip', ['netns', 'exec', node.ns, process.execPath, MESH_JS, ...args], {
+      execFile('ip', ['netns', 'exec', node.ns, process.execPath, meshJs, ...args], {
         env: { ...process.env, MESH_HOME: node.home, ...env }, timeout: timeoutMs
       }, (err, stdout, stderr) => {
         const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1
