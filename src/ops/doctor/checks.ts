@@ -30,8 +30,9 @@ export const CONVERGE_GRACE_MS = 15_000
 /** TCP connect and HTTP answer from a relay or control plane */
 const NET_TIMEOUT_MS = 3000
 
+/** fail over warn over ok; skip only when everything was skipped */
 const worst = (outcomes: Outcome[]): Outcome['status'] =>
-  outcomes.some((o) => o.status === 'fail') ? 'fail' : outcomes.some((o) => o.status === 'warn') ? 'warn' : 'ok'
+  (['fail', 'warn', 'ok'] as const).find((s) => outcomes.some((o) => o.status === s)) ?? 'skip'
 
 /** Several findings as one line each for detail and fix: the worst status, its fixes first. */
 function combine (outcomes: Outcome[]): Outcome {

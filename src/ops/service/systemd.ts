@@ -261,10 +261,10 @@ export async function postChecks (t: ServiceTarget, run: Runner, apiPort: number
  * user's units, default and instances. Unreadable env files (a system one, read by a user) are
  * passed over: doctor then says no service was found for this home.
  */
-export function servicesFor (home: string, userHome: string): ServiceTarget[] {
+export function servicesFor (home: string, userHome: string, root = '/'): ServiceTarget[] {
   const found: ServiceTarget[] = []
   for (const scope of ['system', 'user'] as const) {
-    const dirs = defaultDirs(scope, userHome)
+    const dirs = defaultDirs(scope, userHome, root)
     let names: string[] = []
     try { names = fs.readdirSync(dirs.unitDir) } catch { continue }
     for (const name of names) {
@@ -274,7 +274,7 @@ export function servicesFor (home: string, userHome: string): ServiceTarget[] {
       let env: Record<string, string> = {}
       try { env = parseEnvFile(fs.readFileSync(path.join(dirs.envDir, envFileName({ instance })), 'utf8')) } catch { continue }
       if (env.MESH_HOME === undefined || path.resolve(env.MESH_HOME) !== path.resolve(home)) continue
-      found.push({ spec: { scope, instance, home, node: '', meshScript: '', runAs: DEFAULT_RUN_AS, env: {} }, dirs, root: '/' })
+      found.push({ spec: { scope, instance, home, node: '', meshScript: '', runAs: DEFAULT_RUN_AS, env: {} }, dirs, root })
     }
   }
   return found

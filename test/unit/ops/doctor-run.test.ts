@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { certificateOutcome, CHECKS, skewOutcome, tcpTarget } from '../../../src/ops/doctor/checks.js'
 import { exitCode, fail, ok, runChecks, warn, type Check } from '../../../src/ops/doctor/run.js'
+import type { DoctorContext } from '../../../src/ops/doctor/context.js'
+import type { ServiceState } from '../../../src/ops/service/systemd.js'
 import type { PoolSummary } from '../../../src/pool/index.js'
 
 const DAY = 86_400_000
@@ -88,5 +90,24 @@ describe('check verdicts (pure)', () => {
     expect(tcpTarget('/ip4/10.0.0.1/tcp/4001/p2p/12D3KooW')).toEqual({ host: '10.0.0.1', port: 4001 })
     expect(tcpTarget('/dns4/relay.lan/tcp/4001/p2p/12D3KooW')).toEqual({ host: 'relay.lan', port: 4001 })
     expect(tcpTarget('/ip4/10.0.0.1/udp/4001/quic-v1')).toBeUndefined()
+  })
+})
+
+describe('the service check, on what systemd says', () => {
+  const service = CHECKS.find((c) => c.id === 'service')!
+  const state = (over: Partial<ServiceState>): ServiceState => ({ unit: 'mesh-agent.service', scope: 'system', installed: true, enabled: true, active: 'active', mainPid: 42, unitFile: '/etc/systemd/system/mesh-agent.service', ...over })
+  const ctx = (booted: boolean, states: ServiceState[]): DoctorContext => ({ home: '/h', services: async () => ({ booted, states }) }) as unknown as DoctorContext
+  it.each([
+    [true, [], 'skip', /^no service installed for \/h$/, /mesh service install/],
+    [true, [state({})], 'ok', /^mesh-agent.service enabled and active \(pid 42\)$/, /^$/],
+    [true, [state({ active: 'failed', mainPid: null })], 'fail', /^mesh-agent.service is failed$/, /^systemctl start mesh-agent.service; journalctl -u mesh-agent.service/],
+    [true, [state({ scope: 'user', enabled: false })], 'warn', /not enabled: it will not start at boot/, /^systemctl --user enable mesh-agent.service$/],
+    [false, [state({ active: null })], 'skip', /installed, enabled; systemd is not running here/, /^$/]
+  ])('booted %s, %j', async (booted, states, status, detail, fix) => {
+    if (process.platform !== 'linux') return
+    const o = await service.run(ctx(booted, states))
+    expect(o.status).toBe(status)
+    expect(o.detail).toMatch(detail)
+    expect(o.fix).toMatch(fix)
   })
 })

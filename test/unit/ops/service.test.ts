@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { MESH_JS } from '../../helpers/agent-procs.js'
 import { homeWithPool, snapshot, tempDirs } from '../../helpers/pool-fixtures.js'
 import {
-  execRunner, installService, postChecks, serviceState, systemdRunning, uninstallService, unsupportedReason,
+  execRunner, installService, postChecks, serviceState, servicesFor, systemdRunning, uninstallService, unsupportedReason,
   type Runner, type ServiceTarget
 } from '../../../src/ops/service/systemd.js'
 import {
@@ -132,6 +132,9 @@ describe('install, status and uninstall', () => {
     expect({ mode: (env.mode & 0o777).toString(8), uid: env.uid }).toEqual({ mode: '600', uid: process.getuid?.() })
     expect(fs.readFileSync(path.join(root, 'etc/passwd'), 'utf8')).toMatch(/^mesh:x:\d+:\d+:mesh agent:\/var\/lib\/mesh-agent:\/usr\/sbin\/nologin$/m)
     expect(await serviceState(t, run, false)).toMatchObject({ installed: true, enabled: true, active: null })
+    // what doctor finds for the home the env file names, and only for it
+    expect(servicesFor(t.spec.home, '/root', root).map((s) => [s.spec.scope, s.spec.instance, s.root])).toEqual([['system', undefined, root]])
+    expect(servicesFor('/var/lib/other', '/root', root)).toEqual([])
 
     // same settings: nothing written, nothing run
     calls.length = 0
