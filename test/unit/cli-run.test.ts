@@ -25,7 +25,7 @@ describe('mesh --help', () => {
   it('lists every command, and each command its flags (inference loads its engine list when it runs)', async () => {
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'mesh-help-'))
     const names = commands.map((c) => String(c(capture()).command).split(' ')[0])
-    expect(names).toHaveLength(20)
+    expect(names).toHaveLength(21)
     const top = await meshOk(inProcess, home, ['--help'])
     for (const name of names) expect(top).toMatch(new RegExp(`^ +mesh ${name}\\b`, 'm'))
     expect(await meshOk(inProcess, home, ['inference', '--help'])).toMatch(/--engine[\s\S]*choices: "auto", "ts", "wasm", "native", "onnx"/)
