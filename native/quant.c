@@ -33,6 +33,18 @@
 #endif
 #endif
 
+/*
+ * The addon is built with -ffast-math (kernels.c's float loops vectorise by it), but here a token's
+ * result must not depend on how many tokens share a call: a ring recomputes a prefix after a
+ * failover in other batches than one device ran it. So no reassociation or contraction of float
+ * sums in this file; the kernels are explicit intrinsics and lose nothing by it.
+ */
+#if defined(__clang__)
+#pragma clang fp reassociate(off) contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("no-associative-math", "fp-contract=off")
+#endif
+
 #define TILE 4        /* tokens that share each decoded weight block (ROW_DOT's switch goes up to it) */
 #define ROW_CHUNK 16  /* rows a thread runs through all tokens at once; threads' shares are multiples of it */
 #define MAX_GROUP 16  /* matrices in one qmatmulGroup call */

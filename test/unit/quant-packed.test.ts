@@ -6,7 +6,7 @@ import type { QTensor } from '../../src/inference/llm/weights.js'
 import { nativeKernels } from '../../src/inference/native.js'
 import { blockType } from '../../src/inference/quant/block-types.js'
 import { SHARED_DIR, sharedPath } from '../helpers/shared.js'
-import { colsOf, random, randomMatrix, randomVector, relativeError } from './quant-random.js'
+import { colsOf, FLOAT_TYPES, QUANT_TYPES, random, randomMatrix, randomVector, relativeError } from './quant-random.js'
 
 const k = nativeKernels()
 if (typeof k === 'string') console.warn(`skipping the packed kernel tests: ${k}`)
@@ -69,6 +69,59 @@ describe.skipIf(typeof k === 'string')('packed matrices (native/quant.c qrepack)
           linear.matmul(reference, plain[i], x, nTokens)
           expect(relativeError(outs[i], reference), `${w.name} against its plain layout`).toBeLessThan(1e-5)
         })
+      }
+    }
+  })
+
+  it('gives each token the same product whatever number of tokens shares the call, for every type, plain and packed', () => {
+    const rand = random(11)
+    for (const type of [...FLOAT_TYPES, ...QUANT_TYPES]) {
+      const plain = randomMatrix(type, 37, colsOf(type), rand)
+      for (const w of [plain, packedCopy(plain)]) {
+        const x = randomVector(11 * w.cols, rand)
+        const batch = new Float32Array(11 * w.rows)
+        linearOn(2).matmul(batch, w, x, 11)
+        for (let t = 0; t < 11; t++) {
+          const one = new Float32Array(w.rows)
+          linearOn(1).matmul(one, w, x.subarray(t * w.cols, (t + 1) * w.cols), 1)
+          // bit for bit: a ring recomputes a prefix after a failover in other batches than one device ran it
+          expect(one, `${w.name}${w.packed === true ? ' packed' : ''}, token ${t} of 11`).toEqual(batch.subarray(t * w.rows, (t + 1) * w.rows))
+        }
+      }
+    }
+  })
+
+  it('matmulUnits: each unit of columns a product of its own in float32, the units summed in float64, on every layout', () => {
+    const rand = random(12)
+    for (const type of [0, 8, 2, 12, 14]) {
+      const unit = type === 0 ? 32 : (blockType(type)?.blockElems ?? 32)
+      const cols = 3 * unit + (type === 0 ? 16 : 0) // a short last unit where blocks allow it
+      const plain = randomMatrix(type, 37, cols, rand)
+      const x = randomVector(5 * cols, rand)
+      // unit u alone: its columns of w and x as a matrix and inputs of their own, on the layout under test
+      const unitProducts = (packed: boolean): Float32Array[] => Array.from({ length: Math.ceil(cols / unit) }, (_, u) => {
+        const c0 = u * unit
+        const n = Math.min(unit, cols - c0)
+        const bt = blockType(type)!
+        const rb = plain.rowBytes
+        const ub = n / bt.blockElems * bt.blockBytes
+        const bytes = new Uint8Array(plain.rows * ub)
+        for (let r = 0; r < plain.rows; r++) bytes.set(plain.bytes.subarray(r * rb + c0 / bt.blockElems * bt.blockBytes, r * rb + c0 / bt.blockElems * bt.blockBytes + ub), r * ub)
+        const xs = new Float32Array(5 * n)
+        for (let t = 0; t < 5; t++) xs.set(x.subarray(t * cols + c0, t * cols + c0 + n), t * n)
+        const out = new Float32Array(5 * plain.rows)
+        const part = { ...plain, cols: n, rowBytes: ub, bytes }
+        linearOn(1).matmul(out, packed ? packedCopy(part) : part, xs, 5)
+        return out
+      })
+      for (const w of [plain, packedCopy(plain)]) {
+        const want = new Float64Array(5 * plain.rows)
+        for (const out of unitProducts(w.packed === true)) for (let i = 0; i < want.length; i++) want[i] += out[i]
+        for (const threads of [1, 2]) {
+          const got = new Float64Array(5 * w.rows).fill(NaN)
+          linearOn(threads).matmulUnits(got, w, x, 5, unit)
+          expect(got, `${w.name}${w.packed === true ? ' packed' : ''}, ${threads} threads`).toEqual(want)
+        }
       }
     }
   })
