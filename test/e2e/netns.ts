@@ -19,6 +19,14 @@ export function lossUnavailable (): string | undefined {
   return undefined
 }
 
+/** lossUnavailable() after trying to install iptables (Debian), as a test's own set-up may. */
+export function installLossTools (): string | undefined {
+  if (lossUnavailable() !== undefined) {
+    try { execFileSync('apt-get', ['install', '-y', 'iptables'], { stdio: 'ignore', timeout: 300_000 }) } catch { /* reported below */ }
+  }
+  return lossUnavailable()
+}
+
 /** Why namespace tests cannot run here, or undefined when they can. */
 export function netnsUnavailable (): string | undefined {
   if (process.platform !== 'linux') return 'network namespaces need Linux'

@@ -12,7 +12,7 @@ import type { RingReport } from '../../src/agent/net/pool-ring.js'
 import { readPid } from '../../src/agent/pidfile.js'
 import { expectGoldenInference } from './golden-inference.js'
 import { createAdmin, until, type CreatedPool } from './lan-join.js'
-import { lossUnavailable, NetnsLab, netnsUnavailable, type LabNode, type RunResult } from './netns.js'
+import { installLossTools, NetnsLab, netnsUnavailable, type LabNode, type RunResult } from './netns.js'
 import { clientConfig, keyPair, sshdUnavailable, startSshd } from './sshd.js'
 import { BUNDLE_PATHS } from '../../src/ops/remote/bundle.js'
 
@@ -23,10 +23,8 @@ function why (): string | undefined {
   if (ns !== undefined) return ns
   const sshd = sshdUnavailable()
   if (sshd !== undefined) return sshd
-  if (lossUnavailable() !== undefined) {
-    try { execFileSync('apt-get', ['install', '-y', 'iptables'], { stdio: 'ignore', timeout: 300_000 }) } catch { /* reported below */ }
-  }
-  return lossUnavailable()
+  // the test set-up may install iptables (Debian); anything else is a clear skip
+  return installLossTools()
 }
 const skip = why()
 if (skip !== undefined) console.warn(`SKIPPED remote provision e2e test: ${skip}`)

@@ -1,9 +1,8 @@
-import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { readTopology, topologyContent } from '../../src/ring/topology.js'
-import { lossUnavailable, NetnsLab, netnsUnavailable, type LabNode } from './netns.js'
+import { installLossTools, NetnsLab, netnsUnavailable, type LabNode } from './netns.js'
 
 /**
  * Opt-in (it runs for minutes): MESH_LOSS_TEST_SECONDS=120 npx vitest run test/e2e/ring-loss.test.ts
@@ -15,11 +14,8 @@ function why (): string | undefined {
   if (!(seconds > 0)) return 'opt-in: set MESH_LOSS_TEST_SECONDS=120 to run the 5 % packet loss test (two minutes plus set-up)'
   const ns = netnsUnavailable()
   if (ns !== undefined) return ns
-  if (lossUnavailable() !== undefined) {
-    // the test set-up may install it (Debian); anything else is a clear skip
-    try { execFileSync('apt-get', ['install', '-y', 'iptables'], { stdio: 'ignore', timeout: 300_000 }) } catch { /* reported below */ }
-  }
-  return lossUnavailable()
+  // the test set-up may install iptables (Debian); anything else is a clear skip
+  return installLossTools()
 }
 const skip = why()
 if (skip !== undefined) console.warn(`SKIPPED ring loss e2e test: ${skip}`)
