@@ -103,7 +103,7 @@ describe.skipIf(why !== undefined)(`GGUF rings across network namespaces${why !=
   /** The ring's ids against one device's: equal, token for token. */
   async function expectOneDevice (m: ModelName, ring: readonly number[], prompt: string, maxTokens: string, what: string): Promise<void> {
     const one = (await localRun(m, prompt, maxTokens)).token_ids
-    expect(ring, `${m}, ${what}, ${JSON.stringify(prompt)}`).toEqual(one)
+    expect(ring.join(' '), `${m}, ${what}, ${JSON.stringify(prompt)}`).toBe(one.join(' ')) // as text: the diff shows where they part
   }
 
   /** Every golden prompt through the ring led by `leader`: llama.cpp's prompt ids, then one device's ids. */
