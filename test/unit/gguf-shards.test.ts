@@ -43,6 +43,25 @@ describe('GGUF shard plan', () => {
     const d = llmShardDims(big, twelve[1])
     expect(d.kvHeadStart * 4 + d.headOffset).toBe(twelve[1].headStart)
   })
+
+  it.skipIf(SHARED_DIR === null)('grows units towards 256 columns where the model keeps 8 of them, and never below a block', async () => {
+    const f = await readGguf(path('qwen2-test.q8_0'))
+    const c = llmConfig(f)
+    const q8 = { layers: [{ wo: { type: 8 }, down: { type: 8 } }] }
+    const f16 = { layers: [{ wo: { type: 1 }, down: { type: 1 } }] }
+    const k = { layers: [{ wo: { type: 12 }, down: { type: 14 } }] }
+    // Llama 3.2 1B's shape: 32 heads of 64, hidden 8192
+    const wide = { ...c, nHeads: 32, headDim: 64, hidden: 8192 }
+    expect(llmUnits(wide, q8)).toEqual({ headsPerUnit: 4, hiddenPerUnit: 256 })
+    expect(llmUnits(wide, k)).toEqual({ headsPerUnit: 4, hiddenPerUnit: 256 })
+    // the 110M shape: 12 heads of 64 stay one a unit (4 a unit would leave 3 units), hidden 2048 makes 8 units of 256
+    const small = { ...c, nHeads: 12, headDim: 64, hidden: 2048 }
+    expect(llmUnits(small, q8)).toEqual({ headsPerUnit: 1, hiddenPerUnit: 256 })
+    // tiny test shapes keep block-sized units, and float types take 32 columns at least
+    const tiny = { ...c, nHeads: 8, headDim: 8, hidden: 172 }
+    expect(llmUnits(tiny, q8)).toEqual({ headsPerUnit: 4, hiddenPerUnit: 32 })
+    expect(llmUnits(tiny, f16)).toEqual({ headsPerUnit: 4, hiddenPerUnit: 32 })
+  })
 })
 
 describe.skipIf(SHARED_DIR === null).each(['llama3-test.q4_k_m', 'qwen3-test.q4_k_m', 'qwen2-test.q8_0', 'stories260K.q4_0'])('%s split across ring members, each reading only its slices', (name) => {

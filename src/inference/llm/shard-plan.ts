@@ -28,21 +28,35 @@ export interface LlmUnits {
 const gcd = (a: number, b: number): number => b === 0 ? a : gcd(b, a % b)
 /** Columns a unit has at least: each unit's product is a kernel call of its own (native/quant.c matrix_units), and float types have blocks of 1 */
 const MIN_UNIT = 32
+/**
+ * Columns a unit grows to where its matrix still has MIN_UNITS of them: below about 256 columns the
+ * per-unit calls cost the 32-block types up to a quarter of a token's product (bench/quant-kernels.ts).
+ */
+const TARGET_UNIT = 256
+/** Units a split dimension keeps at least, so rings of up to this many members all get a share */
+const MIN_UNITS = 8
 const blockOf = (type: number): number => Math.max(MIN_UNIT, blockType(type)?.blockElems ?? 1)
+/** `least` doubled towards TARGET_UNIT columns (of `width` each) while `total` still holds MIN_UNITS of them */
+const grown = (least: number, width: number, total: number): number => {
+  let n = least
+  while (n * width < TARGET_UNIT && total / (2 * n) >= MIN_UNITS) n *= 2
+  return n
+}
 
 /** What llmUnits reads of a model's layers: the types of attention output and down (tensor infos or loaded weights). */
 export interface SplitTypes { readonly layers: ReadonlyArray<{ readonly wo: { readonly type: number }, readonly down: { readonly type: number } }> }
 
 /**
- * Units from the tensors' types: an attention unit is the fewest heads whose columns of the
- * output projection are whole blocks (4 heads of 64 for a K-quant's 256, one for Q8_0's 32); an
- * FFN unit is one block of down's input. Layers may mix types (Q4_K_M): the largest block rules,
- * and block sizes (32, 256) divide each other.
+ * Units from the tensors' types: an attention unit is at least the fewest heads whose columns of
+ * the output projection are whole blocks (4 heads of 64 for a K-quant's 256, one for Q8_0's 32); an
+ * FFN unit at least one block of down's input. Both grow towards TARGET_UNIT columns where the model
+ * is wide enough. Layers may mix types (Q4_K_M): the largest block rules, and block sizes (32, 256)
+ * divide each other.
  */
 export function llmUnits (c: LlmConfig, t: SplitTypes): LlmUnits {
   const wo = Math.max(...t.layers.map((l) => blockOf(l.wo.type)))
   const down = Math.max(...t.layers.map((l) => blockOf(l.down.type)))
-  return { headsPerUnit: wo / gcd(wo, c.headDim), hiddenPerUnit: down }
+  return { headsPerUnit: grown(wo / gcd(wo, c.headDim), c.headDim, c.nHeads), hiddenPerUnit: grown(down, 1, c.hidden) }
 }
 
 /** The columns of one unit of attention output and of down: what their products are summed in (LinearKernels.matmulUnits). */
