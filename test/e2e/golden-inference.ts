@@ -24,7 +24,7 @@ function expectedIds (): number[] {
 }
 
 /** Run the pool inference on `node` and check it against the golden ids and the local run; returns the result and its wall time. */
-export async function expectGoldenInference (lab: NetnsLab, node: LabNode): Promise<{ result: PoolResult, ms: number }> {
+export async function expectGoldenInference (lab: Pick<NetnsLab, 'mesh' | 'meshOk'>, node: LabNode): Promise<{ result: PoolResult, ms: number }> {
   const args = ['inference', '--prompt', PROMPT, '--max-tokens', String(MAX_TOKENS), '--temperature', '0', '--json']
   const t0 = performance.now()
   const pool = await lab.mesh(node, args, {}, 120_000)

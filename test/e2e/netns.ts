@@ -47,7 +47,13 @@ export interface RunResult { code: number, stdout: string, stderr: string }
 // every lab's namespaces start with this, then the owner's pid, so leftovers can be told apart
 const FAMILY = 'mshe2e'
 
-function ip (...args: string[]): void { execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] }) }
+/** Run `ip ARGS`; throws with ip's stderr when it fails. */
+export function ip (...args: string[]): void { execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] }) }
+
+/** Run a command inside a namespace; throws when it fails. */
+export function inNs (ns: string, cmd: string, ...args: string[]): string {
+  return execFileSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+}
 
 function alive (pid: number): boolean {
   try { process.kill(pid, 0); return true } catch (err) { return (err as NodeJS.ErrnoException).code === 'EPERM' }
@@ -57,7 +63,8 @@ function listNamespaces (): string[] {
   return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0] ?? '').filter((n) => n !== '')
 }
 
-function killNamespace (ns: string): void {
+/** Kill every process in a namespace, then delete it. */
+export function killNamespace (ns: string): void {
   let pids: string[] = []
   try { pids = execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split('\n').filter((p) => p.trim() !== '') } catch { /* gone */ }
   for (const pid of pids) { try { process.kill(Number(pid), 'SIGKILL') } catch { /* exited */ } }
@@ -74,6 +81,45 @@ export function cleanLeftovers (): void {
 
 let labCounter = 0
 
+/** A fresh namespace prefix for a lab of this process (leftovers of dead processes removed first). */
+export function newLabPrefix (): string {
+  cleanLeftovers()
+  return `${FAMILY}${process.pid}${String.fromCharCode(97 + (labCounter++ % 26))}`
+}
+
+/** Run `mesh ARGS` inside a node's namespace with its MESH_HOME; resolves with the exit code and output. */
+export async function meshIn (node: Pick<LabNode, 'ns' | 'home'>, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000, meshJs = MESH_JS): Promise<RunResult> {
+  return await new Promise((resolve) => {
+    execFile('ip', ['netns', 'exec', node.ns, process.execPath, meshJs, ...args], {
+      env: { ...process.env, MESH_HOME: node.home, ...env }, timeout: timeoutMs
+    }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+/** Every node's agent log and daemon output, for a failed test's report. */
+export function labLogs (nodes: readonly LabNode[]): string {
+  const parts: string[] = []
+  for (const n of nodes) {
+    for (const f of ['logs/agent.log', 'logs/agent.out', 'logs/relay.log']) {
+      const file = path.join(n.home, f)
+      if (fs.existsSync(file)) parts.push(`===== ${n.name} ${f}\n${fs.readFileSync(file, 'utf8').slice(-20_000)}`)
+    }
+  }
+  return parts.join('\n')
+}
+
+/** Whether a TCP connection from `from` to host:port opens (a RST counts as reachable: something answered). */
+export async function tcpReachable (from: Pick<LabNode, 'ns'>, host: string, port: number): Promise<boolean> {
+  const js = `const s = require('net').connect(${port}, '${host}'); s.setTimeout(1500)
+    s.on('connect', () => process.exit(0)); s.on('error', (e) => process.exit(e.code === 'ECONNREFUSED' ? 0 : 1)); s.on('timeout', () => process.exit(1))`
+  return await new Promise((resolve) => {
+    execFile('ip', ['netns', 'exec', from.ns, process.execPath, '-e', js], { timeout: 10_000 }, (err) => { resolve(err === null) })
+  })
+}
+
 export class NetnsLab {
   readonly nodes: LabNode[] = []
   private readonly namespaces: string[] = []
@@ -81,8 +127,7 @@ export class NetnsLab {
 
   /** N nodes 10.77.0.1..N/24 on one bridge, multicast routed to eth0. */
   static create (n: number): NetnsLab {
-    cleanLeftovers()
-    const prefix = `${FAMILY}${process.pid}${String.fromCharCode(97 + (labCounter++ % 26))}`
+    const prefix = newLabPrefix()
     const lab = new NetnsLab(prefix, fs.mkdtempSync(path.join(os.tmpdir(), `${prefix}-`)))
     try {
       const sw = `${prefix}sw`
@@ -173,14 +218,7 @@ export class NetnsLab {
    * `meshJs`: another copy of mesh's entry point (a test that must not see a rebuild of this checkout).
    */
   async mesh (node: LabNode, args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000, meshJs = MESH_JS): Promise<RunResult> {
-    return await new Promise((resolve) => {
-      execFile('ip', ['netns', 'exec', node.ns, process.execPath, meshJs, ...args], {
-        env: { ...process.env, MESH_HOME: node.home, ...env }, timeout: timeoutMs
-      }, (err, stdout, stderr) => {
-        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1
-        resolve({ code, stdout, stderr })
-      })
-    })
+    return await meshIn(node, args, env, timeoutMs, meshJs)
   }
 
   /** Like mesh() but throws with the output when the command fails. */
@@ -192,14 +230,7 @@ export class NetnsLab {
 
   /** Every node's agent log and daemon output, for a failed test's report. */
   logs (): string {
-    const parts: string[] = []
-    for (const n of this.nodes) {
-      for (const f of ['logs/agent.log', 'logs/agent.out']) {
-        const file = path.join(n.home, f)
-        if (fs.existsSync(file)) parts.push(`===== ${n.name} ${f}\n${fs.readFileSync(file, 'utf8').slice(-20_000)}`)
-      }
-    }
-    return parts.join('\n')
+    return labLogs(this.nodes)
   }
 
   /** Kill every process in the lab, delete its namespaces and files. Safe to call twice. */

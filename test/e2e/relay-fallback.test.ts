@@ -1,23 +1,14 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it, onTestFailed, vi } from 'vitest'
 import { readTopology } from '../../src/ring/topology.js'
 import { expectGoldenInference } from './golden-inference.js'
-import { NetnsLab, netnsUnavailable, type LabNode } from './netns.js'
+import { NetnsLab, netnsUnavailable, tcpReachable, type LabNode } from './netns.js'
 
 const RELAY_JS = fileURLToPath(new URL('../../dist/relay/main.js', import.meta.url))
 
 const why = netnsUnavailable()
 if (why !== undefined) console.warn(`SKIPPED relay fallback e2e tests: ${why}`)
-
-/** Whether a TCP connection from `from` to host:port opens (a RST counts as reachable). */
-async function tcpReachable (from: LabNode, host: string, port: number): Promise<boolean> {
-  const js = `const s = require('net').connect(${port}, '${host}'); s.setTimeout(1500)
-    s.on('connect', () => process.exit(0)); s.on('error', (e) => process.exit(e.code === 'ECONNREFUSED' ? 0 : 1)); s.on('timeout', () => process.exit(1))`
-  return await new Promise((resolve) => {
-    execFile('ip', ['netns', 'exec', from.ns, process.execPath, '-e', js], { timeout: 10_000 }, (err) => { resolve(err === null) })
-  })
-}
 
 /**
  * Three namespaces on one bridge: mesh-relay on n0, the admin on n1, a member on n2. Once the
