@@ -1,0 +1,30 @@
+/**
+ * What kind of path a libp2p connection runs on, from its remote address alone: a plain direct
+ * one (on a LAN, or to a public address), a hole-punched WebRTC one (UDP through the NATs), or
+ * through a relay. Pure; the pool network, freshness answers and the tensor plane share it.
+ *
+ * Exports: PathKind (from freshness.ts, where it is a wire value), connectionPath, isPrivateIPv4, PATH_PREFERENCE.
+ */
+import type { PathKind } from './freshness.js'
+
+export type { PathKind }
+
+/** The address ranges js-libp2p (and a home router) treat as not on the internet. */
+export function isPrivateIPv4 (address: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.\d{1,3}\.\d{1,3}$/.exec(address)
+  if (m === null) return false
+  const a = Number(m[1])
+  const b = Number(m[2])
+  return a === 10 || a === 127 || (a === 172 && b >= 16 && b < 32) || (a === 192 && b === 168) || (a === 169 && b === 254) || (a === 100 && b >= 64 && b < 128)
+}
+
+export function connectionPath (remoteAddr: string): PathKind {
+  // a WebRTC address may name the relay that signalled it (…/p2p-circuit/webrtc/…): it is direct all the same
+  if (remoteAddr.includes('/webrtc')) return 'hole-punched'
+  if (remoteAddr.includes('/p2p-circuit')) return 'relayed'
+  const ip = /^\/ip4\/([\d.]+)\//.exec(remoteAddr)?.[1]
+  return ip === undefined || isPrivateIPv4(ip) ? 'direct-lan' : 'direct-wan'
+}
+
+/** Which connection to a member to use: lower is better. */
+export const PATH_PREFERENCE: Record<PathKind, number> = { 'direct-lan': 0, 'direct-wan': 0, 'hole-punched': 1, relayed: 2 }
