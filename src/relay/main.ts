@@ -14,6 +14,7 @@ import { daemonArgs } from '../process/daemon-args.js'
 import { processIO, type CliIO } from '../process/io.js'
 import { reportError } from '../process/report-error.js'
 import { derivePoolId, listPoolRecords, parseRootPublicKey, poolTrust, type PoolTrust } from '../pool/index.js'
+import { StunResponder } from '../nat/stun-server.js'
 import { loadOrCreateRelayKey } from './identity.js'
 import { defaultRelayLimits, startRelay } from './relay.js'
 
@@ -39,11 +40,15 @@ async function main (argv: string[], io: CliIO): Promise<void> {
     .option('max-duration', { type: 'number', default: limits.durationMs / 1000, describe: 'seconds one relayed connection may last (0: no cap)' })
     .option('max-data', { type: 'number', default: limits.dataBytes / (1024 * 1024), describe: 'MiB one relayed connection may carry (0: no cap)' })
     .option('max-reservations', { type: 'number', default: limits.maxReservations, describe: 'peers holding a reservation at once' })
+    .option('stun-port', { type: 'number', array: true, default: [3478, 3479], describe: 'UDP ports answering STUN Binding requests, so members learn their NAT type (repeatable; two ports show whether a NAT maps per destination; 0: no STUN)' })
     .parseAsync()
   if (args.help === true) return
   if (!Number.isInteger(args.port) || args.port < 0 || args.port > 65535) throw new UsageError(`--port must be a port number 0-65535 (got ${args.port})`)
   const maxReservations = positiveOrZero(args['max-reservations'], '--max-reservations')
   if (!Number.isInteger(maxReservations) || maxReservations < 1) throw new UsageError(`--max-reservations must be a whole number ≥ 1 (got ${maxReservations})`)
+  const stunPorts = args['stun-port'].filter((p) => p !== 0)
+  for (const p of stunPorts) if (!Number.isInteger(p) || p < 1 || p > 65535) throw new UsageError(`--stun-port must be a port number 1-65535, or 0 for none (got ${p})`)
+  if (new Set(stunPorts).size !== stunPorts.length) throw new UsageError(`--stun-port names a port twice (${stunPorts.join(', ')})`)
   const home = path.resolve(args.home)
   const explicit: PoolTrust[] = args['pool-root-pubkey'].map((k) => { const key = parseRootPublicKey(k); return { poolId: derivePoolId(key), rootPublicKey: key } })
 
@@ -74,19 +79,31 @@ async function main (argv: string[], io: CliIO): Promise<void> {
     const cause = message.split('\n').map((l) => l.trim()).filter((l) => l !== '').slice(-1)[0] ?? 'unknown error'
     throw new RelayListenError(`cannot listen on ${args.host}:${args.port} (${cause}); check --host and --port`)
   })
+  const stun = new StunResponder({ host: args.host, ports: stunPorts })
+  await stun.start().catch(async (err: unknown) => {
+    await relay.stop()
+    const code = (err as NodeJS.ErrnoException).code
+    throw new RelayListenError(code === 'EADDRINUSE'
+      ? `UDP port ${stunPorts.join(' or ')} on ${args.host} is already in use for STUN; pick other --stun-port values (0: none)`
+      : `cannot listen for STUN on UDP ${args.host}:${stunPorts.join(',')} (${err instanceof Error ? err.message : String(err)})`)
+  })
   const timer = setInterval(reload, POOL_RELOAD_MS)
   timer.unref()
 
   const peerId = relay.node.peerId.toString()
   const addresses = relay.node.getMultiaddrs().map((a) => a.toString())
   const pools = trust().map((t) => t.poolId)
-  log.info({ peerId, addresses, pools }, 'relay listening')
-  io.out(args.json ? JSON.stringify({ peerId, addresses, pools, home }) : `${NAME} ${peerId} listening on ${addresses.join(' ')}`)
+  const stunInfo = { host: args.host, ports: stun.ports() }
+  log.info({ peerId, addresses, pools, stun: stunInfo }, 'relay listening')
+  io.out(args.json
+    ? JSON.stringify({ peerId, addresses, pools, home, stun: stunInfo })
+    : `${NAME} ${peerId} listening on ${addresses.join(' ')}${stunInfo.ports.length > 0 ? `; STUN on UDP ${stunInfo.ports.join(', ')}` : ''}`)
   if (pools.length === 0) io.err(`${NAME}: serving no pool yet; pass --pool-root-pubkey KEY or create or join a pool in ${home}`)
 
   const stop = (signal: string): void => {
-    log.info({ signal, drops: Object.fromEntries(relay.admission.drops) }, 'stopping')
+    log.info({ signal, drops: Object.fromEntries(relay.admission.drops), joins: relay.admission.joins, stun: stun.stats() }, 'stopping')
     clearInterval(timer)
+    stun.stop()
     relay.stop().finally(() => { log.flush() })
   }
   process.once('SIGINT', () => stop('SIGINT'))

@@ -6,9 +6,9 @@ export const RELAY = path.resolve('dist/relay/main.js')
 
 export interface RunningRelay { proc: ChildProcess, peerId: string, addr: string }
 
-/** Start the relay on a free port (recorded in `started` first, so afterEach can stop it); resolves once it printed its addresses. */
+/** Start the relay on a free port, without STUN unless `args` name --stun-port (fixed UDP ports would collide between tests) (recorded in `started` first, so afterEach can stop it); resolves once it printed its addresses. */
 export async function startRelay (home: string, args: string[], started: ChildProcess[]): Promise<RunningRelay> {
-  const proc = spawn(process.execPath, [RELAY, '--home', home, '--host', '127.0.0.1', '--port', '0', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const proc = spawn(process.execPath, [RELAY, '--home', home, '--host', '127.0.0.1', '--port', '0', '--json', '--stun-port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
   started.push(proc)
   let out = ''
   let err = ''
