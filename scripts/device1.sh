@@ -78,6 +78,11 @@ else
   say "reusing this device's pool \"$POOL_NAME\""
 fi
 
+# this device through each relay: what a device behind another NAT gives `mesh pool-join --bootstrap`
+node_id="$(json j.nodeId <<<"$status")"
+admin_relayed="$(for a in $relay_addrs; do echo "$a/p2p-circuit/p2p/$node_id"; done | tr '\n' ' ')"
+admin_relayed="${admin_relayed% }"
+
 info="$MESH_HOME/.pool-info"
 umask_was="$(umask)"; umask 077 # the join token lets a device into the pool
 cat >"$info.tmp" <<EOF
@@ -88,6 +93,7 @@ JOIN_TOKEN=$token
 POOL_NAME=$POOL_NAME
 NETWORK_ID=$NETWORK_ID
 RELAY=$relay_addrs
+ADMIN_RELAYED=$admin_relayed
 CONTROL_PLANE=${cp_urls%% *}
 EOF
 mv -f "$info.tmp" "$info"
@@ -99,6 +105,7 @@ Pool ID:              $pool_id
 Pool Root Public Key: $root_key
 Join token:           $token
 Relay:                $relay_addrs
+Admin via the relay:  $admin_relayed
 Control plane:        $cp_urls
 
 Written to $info. On the second device copy it next to you (or into its MESH_HOME) and run

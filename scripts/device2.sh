@@ -73,8 +73,12 @@ pool_file="$MESH_HOME/pools/$pool_id.json"
 if [ -f "$pool_file" ]; then
   say "pool ${pool_id:0:16} already recorded (keeping it)"
 else
+  # the admin through its relay too: the certificate comes over libp2p where no beacon crosses a router
+  bootstrap_flags=()
+  read -r -a admin_relayed <<<"${info[ADMIN_RELAYED]:-}"
+  for a in ${admin_relayed[@]+"${admin_relayed[@]}"}; do bootstrap_flags+=(--bootstrap "$a"); done
   mesh pool-join --pool-id "$pool_id" --pool-root-pubkey="${info[POOL_ROOT_PUBKEY]}" --name "$POOL_NAME" \
-    ${info[JOIN_TOKEN]:+--token="${info[JOIN_TOKEN]}"} >/dev/null || die "mesh pool-join failed (see above)"
+    ${info[JOIN_TOKEN]:+--token="${info[JOIN_TOKEN]}"} ${bootstrap_flags[@]+"${bootstrap_flags[@]}"} >/dev/null || die "mesh pool-join failed (see above)"
   say "recorded pool ${pool_id:0:16} \"$POOL_NAME\""
 fi
 

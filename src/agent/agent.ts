@@ -23,6 +23,10 @@ import { loadPeerCache, savePeerCache } from './peer-cache.js'
 import { PeerTable, type PeerView } from './peers.js'
 import { claimPidFile, releasePidFile } from './pidfile.js'
 import { poolNetwork } from './net/pool-network.js'
+import { BootstrapDialer, bootstrapBackoff } from './net/bootstrap-dialer.js'
+import { CERT_REQUEST_PROTOCOL, CertRequestServer, requestCertificate } from './net/cert-request.js'
+import { natDetector } from './net/nat-detector.js'
+import { natBlock, type NatBlock } from './net/nat-status.js'
 import { relaysIn } from './net/relays.js'
 import { RecordPoolTrust } from './net/pool-trust.js'
 import { PoolDirectory } from './pools.js'
@@ -41,7 +45,8 @@ export interface AgentStatus {
   home: string
   startedAt: string
   beacon: BeaconStats
-  join: JoinStats
+  /** certificate joins: by beacon, and over libp2p (/mesh/cert-request/1.0.0: answered, dropped by reason) */
+  join: JoinStats & { libp2p: { answered: number, drops: Record<string, number> } }
   pools: Array<{
     poolId: string, name: string, role: string, state: string, certSerial: string | null, peers: Record<'ONLINE' | 'SUSPECT' | 'OFFLINE', number>
     /** the pool's ring as this agent sees it; null until it holds a certificate */
@@ -49,6 +54,8 @@ export interface AgentStatus {
   }>
   /** libp2p node: listen addresses, refused peers by reason; tensor-plane links by peer: direct TCP, or a stream on the (maybe relayed) libp2p connection; the relays it was given (--relay) */
   net: { addresses: string[], drops: Record<string, number>, tensorLinks: Record<string, 'tcp' | 'stream'>, relays: string[] }
+  /** NAT type (UDP, by STUN at the relays), reachability, relay reservations, connections by path and each member's path */
+  nat: NatBlock
   /** the model this member serves; `id` is what its heartbeats announce; null while it is being fetched */
   model: { id: string, checkpoint: string, tokenizer: string, checkpointSha256: string, tokenizerSha256: string } | null
   /** the fetch of a missing checkpoint from a pool member (mesh start --model-sha256); null when none was needed */
@@ -162,6 +169,25 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
     // members that were told nothing about our relay learn it from our next beacon
     onAddressesChanged: () => { announcer.burst() }
   })
+  // NAT type by STUN at the relays we use (mesh-relay answers on UDP 3478/3479)
+  const nat = natDetector()({ relays: () => net.relayAddresses(), log: log.child({ component: 'nat' }) })
+  // bootstrap peers (PEER_ID@HOST:PORT, multiaddrs): kept connected; a device still joining holds them
+  // through its certificate exchange (they show no certificate of a pool it is in yet)
+  const JOIN_HOLD_MS = 60_000
+  const bootstrap = new BootstrapDialer(config.ring.bootstrapPeers.map((addr) => ({ addr, peerId: addr.slice(addr.lastIndexOf('/p2p/') + 5) })), bootstrapBackoff(), {
+    dial: async (addr, signal) => {
+      const peerId = addr.slice(addr.lastIndexOf('/p2p/') + 5)
+      if (join.waitingForCertificate()) net.holdForJoin(peerId, JOIN_HOLD_MS)
+      const remote = await net.dial(addr, signal)
+      if (join.waitingForCertificate()) join.retryNow()
+      return remote
+    },
+    connected: (peerId) => net.isConnected(peerId),
+    hangUp: (peerId) => { net.hangUp(peerId) },
+    clock,
+    random,
+    log: log.child({ component: 'bootstrap' })
+  })
   const model = new ModelService(deps.model, { net, log: log.child({ component: 'model' }) })
 
   const controlPlane = config.controlPlane === undefined
@@ -188,8 +214,26 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
   })
   const join = new CertJoin(config.join, {
     home: config.home, beacons, pools, clock, random, log,
-    onCertInstalled: () => { pools.refresh(); net.reloadTrust(); announcer.burst() }
+    onCertInstalled: () => { pools.refresh(); net.reloadTrust(); announcer.burst() },
+    // across a NAT no beacon reaches the admin: ask the connected bootstrap peers over libp2p too
+    remote: {
+      request: async (_poolId, bytes) => {
+        for (const peerId of bootstrap.peerIds().filter((id) => net.isConnected(id))) {
+          net.holdForJoin(peerId, JOIN_HOLD_MS)
+          const answer = await requestCertificate(await net.openJoinStream(peerId, CERT_REQUEST_PROTOCOL, AbortSignal.timeout(10_000)), bytes).catch(() => undefined)
+          if (answer?.kind === 'certificate') return { cert: answer.cert, from: peerId }
+          if (answer !== undefined) log.debug({ peer: peerId, answer: answer.kind }, 'certificate request over libp2p answered')
+        }
+        return undefined
+      }
+    }
   })
+  const certRequests = new CertRequestServer((poolId, req) => join.decide(poolId, req))
+  // the admin's side of joins over libp2p, served once the network runs
+  const certRequestService: Startable = {
+    start: async () => { await net.handleJoinProtocol(CERT_REQUEST_PROTOCOL, async (stream, nodeId) => { await certRequests.handle(stream, nodeId) }, JOIN_HOLD_MS) },
+    stop: () => {}
+  }
 
   const status = (): AgentStatus => {
     return {
@@ -199,7 +243,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
       home: config.home,
       startedAt: new Date(startedAt).toISOString(),
       beacon: beacons.stats(),
-      join: join.snapshot(),
+      join: { ...join.snapshot(), libp2p: { answered: certRequests.answered, drops: Object.fromEntries(certRequests.drops) } },
       pools: pools.all().map((p) => {
         const counts = { ONLINE: 0, SUSPECT: 0, OFFLINE: 0 }
         for (const peer of listPeers(p.poolId)) counts[peer.status]++
@@ -210,6 +254,21 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
         }
       }),
       net: { addresses: net.listenAddresses(), drops: Object.fromEntries(net.drops), tensorLinks: links.plane.linkTransports(), relays: config.ring.relays },
+      nat: natBlock({
+        nat: nat.status(),
+        listenAddresses: net.listenAddresses(),
+        relays: net.relayStatus(),
+        connections: net.connectionFacts(),
+        members: pools.all().flatMap((p) => (net.ringOf(p.poolId)?.membership.members() ?? []).filter((m) => m.nodeId !== device.nodeId).map((m) => ({
+          poolId: p.poolId,
+          nodeId: m.nodeId,
+          name: m.name,
+          status: m.state === 'online' ? 'ONLINE' as const : m.state === 'suspect' ? 'SUSPECT' as const : 'OFFLINE' as const,
+          heardAgoMs: m.lastHeardMs > 0 ? Math.max(0, Math.round(performance.now() - m.lastHeardMs)) : null
+        }))),
+        bootstrap: bootstrap.status(),
+        now: clock()
+      }),
       model: servedStatus(model.served()),
       modelFetch: model.fetchStatus(),
       controlPlane: controlPlane?.status() ?? null,
@@ -286,6 +345,8 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
   // in start order; the API comes last, so an answering API means the agent is fully up
   const components: Array<[string, Startable]> = [
     ['net', net],
+    ['cert-requests', certRequestService],
+    ['nat', nat],
     ['model', model],
     ...(controlPlane === undefined ? [] : [['control-plane', controlPlane] as [string, Startable]]),
     ['tensor', links],
@@ -293,6 +354,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
     ['beacons', beacons],
     ['announcer', announcer],
     ['join', join],
+    ['bootstrap', bootstrap],
     ['chores', chores],
     // before the local API: once `mesh start` hears the agent answer, the gateway listens too
     ...(gateway === undefined ? [] : [['gateway', gateway] as [string, Startable]]),

@@ -3,11 +3,12 @@ import { PARTIAL_FORMATS, type PartialFormat } from '../inference/tensor-plane/q
 import os from 'node:os'
 import path from 'node:path'
 import { z } from 'zod'
-import { CorruptFileError, readJsonFile } from '../atomic-file.js'
+import { CorruptFileError, readJsonFile, writeJsonAtomic } from '../atomic-file.js'
 import { UsageError } from '../errors.js'
 import type { ShardMode } from '../ring/assign.js'
 import { BUNDLED_MODEL, type ModelFiles, type ServedModel } from '../inference/served.js'
 import type { UnicastTarget } from './beacon/transport.js'
+import { parseBootstrapEntry, splitBootstrap } from './net/bootstrap.js'
 import { parseRelayAddress } from './net/relays.js'
 import { parseApiAddress, type ApiAddress } from './api/openai/address.js'
 
@@ -63,6 +64,8 @@ export interface RingConfig {
   shardMode: ShardMode
   /** mesh-relay multiaddrs (…/p2p/RELAY_ID): a slot is reserved on each, members we cannot dial are reached through them */
   relays: string[]
+  /** libp2p peers from --bootstrap (multiaddrs ending in /p2p/ID): kept connected, asked for certificates while we have none */
+  bootstrapPeers: string[]
 }
 
 /**
@@ -131,7 +134,7 @@ export function lanDefaults (home: string): AgentConfig {
       approvalPollMs: 1000
     },
     // every IPv4 interface, a free TCP port: several agents can share a host
-    ring: { listen: ['/ip4/0.0.0.0/tcp/0'], shardMode: 'even', relays: [] },
+    ring: { listen: ['/ip4/0.0.0.0/tcp/0'], shardMode: 'even', relays: [], bootstrapPeers: [] },
     // the bundled stories260K: every fresh install serves the same model, so a new pool just works
     model: BUNDLED_MODEL,
     threads: os.availableParallelism(),
@@ -205,6 +208,24 @@ export function readAgentFile (home: string): AgentOverrides {
   return { ...parsed, ...absolutePaths(parsed, home) }
 }
 
+/**
+ * Add bootstrap entries to agent.json (`mesh pool-join --bootstrap`), keeping every other setting;
+ * each is checked first, and a corrupt agent.json is reported, never overwritten. Returns whether
+ * the file changed.
+ */
+export function addBootstrapToAgentFile (home: string, entries: readonly string[]): boolean {
+  for (const e of entries) parseBootstrapEntry(e, DEFAULT_BEACON_PORT)
+  const file = agentConfigFile(home)
+  const raw = readJsonFile(file)
+  const current = raw === undefined ? {} : parseOverrides(raw)
+  if ('problem' in current) throw new CorruptFileError(file, current.problem)
+  const have = current.bootstrap ?? []
+  const added = entries.map((e) => e.trim()).filter((e, i, all) => !have.includes(e) && all.indexOf(e) === i)
+  if (added.length === 0) return false
+  writeJsonAtomic(file, { ...(raw as Record<string, unknown>), bootstrap: [...have, ...added] }, 0o600)
+  return true
+}
+
 /** Model paths made absolute against `base`: the detached agent must not depend on a working directory. */
 export function absolutePaths (o: AgentOverrides, base: string): Pick<AgentOverrides, 'model' | 'tokenizer'> {
   return {
@@ -257,14 +278,11 @@ function shardMode (v: string | undefined): ShardMode | undefined {
   return v
 }
 
-/** HOST[:PORT], HOST an IPv4 address or a host name; the port defaults to the beacon port. */
+/** A beacon target HOST[:PORT], HOST an IPv4 address or a host name; the port defaults to the beacon port. */
 export function parseBootstrap (text: string, defaultPort: number): UnicastTarget {
-  const m = /^([A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(text.trim())
-  const port = m?.[2] === undefined ? defaultPort : Number(m[2])
-  if (m === null || port < 1 || port > 65535 || (/^[\d.]+$/.test(m[1] as string) && !net.isIPv4(m[1] as string))) {
-    throw new UsageError(`bootstrap address ${JSON.stringify(text)} is not HOST[:PORT] (e.g. 192.168.1.20:${DEFAULT_BEACON_PORT})`)
-  }
-  return { host: m[1] as string, port }
+  const e = parseBootstrapEntry(text, defaultPort)
+  if (e.kind !== 'beacon') throw new UsageError(`bootstrap address ${JSON.stringify(text)} is a libp2p peer, not a beacon target HOST[:PORT]`)
+  return { host: e.host, port: e.port }
 }
 
 function serveConfig (home: string, checkpoint: string | undefined, tokenizerPath: string, sha256: string | undefined): ServeConfig {
@@ -319,6 +337,8 @@ export function resolveAgentConfig (home: string, ...layers: AgentOverrides[]): 
   if (!Number.isInteger(intervalMs) || intervalMs < 100) throw new UsageError(`beacon interval ${intervalMs} ms is too short (at least 100)`)
   const interfaces = pick('interfaces')
   for (const a of interfaces ?? []) if (!net.isIPv4(a)) throw new UsageError(`interface address ${a} is not an IPv4 address`)
+  // bootstrap entries add up across layers (agent.json and --bootstrap both count)
+  const bootstrap = splitBootstrap(layers.flatMap((l) => l.bootstrap ?? []), port)
   return {
     ...base,
     beacon: {
@@ -328,15 +348,15 @@ export function resolveAgentConfig (home: string, ...layers: AgentOverrides[]): 
       intervalMs,
       interfaces,
       loopback: pick('multicastLoopback') ?? base.beacon.loopback,
-      // bootstrap addresses add up across layers (agent.json and --bootstrap both count)
-      bootstrap: [...new Set(layers.flatMap((l) => l.bootstrap ?? []))].map((b) => parseBootstrap(b, port))
+      bootstrap: bootstrap.beacons
     },
     peers: { suspectAfterMs: 3 * intervalMs, offlineAfterMs: 6 * intervalMs },
     ring: {
       ...base.ring,
       shardMode: pick('shardWeights') ?? base.ring.shardMode,
       // relays add up across layers, like bootstrap addresses
-      relays: [...new Set(layers.flatMap((l) => l.relays ?? []).map(parseRelayAddress))]
+      relays: [...new Set(layers.flatMap((l) => l.relays ?? []).map(parseRelayAddress))],
+      bootstrapPeers: bootstrap.peers.map((p) => p.addr)
     },
     model: serveConfig(home, pick('model'), pick('tokenizer') ?? base.model.tokenizerPath, pick('modelSha256')),
     threads: threadCount(pick('threads') ?? base.threads),

@@ -6,6 +6,7 @@ import { ModelFetchFailedError } from '../agent/errors.js'
 import { checkStart, spawnAgent, stopAgent, type StartPlan } from '../agent/daemon.js'
 import { agentLogFile } from '../agent/log.js'
 import type { PeerView } from '../agent/peers.js'
+import { peerPaths } from './nat-format.js'
 import { resolvePoolId } from '../pool/index.js'
 import type { MeshCommand } from './commands.js'
 import type { CliIO, GlobalArgs } from '../process/io.js'
@@ -59,7 +60,7 @@ export const startCommand: MeshCommand = (io) => ({
     .option('beacon-group', { type: 'string', describe: 'IPv4 multicast group of the beacons (env MESH_BEACON_GROUP)', defaultDescription: '239.192.0.1' })
     .option('beacon-interval', { type: 'number', describe: 'ms between announces (env MESH_BEACON_INTERVAL_MS)', defaultDescription: '5000' })
     .option('interface', { type: 'string', array: true, describe: 'IPv4 address of an interface to use, repeatable (env MESH_BEACON_INTERFACES)', defaultDescription: 'every multicast-capable interface' })
-    .option('bootstrap', { type: 'string', array: true, describe: 'HOST[:PORT] to announce to by unicast, repeatable, for networks without multicast (env MESH_BOOTSTRAP)' })
+    .option('bootstrap', { type: 'string', array: true, describe: 'repeatable: HOST[:PORT] to announce to by unicast, for networks without multicast; or a libp2p peer to keep connected, PEER_ID@HOST:PORT or a multiaddr ending in /p2p/PEER_ID (relayed ones too), which must prove that id (env MESH_BOOTSTRAP)' })
     .option('relay', { type: 'string', array: true, describe: 'mesh-relay address (multiaddr ending in /p2p/ID, as mesh-relay prints it), repeatable: reserve a slot there and reach members that cannot be dialled directly through it (env MESH_RELAYS)' })
     .option('control-plane', { type: 'string', describe: 'mesh-control-plane URL (http://HOST:PORT): register there, heartbeat its HTTP ring, and dial the members it lists, for networks where beacons do not reach (env MESH_CONTROL_PLANE)' })
     .option('multicast-loopback', { type: 'boolean', describe: 'hear own multicast, for several agents on one host (env MESH_MULTICAST_LOOPBACK=1)' })
@@ -163,10 +164,11 @@ function ago (ms: number): string {
   return `${Math.round(ms / 3600_000)}h ago`
 }
 
-export function formatPeers (peers: PeerView[], now: number): string {
+/** `paths`: each member's path (direct-lan, direct-wan, hole-punched, relayed) as the agent's NAT block says; '-' when not connected. */
+export function formatPeers (peers: PeerView[], now: number, paths: ReadonlyMap<string, string> = new Map()): string {
   if (peers.length === 0) return 'no peers seen yet'
-  const rows = [['NODE ID', 'NAME', 'ADDRESS', 'STATUS', 'LAST SEEN'],
-    ...peers.map((p) => [p.nodeId, p.name, p.address, p.status, p.lastSeen === 0 ? 'never (cached)' : ago(now - p.lastSeen)])]
+  const rows = [['NODE ID', 'NAME', 'ADDRESS', 'STATUS', 'LAST SEEN', 'PATH'],
+    ...peers.map((p) => [p.nodeId, p.name, p.address, p.status, p.lastSeen === 0 ? 'never (cached)' : ago(now - p.lastSeen), paths.get(p.nodeId) ?? '-'])]
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? []
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n')
 }
@@ -179,10 +181,26 @@ export const poolPeersCommand: MeshCommand = (io) => ({
   handler: async (argv) => {
     const a = argv as unknown as PeersArgs
     const poolId = resolvePoolId(a.home, a['pool-id'] ?? '')
-    const peers = await callAgent<PeerView[]>(a.home, 'GET', `/v1/peers?pool=${poolId}`)
-    io.out(a.json ? JSON.stringify(peers) : formatPeers(peers, Date.now()))
+    const seen = await callAgent<PeerView[]>(a.home, 'GET', `/v1/peers?pool=${poolId}`)
+    const status = await callAgent<AgentStatus>(a.home, 'GET', '/v1/status')
+    const peers = withRingMembers(seen, status, poolId)
+    const paths = peerPaths(status.nat, poolId)
+    io.out(a.json ? JSON.stringify(peers.map((p) => ({ ...p, path: paths.get(p.nodeId) ?? null }))) : formatPeers(peers, Date.now(), paths))
   }
 })
+
+/**
+ * Beacon peers, then ring members no beacon came from (across a NAT, through a relay): their
+ * address is the connection's, their last sight the last heartbeat.
+ */
+function withRingMembers (seen: PeerView[], status: AgentStatus, poolId: string): PeerView[] {
+  const known = new Set(seen.map((p) => p.nodeId))
+  const extra = status.nat.members.filter((m) => m.poolId === poolId && !known.has(m.nodeId)).map((m): PeerView => ({
+    poolId, nodeId: m.nodeId, name: m.name, publicKey: '', roles: [], certSerial: '', address: m.address ?? '-', port: 0, unicast: false,
+    listenAddrs: [], capabilities: [], lastSeen: m.lastSeen === null ? 0 : Date.parse(m.lastSeen), status: m.status
+  }))
+  return [...seen, ...extra]
+}
 
 /** What `pool-status --json` shows of the running agent (null when none runs). */
 export function liveAgentJson (s: AgentStatus | undefined): Omit<AgentStatus, 'pools'> | null {

@@ -19,6 +19,12 @@ export function optionalString (value: unknown, flag: string): string | undefine
   return value === undefined ? undefined : requiredString(value, flag)
 }
 
+/** A repeatable string flag: [] when absent. */
+export function optionalStrings (value: unknown, flag: string): string[] {
+  if (value === undefined) return []
+  return (Array.isArray(value) ? value : [value]).map((v) => requiredString(v, flag))
+}
+
 /** A positive number of seconds, or undefined when the flag is absent. */
 export function optionalSeconds (value: unknown, flag: string): number | undefined {
   if (value === undefined) return undefined

@@ -6,13 +6,16 @@ import { joinPool } from '../pool/member.js'
 import { parsePolicy, type PoolPolicy } from '../pool/policy.js'
 import { summarizePool } from '../pool/status.js'
 import { listPoolRecords, readPoolRecord, resolvePoolId } from '../pool/store.js'
+import { addBootstrapToAgentFile, DEFAULT_BEACON_PORT, readAgentFile } from '../agent/config.js'
 import { checkStart, runningAgent } from '../agent/daemon.js'
+import { parseBootstrapEntry } from '../agent/net/bootstrap.js'
 import { AgentNotRunningError } from '../agent/errors.js'
 import { waitForCertificate } from '../agent/wait.js'
 import type { AgentStatus } from '../agent/agent.js'
 import type { PoolSummary } from '../pool/status.js'
 import { agentStatusText, liveAgentJson, peersLine, ringLine, startAgent, startedJson } from './agent.js'
-import { fromEnv, handler, optionalSeconds, optionalString, requiredString } from './args.js'
+import { natText } from './nat-format.js'
+import { fromEnv, handler, optionalSeconds, optionalString, optionalStrings, requiredString } from './args.js'
 import type { MeshCommand } from './commands.js'
 import type { CliIO, GlobalArgs } from '../process/io.js'
 import { livePoolListText, poolListText, poolStatusText, STORED_ONLY_NOTE } from './pool-format.js'
@@ -58,14 +61,19 @@ export const poolJoinCommand: MeshCommand = (io) => ({
     .option('name', { type: 'string', describe: 'a local name for the pool (env POOL_NAME)', default: fromEnv('POOL_NAME') })
     .option('token', { type: 'string', describe: 'the join token from the admin (needed under the token policy), or a pre-authorised key from `mesh pool-key create` (signed at once under any policy)' })
     .option('start', { type: 'boolean', default: false, describe: 'then start the agent, as `mesh start` does (settings from agent.json and the environment), unless it runs already' })
-    .option('wait', { type: 'number', describe: 'then wait up to N seconds for the certificate (the agent must be running: mesh start, or --start)' }),
-  handler: handler<{ poolId?: unknown, poolRootPubkey?: unknown, name?: unknown, token?: unknown, start: unknown, wait?: unknown }>(async (args) => {
+    .option('wait', { type: 'number', describe: 'then wait up to N seconds for the certificate (the agent must be running: mesh start, or --start)' })
+    .option('bootstrap', { type: 'string', array: true, describe: 'the admin across a NAT: PEER_ID@HOST:PORT or a multiaddr (its relayed one, …/p2p/RELAY/p2p-circuit/p2p/ADMIN, as pool-status and device1.sh print it); kept in agent.json, the agent asks it for the certificate over libp2p when no beacon reaches the admin' }),
+  handler: handler<{ poolId?: unknown, poolRootPubkey?: unknown, name?: unknown, token?: unknown, start: unknown, wait?: unknown, bootstrap?: unknown }>(async (args) => {
+    const bootstrap = optionalStrings(args.bootstrap, 'bootstrap')
+    // checked before anything is written: a bad address leaves MESH_HOME as it was
+    for (const b of bootstrap) parseBootstrapEntry(b, DEFAULT_BEACON_PORT)
+    if (bootstrap.length > 0) readAgentFile(args.home) // a corrupt agent.json is named now, before the pool is recorded
     const wait = optionalSeconds(args.wait, 'wait')
     const start = args.start === true
     // what the agent part needs is checked before anything is written: a running agent for --wait, one that can start for --start
     const running = wait !== undefined || start ? await runningAgent(args.home) : undefined
     if (wait !== undefined && !start && running === undefined) throw new AgentNotRunningError(args.home)
-    const plan = start && running === undefined ? await checkStart(args.home, {}) : undefined
+    const plan = start && running === undefined ? await checkStart(args.home, { bootstrap }) : undefined
     const record = joinPool(args.home, {
       poolId: requiredString(args.poolId, 'pool-id'),
       rootPublicKey: requiredString(args.poolRootPubkey, 'pool-root-pubkey'),
@@ -73,6 +81,8 @@ export const poolJoinCommand: MeshCommand = (io) => ({
       token: optionalString(args.token, 'token'),
       now: Date.now()
     })
+    const bootstrapAdded = bootstrap.length > 0 && addBootstrapToAgentFile(args.home, bootstrap)
+    if (bootstrapAdded && running !== undefined && !args.json) io.out('Bootstrap peer recorded in agent.json; the running agent uses it after a restart (mesh stop; mesh start).')
     const next = wait !== undefined
       ? `waiting up to ${wait} s for a certificate from the admin…`
       : start ? 'the agent asks the admin for a certificate (mesh pool-status shows when it arrives).' : 'waiting for a certificate from the admin (start the agent with `mesh start`).'
@@ -136,7 +146,7 @@ export const poolStatusCommand: MeshCommand = (io) => ({
       io.out(JSON.stringify({ nodeId: device.nodeId, name: device.name, networkId: device.networkId, source: live === undefined ? 'stored' : 'agent', pools, agent: liveAgentJson(live) }))
       return
     }
-    const head = `This device: ${device.nodeId} "${device.name}" on network ${device.networkId}\n${live === undefined ? STORED_ONLY_NOTE : agentStatusText(live)}`
+    const head = `This device: ${device.nodeId} "${device.name}" on network ${device.networkId}\n${live === undefined ? STORED_ONLY_NOTE : `${agentStatusText(live)}\n${natText(live, now)}`}`
     const body = pools.length === 0
       ? 'No pools yet.'
       : pools.map(p => poolStatusText(p, p.joinToken) + (live === undefined ? '' : peersLine(p.peers) + ringLine(p.ring))).join('\n\n')

@@ -3,10 +3,14 @@
  * (the agents' certificate exchange), a valid certificate of a pool the relay serves that names
  * the peer itself (the PeerId proven in the Noise handshake; certificates are public, so naming
  * is what makes one proof). A reservation needs one admitted pool; a relayed connection needs
- * both ends admitted in a common pool. Refusals are counted by reason.
+ * both ends admitted in a common pool, except that a device without a certificate may reach a
+ * pool's admin to ask for one (`mesh pool-join --bootstrap` across a NAT): those joins share a
+ * small rate budget, and the admin drops the connection unless it is a certificate request.
+ * Refusals are counted by reason.
  *
  * Exports: RelayDropReason, RelayAdmission.
  */
+import { TokenBucket } from '../agent/join.js'
 import { decodeCertBundle } from '../agent/net/cert-bundle.js'
 import { decodeMemberCert, expectCertNode, verifyMemberCert, VerifyError, type PoolTrust } from '../pool/index.js'
 
@@ -18,16 +22,26 @@ export type RelayDropReason =
   | 'reservation-refused' // reservation from a peer without a valid certificate
   | 'connect-refused' // relayed connection between peers that share no admitted pool
   | 'not-admitted' // connected, showed no valid certificate in time
+  | 'join-rate-limited' // too many certificate-less devices asking to reach an admin
 
 interface Admitted {
   /** pool id → the certificate's notAfter */
   readonly pools: Map<string, number>
+  /** pools whose certificate names the peer an admin */
+  readonly adminOf: Set<string>
 }
+
+/** certificate-less devices reaching an admin: a few at once, a few a second after that */
+const JOIN_BURST = 20
+const JOIN_PER_SECOND = 2
 
 export class RelayAdmission {
   private readonly admitted = new Map<string, Admitted>()
   private readonly waiting = new Map<string, Set<() => void>>()
   readonly drops = new Map<RelayDropReason, number>()
+  /** relayed connections opened for a device without a certificate to ask an admin for one */
+  joins = 0
+  private readonly joinBudget = new TokenBucket(JOIN_BURST, JOIN_PER_SECOND)
 
   /** `trust()` gives the pools served right now (it may change while the relay runs). */
   constructor (private readonly trust: () => readonly PoolTrust[]) {}
@@ -46,8 +60,9 @@ export class RelayAdmission {
         if (trust === undefined) { this.count('not-served'); continue }
         verifyMemberCert(cert, trust, now)
         expectCertNode(cert, peerId)
-        const entry = this.admitted.get(peerId) ?? { pools: new Map<string, number>() }
+        const entry = this.admitted.get(peerId) ?? { pools: new Map<string, number>(), adminOf: new Set<string>() }
         entry.pools.set(cert.poolId, Math.max(entry.pools.get(cert.poolId) ?? 0, cert.notAfter))
+        if (cert.roles.includes('admin')) entry.adminOf.add(cert.poolId)
         this.admitted.set(peerId, entry)
       } catch (err) {
         if (!(err instanceof VerifyError)) throw err
@@ -98,9 +113,17 @@ export class RelayAdmission {
   async mayConnect (source: string, destination: string, waitMs: number, now: () => number = Date.now): Promise<boolean> {
     await this.waitAdmitted(source, waitMs, now)
     const theirs = new Set(this.poolsOf(destination, now()))
-    const ok = this.poolsOf(source, now()).some((p) => theirs.has(p))
-    if (!ok) this.count('connect-refused')
-    return ok
+    const ours = this.poolsOf(source, now())
+    if (ours.some((p) => theirs.has(p))) return true
+    // a device without any certificate of ours may reach a served pool's admin to ask for one
+    const admin = this.admitted.get(destination)
+    if (ours.length === 0 && admin !== undefined && [...admin.adminOf].some((p) => theirs.has(p))) {
+      if (!this.joinBudget.take(now())) { this.count('join-rate-limited'); return false }
+      this.joins++
+      return true
+    }
+    this.count('connect-refused')
+    return false
   }
 
   forget (peerId: string): void { this.admitted.delete(peerId) }

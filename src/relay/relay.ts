@@ -1,7 +1,9 @@
 /**
  * mesh-relay's node: libp2p (TCP, Noise, Yamux, identify, ping) with a circuit relay v2 server whose
  * reservations and relayed connections are gated by RelayAdmission, and whose per-connection caps
- * are far above libp2p's (2 min, 128 KiB) so a whole inference job fits.
+ * are far above libp2p's (2 min, 128 KiB) so a whole inference job fits. libp2p counts a
+ * connection's data limit over both directions together, and enforces its duration in ms although
+ * the wire field is seconds (clients then show a 1000× longer limit: harmless, the relay enforces).
  *
  * Exports: RelayLimits, defaultRelayLimits, RelayInit, Relay, startRelay.
  */
@@ -16,6 +18,7 @@ import { lpStream } from '@libp2p/utils'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import type { Logger } from 'pino'
 import { CERT_PROTOCOL, MAX_BUNDLE_BYTES } from '../agent/net/cert-bundle.js'
+import { ownPublicAddresses } from '../agent/net/public-addresses.js'
 import type { PoolTrust } from '../pool/index.js'
 import { RelayAdmission } from './admission.js'
 
@@ -73,6 +76,8 @@ export async function startRelay (init: RelayInit): Promise<Relay> {
     services: {
       identify: identify(),
       ping: ping(),
+      // bound to a public IP, the relay must say so: members are given what it prints
+      publicAddresses: ownPublicAddresses(),
       relay: circuitRelayServer({
         reservations: {
           maxReservations: init.limits.maxReservations,

@@ -20,6 +20,7 @@ import { readTopology, topologyPath } from '../../ring/topology.js'
 import { RateLimitedWarner, type Logger } from '../log.js'
 import { CERT_PROTOCOL, decodeCertBundle, encodeCertBundle, MAX_BUNDLE_BYTES } from './cert-bundle.js'
 import { MemberDirectory } from './directory.js'
+import { ownPublicAddresses } from './public-addresses.js'
 import { PoolRing, ringTopic, type RingReport, type RingStatus } from './pool-ring.js'
 import { relayedAddress, RelayReservations, type ReservationStoreHandle } from './relays.js'
 import type { PoolTrustStore } from './trust.js'
@@ -103,6 +104,8 @@ export class PoolNetwork {
   private readonly relays: RelayReservations
   /** the circuit relay transport's reservation store, once libp2p built it */
   private relayStore: ReservationStoreHandle | undefined
+  /** peers kept connected without a certificate while a join runs (holdForJoin) */
+  private readonly joinHolds = new Map<string, { until: number, timer: NodeJS.Timeout }>()
 
   constructor (private readonly c: PoolNetworkComponents, init: PoolNetworkInit) {
     this.model = c.model
@@ -139,7 +142,9 @@ export class PoolNetwork {
         // limits (duration, bytes), which libp2p v3 calls "limited": gossip must opt in to run there
         pubsub: gossipsub({ emitSelf: false, allowPublishToZeroTopicPeers: true, floodPublish: true, runOnLimitedConnection: true }),
         // DCUtR upgrades a relayed connection to a direct one where hole punching works
-        dcutr: dcutr()
+        dcutr: dcutr(),
+        // a member bound to a public IP announces it (libp2p 3 would wait for AutoNAT to verify it)
+        publicAddresses: ownPublicAddresses()
       }
     })
     this.node = node
@@ -173,6 +178,8 @@ export class PoolNetwork {
     const node = this.node
     if (node === undefined) return
     for (const t of this.timers.splice(0)) clearInterval(t)
+    for (const h of this.joinHolds.values()) clearTimeout(h.timer)
+    this.joinHolds.clear()
     this.heartbeatDue.clear()
     this.leaving = true
     await this.publishHeartbeats('leaving').catch(() => {})
@@ -227,9 +234,77 @@ export class PoolNetwork {
   }
 
   /** Dial an address (a --bootstrap entry); the certificate exchange follows by itself. */
-  async dial (addr: string): Promise<void> {
-    await this.libp2p.dial(multiaddr(addr))
+  async dial (addr: string, signal?: AbortSignal): Promise<string> {
+    const conn = await this.libp2p.dial(multiaddr(addr), { signal })
+    return conn.remotePeer.toString()
   }
+
+  /** Every relay we use (configured or learned from the admin's beacons). */
+  relayAddresses (): readonly string[] { return this.relays.relays }
+
+  /** Each relay, whether it holds a reservation for us and until when. */
+  relayStatus (): ReturnType<RelayReservations['status']> { return this.relays.status() }
+
+  /** Every open connection as plain facts, for status (connection-path.ts classifies them). */
+  connectionFacts (): Array<{ nodeId: string, remoteAddr: string, member: boolean, rttMs: number | null, limits: { bytes: string | null, seconds: number | null } | null }> {
+    return (this.node?.getConnections() ?? []).filter((c) => c.status === 'open').map((c) => ({
+      nodeId: c.remotePeer.toString(),
+      remoteAddr: c.remoteAddr.toString(),
+      member: this.directory.poolsOf(c.remotePeer.toString()).length > 0,
+      rttMs: c.rtt ?? null,
+      limits: c.limits === undefined ? null : { bytes: c.limits.bytes === undefined ? null : c.limits.bytes.toString(), seconds: c.limits.seconds ?? null }
+    }))
+  }
+
+  /**
+   * Keep a peer connected for `ms` although it shows no certificate of a shared pool: a device
+   * asking for its certificate over libp2p, or (on that device) the admin it asks. Afterwards it
+   * is disconnected unless admitted by then.
+   */
+  holdForJoin (nodeId: string, ms: number): void {
+    clearTimeout(this.joinHolds.get(nodeId)?.timer)
+    const timer = setTimeout(() => {
+      this.joinHolds.delete(nodeId)
+      const node = this.node
+      if (node === undefined || this.directory.poolsOf(nodeId).length > 0 || this.relays.isRelay(nodeId)) return
+      const conn = node.getConnections().find((c) => c.remotePeer.toString() === nodeId)
+      if (conn === undefined) return
+      this.count('not-admitted')
+      void node.hangUp(conn.remotePeer).catch(() => {})
+    }, ms)
+    timer.unref()
+    this.joinHolds.set(nodeId, { until: Date.now() + ms, timer })
+  }
+
+  private held (nodeId: string): boolean { return (this.joinHolds.get(nodeId)?.until ?? 0) > Date.now() }
+
+  /**
+   * Serve a protocol for devices not yet in a pool (certificate requests): the handler runs for
+   * any peer, relayed connections too, and the peer is held (holdForJoin) while it runs.
+   */
+  async handleJoinProtocol (protocol: string, handler: (stream: Stream, nodeId: string) => Promise<void>, holdMs: number): Promise<void> {
+    await this.libp2p.handle(protocol, (stream, connection) => {
+      const nodeId = connection.remotePeer.toString()
+      this.holdForJoin(nodeId, holdMs)
+      handler(stream, nodeId).catch((err: unknown) => { this.c.log.debug({ protocol, peer: nodeId, err: String(err) }, 'join protocol stream failed') })
+    }, { maxInboundStreams: 8, runOnLimitedConnection: true })
+  }
+
+  /** A stream to a connected peer that need not be a member yet (the admin we ask for a certificate). */
+  async openJoinStream (nodeId: string, protocol: string, signal: AbortSignal): Promise<Stream> {
+    const conn = this.connectionTo(nodeId)
+    if (conn === undefined) throw new Error(`not connected to ${nodeId}`)
+    return await conn.newStream(protocol, { signal, runOnLimitedConnection: true })
+  }
+
+  /** Close every connection to a peer. */
+  hangUp (nodeId: string): void {
+    const conn = this.node?.getConnections().find((c) => c.remotePeer.toString() === nodeId)
+    if (conn !== undefined) void this.node?.hangUp(conn.remotePeer).catch(() => {})
+  }
+
+  /** Whether we have an open connection to this peer. */
+  isConnected (nodeId: string): boolean { return this.connectionTo(nodeId) !== undefined }
 
   /** Whether a connected peer may use `poolId`'s protocols. */
   isAdmitted (nodeId: string, poolId: string): boolean {
@@ -330,7 +405,7 @@ export class PoolNetwork {
     if (this.relays.isRelay(peer.toString())) return
     setTimeout(() => {
       // a relay learned meanwhile (from the admin's beacon), or one carrying our connections to members, is no member either
-      if (this.relays.isRelay(peer.toString()) || this.relaysForUs(peer.toString())) return
+      if (this.relays.isRelay(peer.toString()) || this.relaysForUs(peer.toString()) || this.held(peer.toString())) return
       if (this.node !== undefined && this.directory.poolsOf(peer.toString()).length === 0 && this.connected(peer)) {
         this.count('not-admitted')
         this.refusals.warn(`refuse:${peer.toString()}`, Date.now(), { peer: peer.toString() }, 'peer showed no certificate for a shared pool in time; disconnecting')
@@ -420,6 +495,11 @@ export class PoolNetwork {
     const admitted = this.directory.poolsOf(nodeId).length > 0
     const revokedIn = admitted ? [] : this.revokedPools(bundle.certificates, now)
     if (admitted && firstShow) this.c.log.info({ peer: nodeId, pools: this.directory.poolsOf(nodeId) }, 'peer admitted')
+    // a device without any certificate may be joining: its admission window (or join hold) decides
+    if (!admitted && (this.held(nodeId) || bundle.certificates.length === 0)) {
+      if (learned) this.membersChanged()
+      return
+    }
     if (!admitted) {
       this.count('no-shared-pool')
       this.refusals.warn(`refuse:${nodeId}`, Date.now(), { peer: nodeId, revokedIn }, 'peer has no valid certificate for a pool we share; disconnecting')
@@ -460,13 +540,17 @@ export class PoolNetwork {
     for (const conn of this.libp2p.getConnections()) {
       const peer = conn.remotePeer
       // a peer still inside its admission window has not shown its certificate yet
-      if (this.shown.has(peer.toString()) && this.directory.poolsOf(peer.toString()).length === 0) {
+      if (this.shown.has(peer.toString()) && this.directory.poolsOf(peer.toString()).length === 0 && !this.held(peer.toString())) {
         this.c.log.info({ peer: peer.toString() }, 'peer no longer holds a valid certificate; disconnecting')
         void this.libp2p.hangUp(peer).catch(() => {})
       }
     }
     const peers = new Map(this.libp2p.getConnections().map((c) => [c.remotePeer.toString(), c.remotePeer]))
-    for (const peer of peers.values()) if (this.directory.poolsOf(peer.toString()).length > 0) void this.sendBundle(peer, true)
+    for (const peer of peers.values()) {
+      if (this.directory.poolsOf(peer.toString()).length > 0) void this.sendBundle(peer, true)
+      // the admin we joined through, and the relays we reached it by: our new certificate is what admits us there
+      else if (this.held(peer.toString()) || this.relays.isRelay(peer.toString()) || this.relaysForUs(peer.toString())) void this.sendBundle(peer, false)
+    }
   }
 
   /**

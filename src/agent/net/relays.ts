@@ -54,7 +54,12 @@ export function relaysIn (addrs: readonly string[]): string[] {
 export interface ReservationStoreHandle {
   addRelay: (peerId: PeerId, type: 'configured') => Promise<unknown>
   hasReservation: (peerId: PeerId) => boolean
+  /** the relay's answer: its expiry in seconds since the epoch */
+  getReservation: (peerId: PeerId) => { expire: bigint } | undefined
 }
+
+/** A relay as status shows it. */
+export interface RelayStatus { relay: string, reserved: boolean, expiresAt: string | null }
 
 export interface RelayNode {
   dial: (addr: Multiaddr, options: { signal: AbortSignal }) => Promise<{ remotePeer: PeerId }>
@@ -101,6 +106,16 @@ export class RelayReservations {
     return this.relays.filter((r) => {
       const peer = this.known.get(relayPeerId(r))
       return peer !== undefined && store.hasReservation(peer)
+    })
+  }
+
+  /** Each relay, whether it holds a reservation for us, and until when (the relay renews it while we stay). */
+  status (): RelayStatus[] {
+    const store = this.store()
+    return this.relays.map((relay) => {
+      const peer = this.known.get(relayPeerId(relay))
+      const reservation = peer === undefined || store === undefined || !store.hasReservation(peer) ? undefined : store.getReservation(peer)
+      return { relay, reserved: reservation !== undefined, expiresAt: reservation === undefined ? null : new Date(Number(reservation.expire) * 1000).toISOString() }
     })
   }
 

@@ -1,8 +1,11 @@
+import type { Stream } from '@libp2p/interface'
+import { streamPair } from '@libp2p/utils'
 import { describe, expect, it } from 'vitest'
 import type { AcceptedBeacon } from '../../../src/agent/beacon/service.js'
 import type { BeaconBody } from '../../../src/agent/beacon/wire.js'
 import { lanDefaults } from '../../../src/agent/config.js'
 import { CertJoin } from '../../../src/agent/join.js'
+import { CertRequestServer, decodeJoinAnswer, encodeJoinAnswer, MAX_JOIN_ANSWER_BYTES, requestCertificate, type JoinAnswer } from '../../../src/agent/net/cert-request.js'
 import type { Logger } from '../../../src/agent/log.js'
 import { PoolDirectory } from '../../../src/agent/pools.js'
 import { approvePending, createCertRequest, createPool, initDevice, type CertRequest, type PoolPolicy } from '../../../src/pool/index.js'
@@ -63,5 +66,57 @@ describe('admin side of the certificate join', () => {
     a.pools.refresh(); a.join.poolsChanged()
     expect(a.sent.map((b) => b.type)).toEqual(['cert-response'])
     expect(a.join.snapshot()).toMatchObject({ issued: 1, pending: 0 })
+  })
+})
+
+describe('certificate requests over libp2p (/mesh/cert-request/1.0.0)', () => {
+  // the real server and client over an in-memory stream pair; the admin decides with the real CertJoin
+  async function exchange (server: CertRequestServer, write: (s: Stream) => Promise<JoinAnswer | undefined>, remotePeer: string): Promise<JoinAnswer | undefined> {
+    const [outbound, inbound] = await streamPair()
+    const served = server.handle(inbound, remotePeer)
+    const answer = await write(outbound).catch(() => undefined)
+    await served
+    return answer
+  }
+
+  it('signs a request under the token policy as for a beacon, and answers a repeat from the same certificate', async () => {
+    const a = admin('token')
+    const server = new CertRequestServer((poolId, req) => a.join.decide(poolId, req))
+    const req = createCertRequest(member, a.poolId, a.clock.now, a.token)
+    const first = await exchange(server, async (s) => await requestCertificate(s, req.bytes), member.nodeId)
+    expect(first?.kind).toBe('certificate')
+    a.clock.now += 1000
+    const again = await exchange(server, async (s) => await requestCertificate(s, createCertRequest(member, a.poolId, a.clock.now, a.token).bytes), member.nodeId)
+    expect(again).toEqual(first)
+    expect(a.join.snapshot()).toMatchObject({ issued: 1, answeredFromCache: 1 })
+    expect(a.sent).toEqual([]) // nothing went out by beacon
+  })
+
+  it('answers pending under the manual policy, refused for a wrong token', async () => {
+    const m = admin('manual')
+    const server = new CertRequestServer((poolId, req) => m.join.decide(poolId, req))
+    expect(await exchange(server, async (s) => await requestCertificate(s, createCertRequest(member, m.poolId, m.clock.now).bytes), member.nodeId)).toEqual({ kind: 'pending' })
+    const t = admin('token')
+    const tokenServer = new CertRequestServer((poolId, req) => t.join.decide(poolId, req))
+    expect(await exchange(tokenServer, async (s) => await requestCertificate(s, createCertRequest(member, t.poolId, t.clock.now, 'A'.repeat(43)).bytes), member.nodeId))
+      .toEqual({ kind: 'refused', reason: 'bad-token' })
+  })
+
+  it('drops and counts hostile requests: another node\'s request, garbage, an oversized frame', async () => {
+    const a = admin('open')
+    const server = new CertRequestServer((poolId, req) => a.join.decide(poolId, req))
+    const req = createCertRequest(member, a.poolId, a.clock.now)
+    expect(await exchange(server, async (s) => await requestCertificate(s, req.bytes), fixedDevice(22).nodeId)).toBeUndefined()
+    expect(await exchange(server, async (s) => await requestCertificate(s, new Uint8Array(40).fill(9)), member.nodeId)).toBeUndefined()
+    expect(await exchange(server, async (s) => await requestCertificate(s, new Uint8Array(64 * 1024)), member.nodeId)).toBeUndefined()
+    expect(Object.fromEntries(server.drops)).toEqual({ 'wrong-node': 1, malformed: 1, oversized: 1 })
+    expect(a.join.snapshot().issued).toBe(0)
+  })
+
+  it('answers decode strictly: every kind round-trips, anything else is undefined', () => {
+    const answers: JoinAnswer[] = [{ kind: 'certificate', cert: new Uint8Array([1, 2, 3]) }, { kind: 'pending' }, { kind: 'refused', reason: 'bad-token' }, { kind: 'rate-limited' }, { kind: 'undecided', reason: 'not the admin' }]
+    for (const x of answers) expect(decodeJoinAnswer(encodeJoinAnswer(x))).toEqual(x)
+    for (const bad of [[], [2, 1, 5], [1, 0], [1, 9], [1, 2, 7], [1, 3, 0xff], [1, 1]]) expect(decodeJoinAnswer(Uint8Array.from(bad)), JSON.stringify(bad)).toBeUndefined()
+    expect(decodeJoinAnswer(new Uint8Array(MAX_JOIN_ANSWER_BYTES + 1).fill(1))).toBeUndefined()
   })
 })
