@@ -146,7 +146,7 @@ describe('certificate join over unicast bootstrap on 127.0.0.1', { timeout: 120_
     const json = JSON.parse((await mesh(admin, ['pool-peers', '--json', '--pool-id', pool.record.poolId.slice(0, 16)])).stdout) as PeerView[]
     expect(json.map((p) => [p.name, p.status, p.address])).toEqual([['member-box', 'ONLINE', '127.0.0.1']])
     const text = await mesh(member, ['pool-peers', '--pool-id', pool.record.poolId])
-    expect(text.stdout).toMatch(/^NODE ID +NAME +ADDRESS +STATUS +LAST SEEN +PATH\n12D3KooW\S+ +admin-box +127\.0\.0\.1 +ONLINE +\d+s ago +(direct-lan|-)\n$/)
+    expect(text.stdout).toMatch(/^NODE ID +NAME +ADDRESS +STATUS +LAST SEEN +PATH\n12D3KooW\S+ +admin-box +127\.0\.0\.1 +ONLINE +\d+s ago +(direct-lan|direct-wan|-)\n$/)
     // the peer cache is written when the agent stops
     expect((await mesh(member, ['stop'])).code).toBe(0)
     const cache = JSON.parse(fs.readFileSync(path.join(member, 'peers.json'), 'utf8')) as { peers: Array<{ name: string }> }

@@ -5,17 +5,19 @@
  *
  * Exports: PathKind (from freshness.ts, where it is a wire value), connectionPath, isPrivateIPv4, PATH_PREFERENCE.
  */
+import { isPrivateIp } from '@libp2p/utils'
+import net from 'node:net'
 import type { PathKind } from './freshness.js'
 
 export type { PathKind }
 
-/** The address ranges js-libp2p (and a home router) treat as not on the internet. */
+/**
+ * The address ranges js-libp2p (and a home router) treat as not on the internet: js-libp2p's own
+ * test (10/8, 100.64/10, 127/8, 169.254/16, 172.16/12, 192.168/16 and the TEST-NETs), so a path is
+ * direct-lan exactly where libp2p would call the address private.
+ */
 export function isPrivateIPv4 (address: string): boolean {
-  const m = /^(\d{1,3})\.(\d{1,3})\.\d{1,3}\.\d{1,3}$/.exec(address)
-  if (m === null) return false
-  const a = Number(m[1])
-  const b = Number(m[2])
-  return a === 10 || a === 127 || (a === 172 && b >= 16 && b < 32) || (a === 192 && b === 168) || (a === 169 && b === 254) || (a === 100 && b >= 64 && b < 128)
+  return net.isIPv4(address) && isPrivateIp(address) === true
 }
 
 export function connectionPath (remoteAddr: string): PathKind {
