@@ -48,7 +48,7 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
   // packages with native addons or files of their own are loaded from node_modules
-  external: ['onnxruntime-node', 'better-sqlite3'],
+  external: ['onnxruntime-node', 'better-sqlite3', 'node-datachannel'],
   // CommonJS packages inside an ES module bundle call require()
   banner: { js: "import { createRequire as __meshCreateRequire } from 'node:module'; const require = __meshCreateRequire(import.meta.url);" },
   plugins: [{

@@ -22,6 +22,8 @@ import { RateLimitedWarner, type Logger } from './log.js'
 import { loadPeerCache, savePeerCache } from './peer-cache.js'
 import { PeerTable, type PeerView } from './peers.js'
 import { claimPidFile, releasePidFile } from './pidfile.js'
+import type { FreshnessStats } from './net/freshness-service.js'
+import type { PunchStats } from './net/hole-punch.js'
 import { poolNetwork } from './net/pool-network.js'
 import { BootstrapDialer, bootstrapBackoff } from './net/bootstrap-dialer.js'
 import { CERT_REQUEST_PROTOCOL, CertRequestServer, requestCertificate } from './net/cert-request.js'
@@ -53,7 +55,12 @@ export interface AgentStatus {
     ring: { epoch: number, hash: string, members: number, converged: boolean } | null
   }>
   /** libp2p node: listen addresses, refused peers by reason; tensor-plane links by peer: direct TCP, or a stream on the (maybe relayed) libp2p connection; the relays it was given (--relay) */
-  net: { addresses: string[], drops: Record<string, number>, tensorLinks: Record<string, 'tcp' | 'stream'>, relays: string[] }
+  net: {
+    addresses: string[], drops: Record<string, number>, tensorLinks: Record<string, 'tcp' | 'stream'>, relays: string[]
+    /** WebRTC upgrades of relayed members (null where WebRTC cannot load); freshness queries asked and answered */
+    holePunch: PunchStats | null
+    freshness: FreshnessStats
+  }
   /** NAT type (UDP, by STUN at the relays), reachability, relay reservations, connections by path and each member's path */
   nat: NatBlock
   /** the model this member serves; `id` is what its heartbeats announce; null while it is being fetched */
@@ -167,7 +174,8 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
     model: deps.model.kind === 'serve' ? deps.model.model.identity.id : '',
     log: log.child({ component: 'net' }),
     // members that were told nothing about our relay learn it from our next beacon
-    onAddressesChanged: () => { announcer.burst() }
+    onAddressesChanged: () => { announcer.burst() },
+    natType: () => { const t = nat.status().type; return t === 'unknown' ? undefined : t }
   })
   // NAT type by STUN at the relays we use (mesh-relay answers on UDP 3478/3479)
   const nat = natDetector()({ relays: () => net.relayAddresses(), log: log.child({ component: 'nat' }) })
@@ -253,7 +261,10 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
           ring: ring === undefined ? null : { epoch: ring.topology.epoch, hash: ring.topology.hash, members: ring.topology.members.length, converged: ring.converged }
         }
       }),
-      net: { addresses: net.listenAddresses(), drops: Object.fromEntries(net.drops), tensorLinks: links.plane.linkTransports(), relays: config.ring.relays },
+      net: {
+        addresses: net.listenAddresses(), drops: Object.fromEntries(net.drops), tensorLinks: links.plane.linkTransports(), relays: config.ring.relays,
+        holePunch: net.holePunchStats(), freshness: net.freshnessStats()
+      },
       nat: natBlock({
         nat: nat.status(),
         listenAddresses: net.listenAddresses(),

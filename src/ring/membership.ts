@@ -60,10 +60,13 @@ export class RingMembership {
   private lastHash = ''
   private lastEpoch = 0
   private model: string
+  /** where we listen, as our heartbeats announce it: changes when the host's addresses do (a laptop on another network) */
+  private addresses: readonly string[]
   readonly drops = new Map<HeartbeatDropReason, number>()
 
   constructor (private readonly init: RingMembershipInit, now: number) {
     this.model = init.model
+    this.addresses = init.addresses
     this.certified.set(init.self.nodeId, init.self)
     this.currentRing = assignRing(init.poolId, [], init.mode)
     this.recompute(now)
@@ -128,6 +131,11 @@ export class RingMembership {
     this.model = id
   }
 
+  /** Announce other addresses from our next heartbeat on. */
+  setAddresses (addrs: readonly string[]): void {
+    this.addresses = [...addrs]
+  }
+
   /** The addresses a member last announced in its heartbeat. */
   addressesOf (nodeId: NodeId): readonly string[] {
     return this.reports.get(nodeId)?.addresses ?? []
@@ -180,7 +188,7 @@ export class RingMembership {
       ringHash: this.currentRing.hash,
       capacity: this.init.capacity,
       model: this.model,
-      addresses: this.init.addresses
+      addresses: this.addresses
     }
   }
 
@@ -211,7 +219,7 @@ export class RingMembership {
         position: s.position,
         start: s.start,
         end: s.end,
-        addresses: self ? this.init.addresses : (this.reports.get(s.nodeId)?.addresses ?? []),
+        addresses: self ? this.addresses : (this.reports.get(s.nodeId)?.addresses ?? []),
         status: self ? 'online' : (this.liveness.get(s.nodeId)?.state === 'suspect' ? 'suspect' : 'online')
       }
     })

@@ -7,6 +7,7 @@ import { pairSecret } from '../../inference/tensor-plane/keys.js'
 import { TensorLinkError } from '../../inference/tensor-plane/errors.js'
 import { TensorPlane } from '../../inference/tensor-plane/plane.js'
 import type { Logger } from '../log.js'
+import { connectionPath } from '../net/connection-path.js'
 import { streamDuplex } from '../net/stream-duplex.js'
 
 /** Tensor-plane keys and addresses, agreed over the certificate-gated libp2p connection. */
@@ -78,6 +79,8 @@ export class TensorLinks {
   readonly plane: TensorPlane
   private readonly secrets = new Map<string, Buffer>()
   private readonly pending = new Map<string, Promise<void>>()
+  /** peers whose link runs over a relayed libp2p connection: moved once a direct one exists */
+  private readonly relayed = new Set<string>()
   private port = 0
   private readonly timeoutMs: number
   private readonly directTimeoutMs: number
@@ -94,7 +97,10 @@ export class TensorLinks {
     this.port = (await this.plane.listen(0, this.init.host ?? '0.0.0.0')).port
     await this.c.net.handleMemberProtocol(TENSOR_PROTOCOL, async (stream, from) => { await this.answer(stream, from) }, 32)
     // the plane's handshake proves the pair secret, as on its TCP port
-    await this.c.net.handleMemberProtocol(TENSOR_STREAM_PROTOCOL, async (stream, nodeId) => { this.plane.acceptOver(streamDuplex(stream), nodeId) }, 32)
+    await this.c.net.handleMemberProtocol(TENSOR_STREAM_PROTOCOL, async (stream, nodeId) => {
+      this.markPath(nodeId, this.c.net.remoteAddressOf(nodeId))
+      this.plane.acceptOver(streamDuplex(stream), nodeId)
+    }, 32)
     this.c.log.info({ port: this.port }, 'tensor plane listening')
   }
 
@@ -103,6 +109,7 @@ export class TensorLinks {
   /** Links to every peer of a job in `poolId`: dial those with a larger id, wait for the others. */
   async link (poolId: string, peers: readonly string[]): Promise<void> {
     await Promise.all(peers.map(async (peer) => {
+      this.moveOffRelay(peer)
       if (this.plane.hasLink(peer)) return
       if (this.c.selfId > peer) { await this.plane.waitForLink(peer, this.timeoutMs); return }
       let p = this.pending.get(peer)
@@ -112,6 +119,25 @@ export class TensorLinks {
       }
       await p
     }))
+  }
+
+  private markPath (peer: string, remoteAddr: string | undefined): void {
+    if (remoteAddr !== undefined && connectionPath(remoteAddr) === 'relayed') this.relayed.add(peer)
+    else this.relayed.delete(peer)
+  }
+
+  /**
+   * A link over the relay while a direct (or hole-punched) connection to the peer now exists: close
+   * it before a job starts, so this job's link is made on the better path. Both sides do it; the
+   * side that waits also drops its old link when the dialer's key exchange arrives (answer).
+   */
+  private moveOffRelay (peer: string): void {
+    if (!this.relayed.has(peer) || !this.plane.hasLink(peer)) return
+    const now = this.c.net.remoteAddressOf(peer)
+    if (now === undefined || connectionPath(now) === 'relayed') return
+    this.relayed.delete(peer)
+    this.plane.closeLink(peer)
+    this.c.log.info({ peer, via: now }, 'tensor-plane link moves off the relay')
   }
 
   private async dial (poolId: string, peer: string): Promise<void> {
@@ -135,6 +161,7 @@ export class TensorLinks {
       throw err instanceof TensorLinkError ? err : new TensorLinkError(`cannot link the tensor plane to ${peer}: ${(err as Error).message}`)
     }
     const path = host !== undefined && await this.direct(peer, host, port) ? 'tcp' : await this.overStream(peer)
+    this.markPath(peer, path === 'tcp' ? undefined : remoteAddr)
     this.c.log.info({ peer, path, via: remoteAddr }, 'tensor-plane link up')
   }
 
@@ -172,6 +199,8 @@ export class TensorLinks {
       if (!parsed.success) return await refuse('malformed request')
       if (!this.c.net.isAdmitted(from, parsed.data.poolId)) return await refuse('not a member of that pool')
       if (from >= this.c.selfId) return await refuse('the member with the smaller node id opens the link')
+      // the dialer asks for a new secret only when it has no link: ours is stale (or on the relay it left)
+      if (this.plane.closeLink(from)) this.c.log.info({ peer: from }, 'tensor-plane link replaced at the peer\'s request')
       const { publicKey, privateKey } = generateKeyPairSync('x25519')
       const shared = diffieHellman({ privateKey, publicKey: importPublicKey(parsed.data.publicKey) })
       this.secrets.set(from, pairSecret(shared, parsed.data.poolId, this.c.selfId, from))

@@ -5,6 +5,7 @@ import { dcutr } from '@libp2p/dcutr'
 import { gossipsub, TopicValidatorResult, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import type { Connection, ConnectionLimits, PeerId, PrivateKey, Stream } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
@@ -17,10 +18,15 @@ import type { Capacity, ShardMode } from '../../ring/assign.js'
 import { nextIncarnation } from '../../ring/incarnation.js'
 import { lanDefaults, type LivenessConfig } from '../../ring/liveness-config.js'
 import { readTopology, topologyPath } from '../../ring/topology.js'
+import type { NatType } from '../../nat/classify.js'
 import { RateLimitedWarner, type Logger } from '../log.js'
 import { CERT_PROTOCOL, decodeCertBundle, encodeCertBundle, MAX_BUNDLE_BYTES } from './cert-bundle.js'
 import { MemberDirectory } from './directory.js'
 import { ownPublicAddresses } from './public-addresses.js'
+import { connectionPath, PATH_PREFERENCE } from './connection-path.js'
+import type { Observation, PathKind } from './freshness.js'
+import { freshness, type FreshnessService, type FreshnessStats } from './freshness-service.js'
+import { HolePuncher, iceServersFor, relayOf, type PunchStats } from './hole-punch.js'
 import { PoolRing, ringTopic, type RingReport, type RingStatus } from './pool-ring.js'
 import { relayedAddress, RelayReservations, type ReservationStoreHandle } from './relays.js'
 import type { PoolTrustStore } from './trust.js'
@@ -50,6 +56,8 @@ export interface PoolNetworkComponents {
   log: Logger
   /** our addresses changed (a relay reservation made): beacons should say so now, not at the next period */
   onAddressesChanged?: () => void
+  /** this host's NAT type as measured (UDP); a member that knows it is symmetric still tries to punch to others, never between two symmetric ones */
+  natType?: () => NatType | undefined
 }
 
 const defaults = {
@@ -68,6 +76,13 @@ const DIRECT_DIAL_MS = 2500
 
 /** how long a stopping node gives its goodbye heartbeat to leave before closing its connections */
 const LEAVE_FLUSH_MS = 300
+
+/** the relays' STUN port (mesh-relay's default), where ICE learns our public candidates */
+const RELAY_STUN_PORT = 3478
+
+/** a member lost is asked about at most this often (a dial failing every redial tick would ask every 2 s) */
+const FRESHNESS_EVERY_MS = 5000
+
 
 type Services = { identify: ReturnType<ReturnType<typeof identify>>, ping: ReturnType<ReturnType<typeof ping>>, pubsub: GossipSub }
 
@@ -106,6 +121,12 @@ export class PoolNetwork {
   private relayStore: ReservationStoreHandle | undefined
   /** peers kept connected without a certificate while a join runs (holdForJoin) */
   private readonly joinHolds = new Map<string, { until: number, timer: NodeJS.Timeout }>()
+  /** WebRTC upgrades of relayed-only members (undefined where @libp2p/webrtc cannot load) */
+  private puncher: HolePuncher | undefined
+  private readonly fresh: FreshnessService
+  /** when each lost member was last asked about, and the direct addresses of its last failed dial */
+  private readonly askedAt = new Map<string, number>()
+  private readonly failedAddrs = new Map<string, Set<string>>()
 
   constructor (private readonly c: PoolNetworkComponents, init: PoolNetworkInit) {
     this.model = c.model
@@ -113,6 +134,12 @@ export class PoolNetwork {
     this.directory = new MemberDirectory(c.trust)
     this.refusals = new RateLimitedWarner(c.log)
     this.relays = new RelayReservations(this.cfg.relays, () => this.relayStore, c.log, this.cfg.admissionTimeoutMs, () => { c.onAddressesChanged?.() })
+    this.fresh = freshness()({
+      net: { handleMemberProtocol: async (p, h, n) => { await this.handleMemberProtocol(p, h, n) }, openMemberStream: async (id, p, sig) => await this.openMemberStream(id, p, sig), isAdmitted: (id, pool) => this.isAdmitted(id, pool), connectedMembers: (pool) => this.connectedMembers(pool) },
+      observe: (poolId, nodeId) => this.observe(poolId, nodeId),
+      selfId: peerIdFromPrivateKey(c.privateKey).toString(),
+      log: c.log
+    })
   }
 
   private get libp2p (): Libp2p<Services> {
@@ -127,11 +154,13 @@ export class PoolNetwork {
     this.leaving = false
     this.c.trust.reload()
     this.incarnation = nextIncarnation(this.c.home, Date.now())
+    const webrtc = await this.webrtcTransport()
     const node = await createLibp2p({
       privateKey: this.c.privateKey,
       addresses: { listen: this.cfg.listen },
-      // the relay transport even without relays: one may be learned from the admin's beacons later
-      transports: [tcp(), this.relayTransport()],
+      // the relay transport even without relays: one may be learned from the admin's beacons later;
+      // WebRTC only dials (hole punching, see hole-punch.ts) and answers offers signalled over a relayed connection
+      transports: [tcp(), this.relayTransport(), ...(webrtc === undefined ? [] : [webrtc])],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       services: {
@@ -148,6 +177,18 @@ export class PoolNetwork {
       }
     })
     this.node = node
+    if (webrtc !== undefined) {
+      this.puncher = new HolePuncher({
+        selfId: node.peerId.toString(),
+        relayedMembers: () => this.relayedMembers(),
+        // force: libp2p would hand back the relayed connection when the relay sets no limits
+        dial: async (addr, signal) => { await node.dial(multiaddr(addr), { signal, force: true }) },
+        nat: (nodeId) => nodeId === undefined ? this.c.natType?.() : undefined,
+        log: this.c.log,
+        now: () => performance.now()
+      })
+    }
+    await this.fresh.start()
     await node.handle(CERT_PROTOCOL, (stream, connection) => { void this.onCertStream(stream, connection) }, { maxInboundStreams: 4, runOnLimitedConnection: true })
     node.addEventListener('connection:open', (e) => { this.onConnectionOpen(e.detail) })
     node.addEventListener('peer:disconnect', (e) => { this.onDisconnect(e.detail) })
@@ -200,6 +241,20 @@ export class PoolNetwork {
     const routable = all.filter((a) => !a.startsWith('/ip4/127.'))
     const relayed = this.relays.reserved().map((r) => relayedAddress(r, this.peerId))
     return [...(routable.length > 0 ? routable : all).slice(0, 8 - relayed.length), ...relayed]
+  }
+
+  /**
+   * @libp2p/webrtc's transport, its ICE servers the relays' STUN responders; undefined (logged)
+   * where its native part (node-datachannel) cannot load: members then stay relayed.
+   */
+  private async webrtcTransport (): Promise<ReturnType<typeof import('@libp2p/webrtc').webRTC> | undefined> {
+    try {
+      const { webRTC } = await import('@libp2p/webrtc')
+      return webRTC({ rtcConfiguration: () => ({ iceServers: iceServersFor(this.relays.relays, RELAY_STUN_PORT) }) })
+    } catch (err) {
+      this.c.log.warn({ err: String(err) }, 'WebRTC is unavailable here: no hole punching, NATed members stay on the relay')
+      return undefined
+    }
   }
 
   /** The circuit relay transport, keeping a handle on its reservation store for RelayReservations. */
@@ -373,10 +428,90 @@ export class PoolNetwork {
     }, { maxInboundStreams, runOnLimitedConnection: true })
   }
 
-  /** A connection to a member: a direct one if there is one (DCUtR may have added it beside a relayed one). */
+  /**
+   * A connection to a member, the best path first: a direct one (DCUtR may have added it beside a
+   * relayed one), then a hole-punched one, then the relay; an unlimited one before a limited one.
+   */
   private connectionTo (nodeId: string): Connection | undefined {
     const conns = this.libp2p.getConnections().filter((c) => c.remotePeer.toString() === nodeId && c.status === 'open')
-    return conns.find((c) => c.limits === undefined) ?? conns[0]
+    const rank = (c: Connection): number => PATH_PREFERENCE[connectionPath(c.remoteAddr.toString())] * 2 + (c.limits === undefined ? 0 : 1)
+    return conns.sort((a, b) => rank(a) - rank(b))[0]
+  }
+
+  /** The path of our best connection to each connected member (what jobs and the tensor plane use). */
+  memberPaths (): Record<string, PathKind> {
+    const out: Record<string, PathKind> = {}
+    for (const c of this.node?.getConnections() ?? []) {
+      const id = c.remotePeer.toString()
+      if (out[id] !== undefined || this.directory.poolsOf(id).length === 0) continue
+      const best = this.connectionTo(id)
+      if (best !== undefined) out[id] = connectionPath(best.remoteAddr.toString())
+    }
+    return out
+  }
+
+  /** Hole punching's and freshness queries' counters, for status. */
+  holePunchStats (): PunchStats | null { return this.puncher?.stats() ?? null }
+  freshnessStats (): FreshnessStats { return this.fresh.stats() }
+
+  /** Admitted members whose every open connection runs through a relay, and that relay. */
+  private relayedMembers (): Array<{ nodeId: string, relay: string }> {
+    const byPeer = new Map<string, Connection[]>()
+    for (const c of this.libp2p.getConnections()) {
+      if (c.status !== 'open') continue
+      const id = c.remotePeer.toString()
+      byPeer.set(id, [...(byPeer.get(id) ?? []), c])
+    }
+    const out: Array<{ nodeId: string, relay: string }> = []
+    for (const [id, conns] of byPeer) {
+      if (this.directory.poolsOf(id).length === 0) continue
+      const relays = conns.map((c) => relayOf(c.remoteAddr.toString()))
+      const relay = relays[0]
+      if (relay !== undefined && relays.every((r) => r !== undefined)) out.push({ nodeId: id, relay })
+    }
+    return out
+  }
+
+  /** Connected members admitted to a pool (not us). */
+  private connectedMembers (poolId: string): string[] {
+    const ids = new Set(this.libp2p.getConnections().filter((c) => c.status === 'open').map((c) => c.remotePeer.toString()))
+    return [...ids].filter((id) => this.isAdmitted(id, poolId))
+  }
+
+  /** What we know of a pool member for a freshness answer: when we last heard it, over what, where it says it listens. */
+  private observe (poolId: string, nodeId: string): Observation | undefined {
+    const ring = this.rings.get(poolId)
+    const m = ring?.membership.members().find((x) => x.nodeId === nodeId)
+    if (ring === undefined || m === undefined || !ring.membership.isCertified(nodeId)) return undefined
+    const conn = this.node === undefined ? undefined : this.connectionTo(nodeId)
+    const endpoint = conn?.remoteAddr.toString() ?? null
+    return {
+      ageMs: Math.max(0, performance.now() - m.lastHeardMs),
+      path: endpoint === null ? null : connectionPath(endpoint),
+      endpoint,
+      addresses: ring.membership.addressesOf(nodeId)
+    }
+  }
+
+  /**
+   * A member was lost (disconnected, a dial failed): ask the other members where it was heard
+   * last and dial the freshest addresses. At most once per member every FRESHNESS_EVERY_MS.
+   */
+  private async recover (nodeId: string): Promise<void> {
+    const now = performance.now()
+    if (this.node === undefined || this.leaving || this.connectionTo(nodeId) !== undefined || now - (this.askedAt.get(nodeId) ?? -Infinity) < FRESHNESS_EVERY_MS) return
+    const pools = this.directory.poolsOf(nodeId).filter((p) => this.rings.has(p))
+    if (pools.length === 0 || this.relays.isRelay(nodeId)) return
+    this.askedAt.set(nodeId, now)
+    const found: string[] = []
+    for (const poolId of pools) {
+      const { addresses } = await this.fresh.ask(poolId, nodeId, this.failedAddrs.get(nodeId) ?? new Set())
+      for (const a of addresses) if (!found.includes(a)) found.push(a)
+    }
+    if (found.length === 0 || this.node === undefined || this.connectionTo(nodeId) !== undefined) return
+    this.c.log.info({ nodeId, addresses: found }, 'freshness: dialling where the pool heard the member last')
+    this.hints.set(nodeId, found.slice(0, 8))
+    await this.dialMember(nodeId)
   }
 
   /** The address a connected member was reached at (a multiaddr), for protocols that connect it directly. */
@@ -494,7 +629,11 @@ export class PoolNetwork {
     }
     const admitted = this.directory.poolsOf(nodeId).length > 0
     const revokedIn = admitted ? [] : this.revokedPools(bundle.certificates, now)
-    if (admitted && firstShow) this.c.log.info({ peer: nodeId, pools: this.directory.poolsOf(nodeId) }, 'peer admitted')
+    if (admitted && firstShow) {
+      this.c.log.info({ peer: nodeId, pools: this.directory.poolsOf(nodeId) }, 'peer admitted')
+      // admitted over a relay: try for a direct path now rather than at the next redial
+      this.puncher?.tick()
+    }
     // a device without any certificate may be joining: its admission window (or join hold) decides
     if (!admitted && (this.held(nodeId) || bundle.certificates.length === 0)) {
       if (learned) this.membersChanged()
@@ -648,7 +787,9 @@ export class PoolNetwork {
 
   private async publishHeartbeats (status: 'alive' | 'leaving'): Promise<void> {
     const pubsub = this.libp2p.services.pubsub
+    const addrs = this.listenAddresses()
     await Promise.all([...this.rings].map(async ([poolId, ring]) => {
+      ring.membership.setAddresses(addrs)
       await pubsub.publish(ringTopic(poolId), await ring.heartbeat(status))
     }))
   }
@@ -663,6 +804,26 @@ export class PoolNetwork {
       ring.membership.tick(now)
       ring.save()
       for (const nodeId of ring.membership.suspects()) void this.probe(nodeId)
+      this.closeStale(ring)
+    }
+  }
+
+  /**
+   * A member gone OFFLINE while its connection still looks open: the connection is stale (its
+   * address changed, a NAT dropped the mapping; TCP would take minutes to notice). Close it, so
+   * the redial and freshness queries find the member where it is now.
+   */
+  private closeStale (ring: PoolRing): void {
+    // connections' open times are wall-clock ms, liveness is monotonic
+    const wallToMono = performance.now() - Date.now()
+    for (const m of ring.membership.members()) {
+      if (m.state !== 'offline' || m.offlineCause === 'left' || m.nodeId === this.peerId) continue
+      // only connections older than the silence: a fresh one has had no time to carry a heartbeat yet
+      const conns = this.libp2p.getConnections().filter((c) => c.remotePeer.toString() === m.nodeId && c.status === 'open' && c.timeline.open + wallToMono < m.sinceMs)
+      if (conns.length === 0) continue
+      this.c.log.info({ nodeId: m.nodeId, addrs: conns.map((c) => c.remoteAddr.toString()) }, 'member offline on an open connection; closing it as stale')
+      // abort, not close: a graceful close would wait on a peer that cannot answer
+      for (const c of conns) c.abort(new Error('member offline on this connection: stale'))
     }
   }
 
@@ -687,12 +848,15 @@ export class PoolNetwork {
     this.shown.delete(peer.toString())
     const now = performance.now()
     for (const ring of this.rings.values()) { ring.membership.disconnected(peer.toString(), now); ring.save() }
+    // the last connection to a member went: the pool may know where it is now
+    void this.recover(peer.toString()).catch((err: unknown) => { this.c.log.debug({ nodeId: peer.toString(), err: String(err) }, 'freshness query failed') })
   }
 
   /** Reconnect to members we know and are not connected to (a restart, a healed partition). */
   private redial (): void {
     void this.relays.ensure(this.libp2p)
     if (this.rings.size === 0) return // in no pool's ring: no member to dial
+    this.puncher?.tick()
     const connected = new Set(this.libp2p.getConnections().map((c) => c.remotePeer.toString()))
     const wanted = new Set<string>(this.hints.keys())
     for (const poolId of this.rings.keys()) for (const m of this.directory.members(poolId)) wanted.add(m.nodeId)
@@ -722,8 +886,12 @@ export class PoolNetwork {
         }
       }
       await this.libp2p.dial(relayed, { signal: AbortSignal.timeout(this.cfg.admissionTimeoutMs) })
+      this.failedAddrs.delete(nodeId)
     } catch (err) {
       this.c.log.debug({ nodeId, err: String(err) }, 'dial failed')
+      // the addresses we had failed: the pool may have heard the member elsewhere since
+      this.failedAddrs.set(nodeId, new Set(direct.map((a) => a.toString().replace(/\/p2p\/[^/]+$/, ''))))
+      setImmediate(() => { void this.recover(nodeId).catch(() => {}) })
     } finally {
       this.dialing.delete(nodeId)
     }

@@ -159,6 +159,18 @@ export class TensorPlane {
     })
   }
 
+  /**
+   * Close the link to a peer (it moves to a better path: a relayed stream once a direct connection
+   * exists). Its jobs hear linkClosed as for any lost link; false when there was none.
+   */
+  closeLink (peerId: string): boolean {
+    const link = this.links.get(peerId)
+    if (link === undefined) return false
+    this.unregister(peerId, link)
+    link.close()
+    return true
+  }
+
   /** @internal */
   unregister (peerId: string, link: Link): void {
     if (this.links.get(peerId) !== link) return
@@ -235,6 +247,8 @@ class Link {
   }
 
   get overTcp (): boolean { return this.socket instanceof net.Socket }
+
+  close (): void { this.socket.destroy() }
 
   sendHello (): void { this.send({ kind: 'hello', layer: 0, job: 0, epoch: this.plane.epoch, position: 0 }, new Float32Array(0)) }
 
