@@ -24,7 +24,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { inNs, ip, killNamespace, labLogs, meshIn, MESH_JS, newLabPrefix, tcpReachable, type LabNode, type RunResult } from './netns.js'
+import { inNs, ip, killNamespace, labLogs, meshIn, meshInOk, MESH_JS, newLabPrefix, tcpReachable, type LabNode, type RunResult } from './netns.js'
 
 export const RELAY_JS = fileURLToPath(new URL('../../dist/relay/main.js', import.meta.url))
 
@@ -173,9 +173,7 @@ export class NatLab {
   }
 
   async meshOk (node: LabNode, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
-    const r = await this.mesh(node, args, env)
-    if (r.code !== 0) throw new Error(`mesh ${args.join(' ')} on ${node.name} exited ${r.code}: ${r.stderr.trim()}`)
-    return r.stdout
+    return await meshInOk(node, args, env)
   }
 
   /** A long-running process in a node's namespace (killed by destroy()); stdout and stderr piped. */

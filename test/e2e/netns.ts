@@ -99,6 +99,13 @@ export async function meshIn (node: Pick<LabNode, 'ns' | 'home'>, args: string[]
   })
 }
 
+/** Like meshIn() but throws with the output when the command fails; resolves with stdout. */
+export async function meshInOk (node: Pick<LabNode, 'ns' | 'home' | 'name'>, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const r = await meshIn(node, args, env)
+  if (r.code !== 0) throw new Error(`mesh ${args.join(' ')} on ${node.name} exited ${r.code}: ${r.stderr.trim()}`)
+  return r.stdout
+}
+
 /** Every node's agent log and daemon output, for a failed test's report. */
 export function labLogs (nodes: readonly LabNode[]): string {
   const parts: string[] = []
@@ -223,9 +230,7 @@ export class NetnsLab {
 
   /** Like mesh() but throws with the output when the command fails. */
   async meshOk (node: LabNode, args: string[], env: NodeJS.ProcessEnv = {}): Promise<string> {
-    const r = await this.mesh(node, args, env)
-    if (r.code !== 0) throw new Error(`mesh ${args.join(' ')} on ${node.name} exited ${r.code}: ${r.stderr.trim()}`)
-    return r.stdout
+    return await meshInOk(node, args, env)
   }
 
   /** Every node's agent log and daemon output, for a failed test's report. */
