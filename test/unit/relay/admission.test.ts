@@ -48,4 +48,19 @@ describe('RelayAdmission', () => {
     expect(await adm.mayReserve(makeMember(served, 'carol').nodeId, 0)).toBe(false)
     expect(adm.drops.get('reservation-refused')).toBe(1)
   })
+  it('lets a device without any certificate reach a served pool\'s admin (to ask for one), within a rate budget; nobody else', async () => {
+    const adm = new RelayAdmission(() => [trustOf(served)])
+    const admin = makeMember(served, 'admin', { roles: ['admin', 'member'] })
+    adm.present(admin.nodeId, bundle(admin.certBytes), NOW)
+    adm.present(bob.nodeId, bundle(bob.certBytes), NOW)
+    const stranger = makeMember(other, 'stranger').nodeId // no certificate the relay accepts
+    expect(await adm.mayConnect(stranger, bob.nodeId, 0, () => NOW)).toBe(false) // bob is no admin
+    expect(await adm.mayConnect(stranger, admin.nodeId, 0, () => NOW)).toBe(true)
+    // a burst of 20, then about 2 a second
+    const burst = await Promise.all(Array.from({ length: 25 }, async () => await adm.mayConnect(stranger, admin.nodeId, 0, () => NOW)))
+    expect(burst.filter((ok) => ok)).toHaveLength(19)
+    expect(await adm.mayConnect(stranger, admin.nodeId, 0, () => NOW + 1000)).toBe(true)
+    expect(adm.joins).toBe(21)
+    expect(Object.fromEntries(adm.drops)).toEqual({ 'connect-refused': 1, 'join-rate-limited': 6 })
+  })
 })
