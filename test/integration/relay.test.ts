@@ -9,11 +9,14 @@ import { tcp } from '@libp2p/tcp'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr } from '@multiformats/multiaddr'
 import { execFile, type ChildProcess } from 'node:child_process'
+import dgram from 'node:dgram'
 import net from 'node:net'
 import { promisify } from 'node:util'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CERT_PROTOCOL, encodeCertBundle } from '../../src/agent/net/cert-bundle.js'
+import { probeNat } from '../../src/nat/probe.js'
+import { freeUdpPort } from '../helpers/agent-procs.js'
 import { exited, makeMember, makePool, tempHome, type TestMember } from '../helpers/members.js'
 import { RELAY, startRelay as startRelayIn, type RunningRelay } from '../helpers/relay.js'
 
@@ -122,6 +125,36 @@ describe('mesh-relay on 127.0.0.1', () => {
       expect(r.stderr.trim().split('\n')).toEqual([`mesh-relay: port ${port} on 127.0.0.1 is already in use; stop what uses it or pick another --port`])
     } finally {
       await new Promise((resolve) => blocker.close(resolve))
+    }
+  })
+
+  it('answers STUN on its --stun-port values and prints them; a prober there finds no NAT on loopback', async () => {
+    const ports = [await freeUdpPort(), await freeUdpPort()]
+    const relay = await startRelay(tempHome(), ports.flatMap((p) => ['--stun-port', String(p)]))
+    expect(relay.stun).toEqual({ host: '127.0.0.1', ports })
+    const out = await probeNat([{ address: '127.0.0.1', port: ports[0] as number }])
+    expect(out.observation.answers.map((a) => a.server.port).sort()).toEqual([...ports].sort()) // the second port from OTHER-ADDRESS
+    expect(out.verdict.type).toBe('public')
+  })
+
+  it('a bad or taken --stun-port is a one-line error', async () => {
+    const fails = async (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> =>
+      await run(process.execPath, [RELAY, '--home', tempHome(), '--host', '127.0.0.1', '--port', '0', ...args])
+        .then(() => { throw new Error('expected failure') }, (e: { code: number, stdout: string, stderr: string }) => e)
+    const bad = await fails(['--stun-port', '70000'])
+    expect(bad.stderr.trim().split('\n')).toEqual(['mesh-relay: --stun-port must be a port number 1-65535, or 0 for none (got 70000)'])
+    const twice = await fails(['--stun-port', '5000', '--stun-port', '5000'])
+    expect(twice.stderr.trim().split('\n')).toEqual(['mesh-relay: --stun-port names a port twice (5000, 5000)'])
+    const blocker = dgram.createSocket('udp4')
+    await new Promise<void>((resolve) => { blocker.bind(0, '127.0.0.1', () => { resolve() }) })
+    const port = blocker.address().port
+    try {
+      const taken = await fails(['--stun-port', String(port)])
+      expect(taken.code).toBe(1)
+      expect(taken.stdout).toBe('')
+      expect(taken.stderr.trim().split('\n')).toEqual([`mesh-relay: UDP port ${port} on 127.0.0.1 is already in use for STUN; pick other --stun-port values (0: none)`])
+    } finally {
+      blocker.close()
     }
   })
 
