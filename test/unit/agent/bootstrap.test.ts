@@ -5,10 +5,12 @@
  * MESH_HOME as it was.
  */
 import { describe, expect, it } from 'vitest'
-import { resolveAgentConfig } from '../../../src/agent/config.js'
+import fs from 'node:fs'
+import path from 'node:path'
+import { readAgentFile, resolveAgentConfig } from '../../../src/agent/config.js'
 import { parseBootstrapEntry } from '../../../src/agent/net/bootstrap.js'
 import { UsageError } from '../../../src/errors.js'
-import { initDevice } from '../../../src/pool/index.js'
+import { createPool, initDevice } from '../../../src/pool/index.js'
 import { inProcess, meshFails } from '../../helpers/mesh-cli.js'
 import { fixedDevice, tempDirs } from '../../helpers/pool-fixtures.js'
 
@@ -50,6 +52,26 @@ describe('bootstrap entries', () => {
     const c = resolveAgentConfig('/tmp/h', { bootstrap: ['10.0.0.5', `${ID}@203.0.113.7:4002`] }, { bootstrap: [`/ip4/203.0.113.7/tcp/4002/p2p/${ID}`, '10.0.0.5:42424'] })
     expect(c.beacon.bootstrap).toEqual([{ host: '10.0.0.5', port: 42424 }])
     expect(c.ring.bootstrapPeers).toEqual([`/ip4/203.0.113.7/tcp/4002/p2p/${ID}`])
+  })
+
+  it('mesh pool-join --bootstrap records the peer in agent.json beside the settings there; a corrupt agent.json is named and nothing is recorded', async () => {
+    const adminHome = tmp()
+    initDevice(adminHome, { networkId: 'lan', name: 'admin' })
+    const created = createPool(adminHome, { name: 'p', policy: 'token', now: Date.now() })
+    const home = tmp()
+    initDevice(home, { networkId: 'lan', name: 'member' })
+    fs.writeFileSync(path.join(home, 'agent.json'), JSON.stringify({ threads: 2 }))
+    const peer = `/ip4/11.0.0.2/tcp/4001/p2p/${RELAY}/p2p-circuit/p2p/${ID}`
+    const args = ['pool-join', '--pool-id', created.record.poolId, '--pool-root-pubkey', created.rootPublicKey, '--name', 'p', '--token', created.joinToken]
+    const ok = await inProcess(home, [...args, '--bootstrap', peer])
+    expect(ok.code, ok.stderr).toBe(0)
+    expect(JSON.parse(fs.readFileSync(path.join(home, 'agent.json'), 'utf8'))).toEqual({ threads: 2, bootstrap: [peer] })
+    expect(readAgentFile(home).bootstrap).toEqual([peer])
+
+    const other = tmp()
+    initDevice(other, { networkId: 'lan', name: 'member2' })
+    fs.writeFileSync(path.join(other, 'agent.json'), '{"threads": ')
+    await meshFails(inProcess, other, [...args, '--bootstrap', peer], /agent\.json/)
   })
 
   it('mesh pool-join --bootstrap with a bad address: one line, exit non-zero, MESH_HOME untouched', async () => {
