@@ -972,51 +972,42 @@ static napi_value product(napi_env env, const matrix *ms, int count, int cols, i
   return NULL;
 }
 
-/* qmatmul(out, w, type, rows, cols, x, nTokens, threads): out[t·rows + r] = Σ_j W[r, j]·x[t·cols + j] */
-static napi_value js_qmatmul(napi_env env, napi_callback_info info) {
-  size_t argc = 8;
-  napi_value argv[8];
-  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 8) { napi_throw_type_error(env, NULL, "qmatmul(out, w, type, rows, cols, x, nTokens, threads)"); return NULL; }
-  size_t n_out, n_w, n_x;
-  float *out = get_array(env, argv[0], napi_float32_array, &n_out, "qmatmul: out must be a Float32Array");
-  const uint8_t *w = out ? get_array(env, argv[1], napi_uint8_array, &n_w, "qmatmul: w must be a Uint8Array") : NULL;
-  const float *x = w ? get_array(env, argv[5], napi_float32_array, &n_x, "qmatmul: x must be a Float32Array") : NULL;
-  int type, rows, cols, ntok, threads;
-  if (!x || !get_int(env, argv[2], &type) || !get_int(env, argv[3], &rows) || !get_int(env, argv[4], &cols) ||
-      !get_int(env, argv[6], &ntok) || !get_int(env, argv[7], &threads)) return NULL;
-  matrix ms[2];
-  int count = 0;
-  if (!add_matrix(env, ms, &count, out, NULL, w, type, rows, cols, n_w, n_out, ntok)) return NULL;
-  return product(env, ms, count, cols, 0, x, n_x, ntok, threads);
-}
-
 /*
- * qmatmulUnits(out64, w, type, rows, cols, unit, x, nTokens, threads): qmatmul into a Float64Array,
- * the columns dotted a unit (of whole blocks) at a time and the units summed in float64 (matrix_units).
+ * qmatmul(out, w, type, rows, cols, x, nTokens, threads): out[t·rows + r] = Σ_j W[r, j]·x[t·cols + j];
+ * with `units`, qmatmulUnits(out64, w, type, rows, cols, unit, x, nTokens, threads): the same into a
+ * Float64Array, the columns dotted a unit (of whole blocks) at a time and the units summed in
+ * float64 (matrix_units).
  */
-static napi_value js_qmatmul_units(napi_env env, napi_callback_info info) {
+static napi_value one_matrix(napi_env env, napi_callback_info info, const int units) {
   size_t argc = 9;
   napi_value argv[9];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 9) { napi_throw_type_error(env, NULL, "qmatmulUnits(out64, w, type, rows, cols, unit, x, nTokens, threads)"); return NULL; }
+  if (argc != (size_t)(units ? 9 : 8)) {
+    napi_throw_type_error(env, NULL, units ? "qmatmulUnits(out64, w, type, rows, cols, unit, x, nTokens, threads)" : "qmatmul(out, w, type, rows, cols, x, nTokens, threads)");
+    return NULL;
+  }
+  napi_value *rest = argv + (units ? 6 : 5); /* x, nTokens, threads */
   size_t n_out, n_w, n_x;
-  double *out = get_array(env, argv[0], napi_float64_array, &n_out, "qmatmulUnits: out64 must be a Float64Array");
-  const uint8_t *w = out ? get_array(env, argv[1], napi_uint8_array, &n_w, "qmatmulUnits: w must be a Uint8Array") : NULL;
-  const float *x = w ? get_array(env, argv[6], napi_float32_array, &n_x, "qmatmulUnits: x must be a Float32Array") : NULL;
-  int type, rows, cols, unit, ntok, threads;
+  void *out = units ? get_array(env, argv[0], napi_float64_array, &n_out, "qmatmulUnits: out64 must be a Float64Array")
+                    : get_array(env, argv[0], napi_float32_array, &n_out, "qmatmul: out must be a Float32Array");
+  const uint8_t *w = out ? get_array(env, argv[1], napi_uint8_array, &n_w, "qmatmul: w must be a Uint8Array") : NULL;
+  const float *x = w ? get_array(env, rest[0], napi_float32_array, &n_x, "qmatmul: x must be a Float32Array") : NULL;
+  int type, rows, cols, unit = 0, ntok, threads;
   if (!x || !get_int(env, argv[2], &type) || !get_int(env, argv[3], &rows) || !get_int(env, argv[4], &cols) ||
-      !get_int(env, argv[5], &unit) || !get_int(env, argv[7], &ntok) || !get_int(env, argv[8], &threads)) return NULL;
+      (units && !get_int(env, argv[5], &unit)) || !get_int(env, rest[1], &ntok) || !get_int(env, rest[2], &threads)) return NULL;
   const quant_type *t = find_type(type);
-  if (t && (unit < 1 || unit % t->block_elems || unit % ACTS[t->act].block_elems)) {
+  if (units && t && (unit < 1 || unit % t->block_elems || unit % ACTS[t->act].block_elems)) {
     napi_throw_range_error(env, NULL, "qmatmulUnits: unit must be a positive number of whole blocks");
     return NULL;
   }
   matrix ms[2];
   int count = 0;
-  if (!add_matrix(env, ms, &count, NULL, out, w, type, rows, cols, n_w, n_out, ntok)) return NULL;
+  if (!add_matrix(env, ms, &count, units ? NULL : out, units ? out : NULL, w, type, rows, cols, n_w, n_out, ntok)) return NULL;
   return product(env, ms, count, cols, unit, x, n_x, ntok, threads);
 }
+
+static napi_value js_qmatmul(napi_env env, napi_callback_info info) { return one_matrix(env, info, 0); }
+static napi_value js_qmatmul_units(napi_env env, napi_callback_info info) { return one_matrix(env, info, 1); }
 
 /* The Float32Array or Uint8Array at index i of a JavaScript array */
 static void *get_element(napi_env env, napi_value array, uint32_t i, napi_typedarray_type want, size_t *length, const char *what) {

@@ -26,20 +26,8 @@ export interface LinearKernels {
  */
 export function tsLinear (): LinearKernels {
   let row = new Float32Array(0)
-  const matmul = (out: Float32Array, w: QTensor, x: Float32Array, nTokens: number): void => {
-    if (row.length < w.cols) row = new Float32Array(w.cols)
-    const { rows, cols } = w
-    for (let r = 0; r < rows; r++) {
-      matrixRow(w, r, row)
-      for (let t = 0; t < nTokens; t++) {
-        const at = t * cols
-        let sum = 0
-        for (let j = 0; j < cols; j++) sum += row[j] * x[at + j]
-        out[t * rows + r] = sum
-      }
-    }
-  }
-  const matmulUnits = (out64: Float64Array, w: QTensor, x: Float32Array, nTokens: number, unit: number): void => {
+  // matmul is the product in one unit of all the columns: its float32 rounding is the store's
+  const product = (out: Float32Array | Float64Array, w: QTensor, x: Float32Array, nTokens: number, unit: number): void => {
     if (row.length < w.cols) row = new Float32Array(w.cols)
     const { rows, cols } = w
     for (let r = 0; r < rows; r++) {
@@ -52,14 +40,15 @@ export function tsLinear (): LinearKernels {
           for (let j = c0; j < Math.min(cols, c0 + unit); j++) part += row[j] * x[at + j]
           sum += Math.fround(part) // as the fast kernels: a unit's sum in float32
         }
-        out64[t * rows + r] = sum
+        out[t * rows + r] = sum
       }
     }
   }
+  const matmul = (out: Float32Array, w: QTensor, x: Float32Array, nTokens: number): void => { product(out, w, x, nTokens, w.cols) }
   return {
     name: 'ts',
     matmul,
     group: (outs, ws, x, nTokens) => { ws.forEach((w, i) => { matmul(outs[i], w, x, nTokens) }) },
-    matmulUnits
+    matmulUnits: product
   }
 }
