@@ -27,7 +27,8 @@ async function expectedPrompt (name: string, golden: { rendered_prompt: string, 
   return { text, ids: ggufTokenizer(file.metadata, file.path).encode(text, { addSpecial: true, parseSpecial: true }) }
 }
 
-describe.skipIf(SHARED_DIR === null)('mesh inference --local and mesh model on GGUF files', () => {
+// each test runs several CLI processes that load a model: about 10 s on an idle machine, several times it on a loaded one
+describe.skipIf(SHARED_DIR === null)('mesh inference --local and mesh model on GGUF files', { timeout: 120_000 }, () => {
   it('stories260K.f32.gguf: greedy text equals llama2.c\'s golden on every engine', async () => {
     const g = golden.generations.find((x) => x.prompt === 'Once upon a time' && x.steps === 64) // the GGUF's context is 128
     if (g === undefined) throw new Error('golden case missing')
