@@ -15,6 +15,7 @@ import { readTopology } from '../../src/ring/topology.js'
 import { expectGoldenInference } from './golden-inference.js'
 import { NatLab, natUnavailable, RELAY_ADDRESS, type LabRelay } from './nat-lab.js'
 import { inNs, installLossTools, netnsUnavailable, type LabNode } from './netns.js'
+import { fixedDevice } from '../helpers/pool-fixtures.js'
 
 const GOLDEN = fileURLToPath(new URL('../fixtures/golden/stories260K-greedy.json', import.meta.url))
 /** tokens of the long relayed job: with the prompt, within the 256-step golden run */
@@ -24,7 +25,7 @@ const why = netnsUnavailable() ?? installLossTools() ?? natUnavailable()
 if (why !== undefined) console.warn(`SKIPPED NAT e2e tests: ${why}`)
 
 interface NatJson { nat: { type: string, publicEndpoint: string | null, hairpin: boolean | null, measuredAt: string | null, servers: Array<{ server: string, mapped: string | null }> }, reachability: { kind: string }, connections: Record<string, number>, members: Array<{ nodeId: string, path: string | null, address: string | null }> }
-interface AgentJson { nodeId: string, net: { addresses: string[], tensorLinks: Record<string, string> }, nat: NatJson }
+interface AgentJson { nodeId: string, net: { addresses: string[], tensorLinks: Record<string, string> }, nat: NatJson & { bootstrap: Array<{ addr: string, peerId: string, connected: boolean, failures: number, lastError: string | null }> } }
 
 describe.skipIf(why !== undefined)('across NATs: STUN NAT detection, joining through the relay, relayed jobs', () => {
   let lab: NatLab
@@ -155,4 +156,19 @@ describe.skipIf(why !== undefined)('across NATs: STUN NAT detection, joining thr
     console.log(`nat e2e: relayed job of ${out.generated_tokens} tokens in ${Math.round(ms)} ms moved ${(moved / 1024).toFixed(0)} KiB through the relay (both directions, both legs)`)
     expect(moved).toBeGreaterThan(4 * 128 * 1024)
   }, 180_000)
+  it('a bootstrap peer PEER_ID@HOST:PORT is dialled and must prove that id; an impostor\'s address is refused and retried with backoff', async () => {
+    onTestFailed(() => { console.error(lab.logs()) })
+    const impostor = fixedDevice(99).nodeId // claims the relay's address
+    await lab.meshOk(pub, ['start', '--bootstrap', `${relay.peerId}@${RELAY_ADDRESS}:4001`, '--bootstrap', `${impostor}@${RELAY_ADDRESS}:4001`])
+    await vi.waitFor(async () => {
+      const b = (await agentOf(pub)).nat.bootstrap
+      expect(b.find((x) => x.peerId === relay.peerId)).toMatchObject({ addr: `/ip4/${RELAY_ADDRESS}/tcp/4001/p2p/${relay.peerId}`, failures: 0, lastError: null })
+      const bad = b.find((x) => x.peerId === impostor)
+      expect(bad?.connected).toBe(false)
+      expect(bad?.failures).toBeGreaterThanOrEqual(2) // retried, 1 s then 2 s later
+      expect(bad?.lastError).not.toBeNull()
+    }, { timeout: 30_000, interval: 250 })
+    console.log(`nat e2e: impostor bootstrap refused: ${(await agentOf(pub)).nat.bootstrap.find((x) => x.peerId === impostor)?.lastError ?? ''}`)
+    await lab.meshOk(pub, ['stop'])
+  }, 60_000)
 })
