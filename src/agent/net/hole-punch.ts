@@ -53,9 +53,13 @@ export function backoffMs (failures: number): number {
   return Math.min(300_000, 5000 * 3 ** Math.max(0, failures - 1))
 }
 
-/** Whether to try punching to a relayed-only member now. Pure: the caller keeps the state and the clock. */
-export function punchStep (s: PunchState | undefined, selfId: string, peerId: string, nat: { self: NatType, peer: NatType | undefined }, nowMs: number): PunchStep {
-  if (selfId > peerId) return { kind: 'skip', reason: 'peer-starts' } // the smaller id offers; two offers would race
+/**
+ * Whether to try an upgrade to a relayed-only member now. Pure: the caller keeps the state and the
+ * clock. `peerPublic`: the member announces a public address, which we dial directly first (the
+ * one-sided upgrade: a NATed member reaches a public one by TCP), whichever id is smaller.
+ */
+export function punchStep (s: PunchState | undefined, selfId: string, peerId: string, nat: { self: NatType, peer: NatType | undefined }, nowMs: number, peerPublic = false): PunchStep {
+  if (selfId > peerId && !peerPublic) return { kind: 'skip', reason: 'peer-starts' } // the smaller id offers; two offers would race
   if (nat.self === 'symmetric' && nat.peer === 'symmetric') return { kind: 'skip', reason: 'both-symmetric' }
   if (s === undefined) return { kind: 'attempt' }
   if (s.inFlight) return { kind: 'skip', reason: 'in-flight' }
@@ -74,10 +78,15 @@ export interface PunchStats {
 
 export interface HolePuncherComponents {
   readonly selfId: string
-  /** connected members whose every connection runs through a relay, with that relay's address */
-  readonly relayedMembers: () => Array<{ nodeId: string, relay: string }>
+  /**
+   * connected members without a direct TCP connection: the relay of their relayed connection
+   * (undefined once hole-punched) and the public (direct-wan) addresses they announce
+   */
+  readonly relayedMembers: () => Array<{ nodeId: string, relay: string | undefined, publicAddrs: readonly string[] }>
   /** dial the WebRTC address; resolves once the connection is up */
   readonly dial: (addr: string, signal: AbortSignal) => Promise<void>
+  /** dial a member's public addresses directly (TCP); resolves once connected */
+  readonly dialDirect: (nodeId: string, addrs: readonly string[], signal: AbortSignal) => Promise<void>
   readonly nat: (nodeId: string | undefined) => NatType | undefined
   readonly log: Logger
   readonly now: () => number
@@ -107,22 +116,39 @@ export class HolePuncher {
     // a member that went direct or away starts afresh next time it is relayed
     for (const id of [...this.state.keys()]) if (!wanted.has(id) && this.state.get(id)?.inFlight !== true) this.state.delete(id)
     for (const m of relayed) {
-      const step = punchStep(this.state.get(m.nodeId), this.c.selfId, m.nodeId, { self: this.c.nat(undefined) ?? 'unknown', peer: this.c.nat(m.nodeId) }, now)
-      if (step.kind === 'attempt') void this.attempt(m.nodeId, m.relay)
+      if (m.relay === undefined && m.publicAddrs.length === 0) continue // hole-punched, nothing better to try
+      const step = punchStep(this.state.get(m.nodeId), this.c.selfId, m.nodeId, { self: this.c.nat(undefined) ?? 'unknown', peer: this.c.nat(m.nodeId) }, now, m.publicAddrs.length > 0)
+      if (step.kind === 'attempt') void this.attempt(m.nodeId, m.relay, m.publicAddrs)
     }
   }
 
-  private async attempt (nodeId: string, relay: string): Promise<void> {
+  /** A direct TCP dial to a public address first (cheapest, and the fastest tensor path), then WebRTC if we are the one to offer. */
+  private async upgrade (nodeId: string, relay: string | undefined, publicAddrs: readonly string[]): Promise<'direct-wan' | 'hole-punched'> {
+    if (publicAddrs.length > 0) {
+      try {
+        await this.c.dialDirect(nodeId, publicAddrs, AbortSignal.timeout(this.attemptTimeoutMs))
+        return 'direct-wan'
+      } catch (err) {
+        // the member offers WebRTC itself; a hole-punched member keeps what it has
+        if (this.c.selfId > nodeId || relay === undefined) throw err
+      }
+    }
+    if (relay === undefined) throw new Error('no relay to signal WebRTC through')
+    await this.c.dial(webrtcAddress(relay, nodeId), AbortSignal.timeout(this.attemptTimeoutMs))
+    return 'hole-punched'
+  }
+
+  private async attempt (nodeId: string, relay: string | undefined, publicAddrs: readonly string[]): Promise<void> {
     const prev = this.state.get(nodeId)
     this.state.set(nodeId, { failures: prev?.failures ?? 0, nextAtMs: prev?.nextAtMs ?? 0, inFlight: true })
     this.counts.attempts++
     const t0 = this.c.now()
     try {
-      await this.c.dial(webrtcAddress(relay, nodeId), AbortSignal.timeout(this.attemptTimeoutMs))
+      const path = await this.upgrade(nodeId, relay, publicAddrs)
       this.counts.succeeded++
       this.counts.lastMs = Math.round(this.c.now() - t0)
       this.state.delete(nodeId)
-      this.c.log.info({ peer: nodeId, ms: this.counts.lastMs }, 'hole punched: direct WebRTC connection beside the relayed one')
+      this.c.log.info({ peer: nodeId, ms: this.counts.lastMs, path }, path === 'hole-punched' ? 'hole punched: direct WebRTC connection beside the relayed one' : 'direct connection to the member\'s public address beside the relayed one')
     } catch (err) {
       const failures = (prev?.failures ?? 0) + 1
       this.counts.failed++

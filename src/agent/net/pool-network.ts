@@ -183,6 +183,7 @@ export class PoolNetwork {
         relayedMembers: () => this.relayedMembers(),
         // force: libp2p would hand back the relayed connection when the relay sets no limits
         dial: async (addr, signal) => { await node.dial(multiaddr(addr), { signal, force: true }) },
+        dialDirect: async (nodeId, addrs, signal) => { await node.dial(addrs.map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${nodeId}`)), { signal, force: true }) },
         nat: (nodeId) => nodeId === undefined ? this.c.natType?.() : undefined,
         log: this.c.log,
         now: () => performance.now()
@@ -454,20 +455,22 @@ export class PoolNetwork {
   holePunchStats (): PunchStats | null { return this.puncher?.stats() ?? null }
   freshnessStats (): FreshnessStats { return this.fresh.stats() }
 
-  /** Admitted members whose every open connection runs through a relay, and that relay. */
-  private relayedMembers (): Array<{ nodeId: string, relay: string }> {
+  /** Admitted members without a direct TCP connection: their relay (while relayed) and the public addresses they announce. */
+  private relayedMembers (): Array<{ nodeId: string, relay: string | undefined, publicAddrs: string[] }> {
     const byPeer = new Map<string, Connection[]>()
     for (const c of this.libp2p.getConnections()) {
       if (c.status !== 'open') continue
       const id = c.remotePeer.toString()
       byPeer.set(id, [...(byPeer.get(id) ?? []), c])
     }
-    const out: Array<{ nodeId: string, relay: string }> = []
+    const out: Array<{ nodeId: string, relay: string | undefined, publicAddrs: string[] }> = []
     for (const [id, conns] of byPeer) {
       if (this.directory.poolsOf(id).length === 0) continue
-      const relays = conns.map((c) => relayOf(c.remoteAddr.toString()))
-      const relay = relays[0]
-      if (relay !== undefined && relays.every((r) => r !== undefined)) out.push({ nodeId: id, relay })
+      const paths = conns.map((c) => connectionPath(c.remoteAddr.toString()))
+      if (paths.some((p) => p === 'direct-lan' || p === 'direct-wan')) continue
+      const relay = paths.includes('hole-punched') ? undefined : conns.map((c) => relayOf(c.remoteAddr.toString())).find((r) => r !== undefined)
+      const announced = new Set([...this.rings.values()].flatMap((ring) => [...ring.membership.addressesOf(id)]))
+      out.push({ nodeId: id, relay, publicAddrs: [...announced].filter((a) => connectionPath(a) === 'direct-wan' && a.includes('/tcp/')) })
     }
     return out
   }

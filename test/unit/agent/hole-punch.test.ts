@@ -51,20 +51,26 @@ describe('hole punching decisions', () => {
   ]
   for (const [what, s, self, peer, nat, now, want] of cases) it(what, () => { expect(punchStep(s, self, peer, nat, now)).toEqual(want) })
 
+  it('a member announcing a public address is dialled by either side', () => {
+    expect(punchStep(undefined, BIG, SMALL, cone, 0, true)).toEqual({ kind: 'attempt' })
+  })
+
   it('backs off 5 s, 15 s, 45 s … up to 5 minutes', () => {
     expect([1, 2, 3, 4, 5, 6, 20].map(backoffMs)).toEqual([5000, 15_000, 45_000, 135_000, 300_000, 300_000, 300_000])
   })
 })
 
 describe('HolePuncher', () => {
-  function rig (outcome: () => Promise<void>): { p: HolePuncher, dials: string[], clock: { t: number }, relayed: Array<{ nodeId: string, relay: string }> } {
+  type Relayed = Array<{ nodeId: string, relay: string | undefined, publicAddrs: string[] }>
+  function rig (outcome: () => Promise<void>, direct: () => Promise<void> = async () => { throw new Error('refused') }): { p: HolePuncher, dials: string[], clock: { t: number }, relayed: Relayed } {
     const dials: string[] = []
     const clock = { t: 0 }
-    const relayed = [{ nodeId: BIG, relay: RELAY }]
+    const relayed: Relayed = [{ nodeId: BIG, relay: RELAY, publicAddrs: [] }]
     const p = new HolePuncher({
       selfId: SMALL,
       relayedMembers: () => relayed,
       dial: async (addr) => { dials.push(addr); await outcome() },
+      dialDirect: async (_id, addrs) => { dials.push(...addrs); await direct() },
       nat: () => undefined,
       log: pino({ level: 'silent' }),
       now: () => clock.t
@@ -86,8 +92,30 @@ describe('HolePuncher', () => {
     clock.t = 5000 + 14_999; p.tick(); await settle()
     expect(dials).toHaveLength(2) // second backoff: 15 s
     relayed.length = 0; p.tick() // went direct (or away): state dropped
-    relayed.push({ nodeId: BIG, relay: RELAY }); p.tick(); await settle()
+    relayed.push({ nodeId: BIG, relay: RELAY, publicAddrs: [] }); p.tick(); await settle()
     expect(dials).toHaveLength(3)
+  })
+
+  it('a public address is dialled directly first; WebRTC only when that fails', async () => {
+    const direct = rig(async () => {}, async () => {})
+    direct.relayed[0] = { nodeId: BIG, relay: RELAY, publicAddrs: ['/ip4/11.0.0.3/tcp/4001'] }
+    direct.p.tick(); await settle()
+    expect(direct.dials).toEqual(['/ip4/11.0.0.3/tcp/4001'])
+    const fallback = rig(async () => {})
+    fallback.relayed[0] = { nodeId: BIG, relay: RELAY, publicAddrs: ['/ip4/11.0.0.3/tcp/4001'] }
+    fallback.p.tick(); await settle(); await settle()
+    expect(fallback.dials).toEqual(['/ip4/11.0.0.3/tcp/4001', webrtcAddress(RELAY, BIG)])
+    expect(fallback.p.stats()).toMatchObject({ succeeded: 1 })
+  })
+
+  it('a hole-punched member announcing a public address is still dialled directly; one without is left alone', async () => {
+    const r = rig(async () => {}, async () => {})
+    r.relayed[0] = { nodeId: BIG, relay: undefined, publicAddrs: [] }
+    r.p.tick(); await settle()
+    expect(r.dials).toEqual([])
+    r.relayed[0] = { nodeId: BIG, relay: undefined, publicAddrs: ['/ip4/11.0.0.3/tcp/4001'] }
+    r.p.tick(); await settle()
+    expect(r.dials).toEqual(['/ip4/11.0.0.3/tcp/4001'])
   })
 
   it('a punch that works is counted with its duration', async () => {
