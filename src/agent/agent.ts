@@ -27,7 +27,8 @@ import type { PunchStats } from './net/hole-punch.js'
 import { poolNetwork } from './net/pool-network.js'
 import { BootstrapDialer, bootstrapBackoff } from './net/bootstrap-dialer.js'
 import { CERT_REQUEST_PROTOCOL, CertRequestServer, requestCertificate } from './net/cert-request.js'
-import { natDetector } from './net/nat-detector.js'
+import { memberStunTargets, natDetector } from './net/nat-detector.js'
+import { StunResponder } from '../nat/stun-server.js'
 import { natBlock, type NatBlock } from './net/nat-status.js'
 import { relaysIn } from './net/relays.js'
 import { RecordPoolTrust } from './net/pool-trust.js'
@@ -178,7 +179,28 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
     natType: () => { const t = nat.status().type; return t === 'unknown' ? undefined : t }
   })
   // NAT type by STUN at the relays we use (mesh-relay answers on UDP 3478/3479)
-  const nat = natDetector()({ relays: () => net.relayAddresses(), log: log.child({ component: 'nat' }) })
+  const nat = natDetector()({
+    relays: () => net.relayAddresses(),
+    // members on public addresses answer STUN too (memberStun below): more destinations to compare
+    members: () => memberStunTargets(pools.all().flatMap((p) => {
+      const ring = net.ringOf(p.poolId)
+      return ring === undefined ? [] : ring.membership.members().filter((m) => m.nodeId !== device.nodeId && m.state === 'online').flatMap((m) => ring.membership.addressesOf(m.nodeId))
+    })),
+    log: log.child({ component: 'nat' })
+  })
+  // with a public address of its own, this member answers STUN on the UDP port numbered as its libp2p TCP port
+  const memberStun: Startable = (() => {
+    let responder: StunResponder | undefined
+    return {
+      start: async () => {
+        const port = memberStunTargets(net.listenAddresses())[0]?.port
+        if (port === undefined) return
+        const r = new StunResponder({ host: '0.0.0.0', ports: [port] })
+        try { await r.start(); responder = r } catch (err) { log.warn({ port, err: String(err) }, 'cannot answer STUN on the UDP port of our public address; members measure their NAT at the relays only') }
+      },
+      stop: () => { responder?.stop(); responder = undefined }
+    }
+  })()
   // bootstrap peers (PEER_ID@HOST:PORT, multiaddrs): kept connected; a device still joining holds them
   // through its certificate exchange (they show no certificate of a pool it is in yet)
   const JOIN_HOLD_MS = 60_000
@@ -357,6 +379,7 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
   const components: Array<[string, Startable]> = [
     ['net', net],
     ['cert-requests', certRequestService],
+    ['member-stun', memberStun],
     ['nat', nat],
     ['model', model],
     ...(controlPlane === undefined ? [] : [['control-plane', controlPlane] as [string, Startable]]),

@@ -17,6 +17,7 @@ import { NatLab, natUnavailable, RELAY_ADDRESS, type LabRelay } from './nat-lab.
 import { inNs, installLossTools, netnsUnavailable, type LabNode } from './netns.js'
 import { fixedDevice } from '../helpers/pool-fixtures.js'
 
+const PROBE_JS = fileURLToPath(new URL('../../dist/nat/probe.js', import.meta.url))
 const GOLDEN = fileURLToPath(new URL('../fixtures/golden/stories260K-greedy.json', import.meta.url))
 /** tokens of the long relayed job: with the prompt, within the 256-step golden run */
 const LONG_TOKENS = 240
@@ -71,9 +72,15 @@ describe.skipIf(why !== undefined)('across NATs: STUN NAT detection, joining thr
   it('the relay and a member on a public address print and announce it', async () => {
     expect(relay.addresses).toContain(`/ip4/${RELAY_ADDRESS}/tcp/4001/p2p/${relay.peerId}`)
     await lab.meshOk(pub, ['start', '--relay', relay.addr])
+    let port = ''
     await vi.waitFor(async () => {
-      expect((await agentOf(pub)).net.addresses.some((a) => a.startsWith(`/ip4/${pub.address}/tcp/`))).toBe(true)
+      port = /\/tcp\/(\d+)/.exec((await agentOf(pub)).net.addresses.find((a) => a.startsWith(`/ip4/${pub.address}/tcp/`)) ?? '')?.[1] ?? ''
+      expect(port).not.toBe('')
     }, { timeout: 20_000, interval: 250 })
+    // with a public address it answers STUN on the UDP port of its libp2p TCP port: probed from behind the cone NAT
+    const js = `import('${PROBE_JS}').then(async (m) => { const o = await m.probeNat([{ address: '${pub.address}', port: ${port} }]); console.log(JSON.stringify(o.observation.answers)) })`
+    const answers = JSON.parse(inNs(admin.ns, process.execPath, '-e', js)) as Array<{ mapped: { address: string } | null }>
+    expect(answers.map((a) => a.mapped?.address)).toEqual([lab.sites[0]?.wanAddress])
   }, 60_000)
 
   it('each agent measures the NAT type its router implements (UDP, by STUN at the relay)', async () => {

@@ -1,15 +1,18 @@
 /**
  * The agent's NAT detection: probe the STUN responders of the relays it uses (mesh-relay answers
- * STUN on UDP 3478 and 3479 by default) at start, whenever the relay list changes, and every few
- * minutes; keep the last verdict for `pool-status`. What it measures is UDP behaviour.
+ * STUN on UDP 3478 and 3479 by default) and of pool members on public addresses (an agent with a
+ * public address answers STUN on the UDP port numbered as its libp2p TCP port) at start, whenever
+ * those change, and every few minutes; keep the last verdict for `pool-status`. What it measures
+ * is UDP behaviour.
  *
- * Exports: NatStatus, stunTargets, NatDetectorInit, NatDetectorComponents, NatDetector, natDetector.
+ * Exports: NatStatus, stunTargets, memberStunTargets, NatDetectorInit, NatDetectorComponents, NatDetector, natDetector.
  */
 import { multiaddr } from '@multiformats/multiaddr'
 import { probeNat, type ProbeOptions } from '../../nat/probe.js'
 import type { NatType } from '../../nat/classify.js'
 import type { Endpoint } from '../../nat/stun.js'
 import type { Logger } from '../log.js'
+import { publicTransportAddrs } from './public-addresses.js'
 
 export interface NatStatus {
   /** what was measured: NAT mapping of UDP (TCP may be treated otherwise by the same NAT) */
@@ -39,6 +42,16 @@ export function stunTargets (relays: readonly string[], stunPort: number): Endpo
   return [...seen.values()]
 }
 
+/** STUN endpoints of members from their announced addresses: each public /ip4/H/tcp/P answers on UDP H:P. */
+export function memberStunTargets (addrs: readonly string[]): Endpoint[] {
+  const seen = new Map<string, Endpoint>()
+  for (const a of publicTransportAddrs(addrs)) {
+    const m = /^\/ip4\/([^/]+)\/tcp\/(\d+)/.exec(a)
+    if (m !== null) seen.set(`${m[1]}:${m[2]}`, { address: m[1] as string, port: Number(m[2]) })
+  }
+  return [...seen.values()]
+}
+
 export interface NatDetectorInit {
   /** the relays' STUN port (mesh-relay --stun-port) */
   stunPort?: number
@@ -46,11 +59,15 @@ export interface NatDetectorInit {
   intervalMs?: number
   /** how often the relay list is looked at for changes */
   checkMs?: number
+  /** a changed list of STUN servers is measured again at most this often (members come and go) */
+  minGapMs?: number
   probe?: ProbeOptions
 }
 
 export interface NatDetectorComponents {
   relays: () => readonly string[]
+  /** STUN endpoints of pool members on public addresses (memberStunTargets) */
+  members?: () => readonly Endpoint[]
   log: Logger
 }
 
@@ -65,7 +82,7 @@ export class NatDetector {
   private readonly cfg: Required<Omit<NatDetectorInit, 'probe'>> & { probe: ProbeOptions }
 
   constructor (init: NatDetectorInit, private readonly c: NatDetectorComponents) {
-    this.cfg = { stunPort: 3478, intervalMs: 5 * 60_000, checkMs: 2000, probe: {}, ...init }
+    this.cfg = { stunPort: 3478, intervalMs: 5 * 60_000, checkMs: 2000, minGapMs: 10_000, probe: {}, ...init }
   }
 
   status (): NatStatus { return this.last }
@@ -85,9 +102,11 @@ export class NatDetector {
 
   private maybeMeasure (): void {
     if (this.running !== undefined) return
-    const targets = stunTargets(this.c.relays(), this.cfg.stunPort)
-    const key = targets.map((t) => `${t.address}:${t.port}`).join(',')
-    if (key === this.measuredFor && Date.now() - this.measuredAt < this.cfg.intervalMs) return
+    const seen = new Map([...stunTargets(this.c.relays(), this.cfg.stunPort), ...(this.c.members?.() ?? [])].map((t) => [`${t.address}:${t.port}`, t]))
+    const targets = [...seen.values()]
+    const key = [...seen.keys()].sort().join(',')
+    const age = Date.now() - this.measuredAt
+    if (key === this.measuredFor ? age < this.cfg.intervalMs : this.measuredAt > 0 && age < this.cfg.minGapMs) return
     this.running = this.measure(targets, key).finally(() => { this.running = undefined })
   }
 

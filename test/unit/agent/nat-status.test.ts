@@ -1,8 +1,9 @@
 /** The NAT block of pool-status (natBlock), public addresses (publicTransportAddrs), the relays' STUN targets, and the bootstrap dialer's backoff. */
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { BootstrapDialer, bootstrapBackoff } from '../../../src/agent/net/bootstrap-dialer.js'
 import type { Logger } from '../../../src/agent/log.js'
-import { stunTargets, type NatStatus } from '../../../src/agent/net/nat-detector.js'
+import { memberStunTargets, NatDetector, stunTargets, type NatStatus } from '../../../src/agent/net/nat-detector.js'
+import { StunResponder } from '../../../src/nat/stun-server.js'
 import { natBlock, type ConnectionFact } from '../../../src/agent/net/nat-status.js'
 import { publicTransportAddrs } from '../../../src/agent/net/public-addresses.js'
 import { fixedDevice } from '../../helpers/pool-fixtures.js'
@@ -25,6 +26,30 @@ describe('stunTargets', () => {
   it('one STUN endpoint per relay host', () => {
     expect(stunTargets([relay, `/ip4/11.0.0.2/tcp/4002/p2p/${A}`, `/dns4/relay.example/tcp/4001/p2p/${R}`, 'garbage'], 3478))
       .toEqual([{ address: '11.0.0.2', port: 3478 }, { address: 'relay.example', port: 3478 }])
+  })
+})
+
+describe('memberStunTargets', () => {
+  it('a member\'s public TCP address names its STUN port; private and relayed ones none', () => {
+    expect(memberStunTargets(['/ip4/11.0.0.3/tcp/4002/p2p/x', '/ip4/192.168.1.5/tcp/4002', `${relay}/p2p-circuit/p2p/${A}`, '/ip4/11.0.0.3/tcp/4002'])).toEqual([{ address: '11.0.0.3', port: 4002 }])
+  })
+})
+
+describe('NatDetector', () => {
+  it('measures at the members\' STUN responders too, and reports UDP behaviour', async () => {
+    const responders = [new StunResponder({ host: '127.0.0.1', ports: [0] }), new StunResponder({ host: '127.0.0.1', ports: [0] })]
+    for (const r of responders) await r.start()
+    const d = new NatDetector({ checkMs: 50 }, { relays: () => [], members: () => responders.map((r) => ({ address: '127.0.0.1', port: r.ports()[0] as number })), log: silent })
+    try {
+      expect(d.status()).toMatchObject({ type: 'unknown', measuredAt: null })
+      d.start()
+      await vi.waitFor(() => { expect(d.status().measuredAt).not.toBeNull() }, { timeout: 5000, interval: 20 })
+      expect(d.status()).toMatchObject({ protocol: 'udp', type: 'public', hairpin: true })
+      expect(d.status().servers.map((x) => x.server).sort()).toEqual(responders.map((r) => `127.0.0.1:${r.ports()[0] ?? 0}`).sort())
+    } finally {
+      await d.stop()
+      for (const r of responders) r.stop()
+    }
   })
 })
 
