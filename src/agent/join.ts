@@ -7,6 +7,7 @@ import type { AcceptedBeacon, BeaconService } from './beacon/service.js'
 import type { Source } from './beacon/transport.js'
 import type { JoinConfig } from './config.js'
 import { RateLimitedWarner, type Logger } from './log.js'
+import { TokenBucket } from '../token-bucket.js'
 import type { PoolDirectory } from './pools.js'
 
 /** The n-th certificate-request retry delay (n from 0). Pure; `random` in [0, 1). */
@@ -28,20 +29,6 @@ const MAX_TRACKED = 1024
 /** certificate-request decisions: a LAN of joining devices needs a handful a second */
 const DECISIONS_BURST = 20
 const DECISIONS_PER_SECOND = 10
-
-/** A token bucket over an explicit clock. */
-export class TokenBucket {
-  private tokens: number
-  private at: number | undefined
-  constructor (private readonly capacity: number, private readonly perSecond: number) { this.tokens = capacity }
-  take (now: number): boolean {
-    if (this.at !== undefined) this.tokens = Math.min(this.capacity, this.tokens + (now - this.at) * this.perSecond / 1000)
-    this.at = now
-    if (this.tokens < 1) return false
-    this.tokens -= 1
-    return true
-  }
-}
 
 export interface JoinStats {
   requestsSent: number

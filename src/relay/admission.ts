@@ -10,7 +10,7 @@
  *
  * Exports: RelayDropReason, RelayAdmission.
  */
-import { TokenBucket } from '../agent/join.js'
+import { TokenBucket } from '../token-bucket.js'
 import { decodeCertBundle } from '../agent/net/cert-bundle.js'
 import { decodeMemberCert, expectCertNode, verifyMemberCert, VerifyError, type PoolTrust } from '../pool/index.js'
 
