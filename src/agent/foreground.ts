@@ -5,6 +5,7 @@ import { agentConfig, runningAgent } from './daemon.js'
 import { AgentAlreadyRunningError } from './errors.js'
 import { createAgentLogger, type Logger } from './log.js'
 import { planModel, type ModelPlan } from './model-service.js'
+import { releaseWebRtc } from './net/hole-punch.js'
 
 /** Check and hash the model before anything starts (a bad file stops the start with one line), or plan its fetch. */
 async function serveModel (config: AgentConfig, log: Logger): Promise<ModelPlan> {
@@ -67,6 +68,7 @@ export async function runForeground (home: string, flags: AgentOverrides, opts: 
   } finally {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
+    await releaseWebRtc()
   }
 }
 

@@ -85,6 +85,8 @@ describe.skipIf(why !== undefined)('direct, hole-punched and relayed paths acros
     const relayedLinks = (await Promise.all([c.a, c.b].map(async (n) => await statusOf(c.lab, n))))
       .flatMap((st) => Object.keys(st.net.tensorLinks).filter((peer) => st.nat.members.find((m) => m.nodeId === peer)?.path === 'relayed'))
     expect(relayedLinks).toEqual([])
+    // WebRTC's native threads must not keep a stopping agent alive
+    for (const n of [c.a, c.b]) expect(await c.lab.meshOk(n, ['stop'])).toMatch(/stopped/i)
   }, 240_000)
 
   for (const [name, kinds] of [['cone ↔ symmetric', ['cone', 'symmetric']], ['symmetric ↔ symmetric', ['symmetric', 'symmetric']]] as const) {

@@ -12,7 +12,7 @@
  * blocked) stays relayed and costs an attempt every few minutes, not a storm; a pair both of whose
  * NATs measured symmetric is not tried at all.
  *
- * Exports: iceServersFor, webrtcAddress, relayOf, punchStep, PunchState, PunchStats, HolePuncher.
+ * Exports: iceServersFor, releaseWebRtc, webrtcAddress, relayOf, punchStep, PunchState, PunchStats, HolePuncher.
  */
 import type { NatType } from '../../nat/classify.js'
 import type { Logger } from '../log.js'
@@ -21,6 +21,15 @@ import { stunTargets } from './nat-detector.js'
 /** ICE's STUN servers: the relays' STUN responders, never a public service (pools are private, and may be offline). */
 export function iceServersFor (relays: readonly string[], stunPort: number): Array<{ urls: string[] }> {
   return stunTargets(relays, stunPort).map((e) => ({ urls: [`stun:${e.address}:${e.port}`] }))
+}
+
+/**
+ * Let go of WebRTC's native threads (node-datachannel) once the process is done with networking:
+ * they hold the event loop, so a stopped agent would never exit. Process-wide: call it only when
+ * the process's last pool network has stopped.
+ */
+export async function releaseWebRtc (): Promise<void> {
+  try { (await import('node-datachannel')).cleanup() } catch { /* never loaded, or not installed: nothing holds the loop */ }
 }
 
 /** The address the WebRTC transport dials: through `relayAddr` to `nodeId`, then upgraded to WebRTC. */
