@@ -825,8 +825,9 @@ export class PoolNetwork {
       const conns = this.libp2p.getConnections().filter((c) => c.remotePeer.toString() === m.nodeId && c.status === 'open' && c.timeline.open + wallToMono < m.sinceMs)
       if (conns.length === 0) continue
       this.c.log.info({ nodeId: m.nodeId, addrs: conns.map((c) => c.remoteAddr.toString()) }, 'member offline on an open connection; closing it as stale')
-      // abort, not close: a graceful close would wait on a peer that cannot answer
-      for (const c of conns) c.abort(new Error('member offline on this connection: stale'))
+      // a close with a short grace (then libp2p forces it): an abort races yamux's pending window
+      // updates, which then throw uncaught (StreamStateError) and take the agent down
+      for (const c of conns) void c.close({ signal: AbortSignal.timeout(1000) }).catch(() => {})
     }
   }
 
