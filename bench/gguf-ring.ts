@@ -96,7 +96,7 @@ async function member (task: Task): Promise<void> {
   } else {
     for (let pos = 0; pos < prompt.length + task.tokens;) {
       if (pos === prompt.length) { genStart = performance.now(); before = { ...session.times } }
-      const rows = (await feed.next(pos, 120_000))!
+      const { rows } = (await feed.next(120_000))!
       await session.follow(rows, pos)
       pos += rows.length / c.dim
     }

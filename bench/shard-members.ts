@@ -94,7 +94,7 @@ async function member (task: MemberTask): Promise<void> {
       for (const p of members.slice(1)) plane.send(p, { kind: 'token', layer: 0, job: 1, position: pos }, embedding(model, token))
       await forward(model, state, token, pos, allReduce)
     } else {
-      state.x.set((await feed.next(pos, 60_000))!)
+      state.x.set((await feed.next(60_000))!.rows)
       await forwardEmbedded(model, state, pos, allReduce)
     }
   }

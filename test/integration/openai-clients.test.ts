@@ -54,7 +54,9 @@ describe.skipIf(skip)('OpenAI clients against a 2-member GGUF ring', () => {
     }
     expect(streamed).toBe(expected)
     expect(chunks).toBeGreaterThan(5)
-    expect(usage).toEqual(done.usage)
+    // the same counts; the same request again finds its prompt, all but the last token, in the ring's kept cache
+    expect({ ...usage, prompt_tokens_details: undefined }).toEqual({ ...done.usage, prompt_tokens_details: undefined })
+    expect(usage?.prompt_tokens_details?.cached_tokens).toBe((done.usage?.prompt_tokens ?? 0) - 1)
 
     const stream = client.chat.completions.stream({ model: MODEL, messages, temperature: 0, max_tokens: MAX })
     const deltas: string[] = []

@@ -65,9 +65,24 @@ describe('the input feed', () => {
     const sent = Float32Array.of(0.5, -1, 2)
     expect(feed.push(0, sent)).toBeNull()
     sent.fill(0) // the plane may reuse its buffer: the feed kept a copy
-    expect(Array.from(await feed.next(0, 1000) ?? [])).toEqual([0.5, -1, 2])
-    const waiting = feed.next(1, 1000)
+    expect(await feed.next(1000)).toEqual({ position: 0, rows: Float32Array.of(0.5, -1, 2) })
+    const waiting = feed.next(1000)
     feed.end()
     expect(await waiting).toBeNull()
+  })
+
+  it('parked, waits past the step timeout; rewound, takes the positions from there again', async () => {
+    const feed = new InputFeed(2, 4)
+    expect(feed.push(0, Float32Array.of(1, 1, 2, 2))).toBeNull()
+    expect((await feed.next(50))?.position).toBe(0)
+    feed.park()
+    const waiting = feed.next(50)
+    await new Promise((resolve) => setTimeout(resolve, 120)) // past the step timeout: still waiting
+    expect(feed.rewind(3)).toBe(false) // only 2 positions were fed
+    expect(feed.rewind(1)).toBe(true)
+    expect(feed.push(2, Float32Array.of(9, 9))).toBe('wrong-step')
+    expect(feed.push(1, Float32Array.of(3, 3))).toBeNull()
+    expect(await waiting).toEqual({ position: 1, rows: Float32Array.of(3, 3) })
+    await expect(feed.next(50)).rejects.toThrow(/no input for position 2/) // no longer parked
   })
 })

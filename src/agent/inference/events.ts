@@ -24,7 +24,9 @@ export const inferenceRequestSchema = z.strictObject({
   seed: z.string().regex(/^\d{1,20}$/),
   poolId: z.string().regex(/^[0-9a-f]{1,64}$/).optional(),
   /** a chat (GGUF models with a chat template): rendered by the leader, which prints only the reply; `prompt` is then unused */
-  messages: z.array(z.strictObject({ role: z.enum(['system', 'user', 'assistant']), content: z.string().max(64 * 1024) })).min(1).max(256).optional()
+  messages: z.array(z.strictObject({ role: z.enum(['system', 'user', 'assistant']), content: z.string().max(64 * 1024) })).min(1).max(256).optional(),
+  /** keep the job and its KV cache on the ring for a next request that extends this one (the API's multi-turn chats) */
+  keepCache: z.boolean().optional()
 })
 export type InferenceRequest = z.infer<typeof inferenceRequestSchema>
 
@@ -45,6 +47,8 @@ export interface JobResult {
   text: string
   token_ids: number[]
   prompt_token_ids: number[]
+  /** prompt tokens a kept job already held in its KV cache, not fed again */
+  cached_tokens: number
   generated_tokens: number
   stop_reason: string
   tokens_per_second: number | null

@@ -5,10 +5,10 @@ import { MeshError, UsageError } from '../../errors.js'
 import { ChatNotSupportedError, JobCancelledError, jobRecord, NoPoolError, type ActiveJob, type InferenceEvent, type InferenceRequest, type InferenceStats, type JobResult, type ServedJob } from './events.js'
 import { generateWith } from '../../inference/generate.js'
 import { RingNotReadyError } from '../../inference/job/errors.js'
-import { LeaderRun, type LeaderDeps, type RingView } from '../../inference/job/leader.js'
+import { LeaderRun, type LeaderDeps, type MemberStats, type RingView } from '../../inference/job/leader.js'
 import type { Sharding } from '../../inference/job/plan.js'
 import type { ModelLease } from '../../inference/job/session.js'
-import { llmSharding } from '../../inference/llm/shard-plan.js'
+import { llmSharding, type LlmShard } from '../../inference/llm/shard-plan.js'
 import { serveJob } from '../../inference/job/member.js'
 import { JOB_PROTOCOL } from '../../inference/job/messages.js'
 import { createSampler } from '../../inference/sampler.js'
@@ -48,12 +48,29 @@ export interface JobsConfig {
   readonly historySize: number
   /** how the partial sums of jobs led here travel */
   readonly partials: PartialFormat
+  /** how long the last API job stays kept on the ring, with its KV cache, for a request that extends it */
+  readonly keepMs: number
+}
+
+/** The last API job, parked on its members between requests. */
+interface KeptJob {
+  readonly run: LeaderRun<LlmShard>
+  readonly poolId: string
+  readonly modelId: string
+  readonly timer: NodeJS.Timeout
+}
+
+/** How many tokens two sequences share from their start. */
+export const sharedPrefix = (a: readonly number[], b: readonly number[]): number => {
+  let n = 0
+  while (n < a.length && n < b.length && a[n] === b[n]) n++
+  return n
 }
 
 export function lanJobDefaults (): JobsConfig {
   // a dead member closes its TCP link at once; the timeout only catches a hung one, and must not
   // fire on a busy laptop
-  return { stepTimeoutMs: 10_000, ringReadyMs: 15_000, epochWaitMs: 15_000, failoverMs: 45_000, historySize: 20, partials: 'exact' }
+  return { stepTimeoutMs: 10_000, ringReadyMs: 15_000, epochWaitMs: 15_000, failoverMs: 45_000, historySize: 20, partials: 'exact', keepMs: 300_000 }
 }
 
 /**
@@ -65,6 +82,10 @@ export class JobService {
   private readonly totals = { jobs: 0, failed: 0, cancelled: 0, generated_tokens: 0, failovers: 0 }
   private readonly leading = new Map<string, ActiveJob>()
   private readonly serving = new Set<ServedJob>()
+  /** the last API job, kept on the ring with its KV cache for a request that extends it */
+  private kept: KeptJob | undefined
+  /** where each GGUF job's notices go: the request that runs on it now */
+  private readonly sinks = new WeakMap<LeaderRun<LlmShard>, { emit: (e: InferenceEvent) => void }>()
   private started = false
 
   constructor (private readonly c: JobsComponents, private readonly cfg: JobsConfig = lanJobDefaults()) {}
@@ -76,7 +97,10 @@ export class JobService {
     await this.c.net.handleMemberProtocol(JOB_PROTOCOL, async (stream, from) => { await this.serve(stream, from) }, 64)
   }
 
-  async stop (): Promise<void> { await this.c.models.stop() }
+  async stop (): Promise<void> {
+    this.endKept()
+    await this.c.models.stop()
+  }
 
   stats (): InferenceStats {
     return { totals: { ...this.totals }, jobs: [...this.history], active: { leading: [...this.leading.values()].map((j) => ({ ...j })), serving: [...this.serving].map((j) => ({ ...j })) } }
@@ -159,18 +183,33 @@ export class JobService {
       // gguf-job.ts prints a continuation's prompt as its first token event: mark it as the echo
       let echoes = req.messages === undefined ? 1 : 0
       const ggufEmit = (e: InferenceEvent): void => { if (e.type === 'token' && echoes > 0) { echoes--; emit({ ...e, echo: true }) } else emit(e) }
-      return await leadGgufJob(this.c.models, served, req, { jobId, poolId }, ggufEmit, (positions) => {
-        const run = new LeaderRun(this.leaderDeps(poolId, jobId, served.identity.id, emit,
-          llmSharding(served.config, served.units), async (shard) => await this.c.models.leaseGguf(shard, 'leader')), positions)
-        const steps = run.steps
-        // the generation loop feeds the whole prompt first: its length is the prompt's, and a
-        // cancelled job stops before each step (during a long prompt too)
-        run.steps = async (tokens, pos0) => {
-          if (signal?.aborted === true) throw new JobCancelledError('the job was cancelled by its caller')
-          if (pos0 === 0) emit({ type: 'prompt', tokens: tokens.length })
-          return await steps(tokens, pos0)
+      const keep = req.keepCache === true
+      return await leadGgufJob(this.c.models, served, req, { jobId, poolId }, ggufEmit, {
+        reuse: async (promptIds, maxTokens) => await this.reuseKept(poolId, served.identity.id, promptIds, maxTokens, emit),
+        open: (positions) => {
+          // notices of a kept job go to whichever request runs on it now (reuseKept moves them)
+          const sink = { emit }
+          const run = new LeaderRun(this.leaderDeps(poolId, jobId, served.identity.id, (e) => { sink.emit(e) },
+            llmSharding(served.config, served.units), async (shard) => await this.c.models.leaseGguf(shard, 'leader')), positions)
+          this.sinks.set(run, sink)
+          if (keep) this.endKept() // one kept job at a time: a new one replaces it
+          return run
+        },
+        steps: (run, promptLength) => {
+          let first = true
+          // a cancelled job stops before each step (during a long prompt too)
+          return async (tokens, pos0) => {
+            if (signal?.aborted === true) throw new JobCancelledError('the job was cancelled by its caller')
+            if (first) { first = false; emit({ type: 'prompt', tokens: promptLength }) }
+            return await run.steps(tokens, pos0)
+          }
+        },
+        done: async (run, ok) => {
+          if (!ok || !keep) { if (this.kept?.run === run) this.kept = undefined; return await this.endRun(run, ok) }
+          await run.park()
+          this.keepJob({ run, poolId, modelId: served.identity.id })
+          return []
         }
-        return run
       })
     }
     if (req.messages !== undefined) throw new ChatNotSupportedError('chat needs a GGUF model with a chat template; this pool serves a llama2.c checkpoint (mesh start --model FILE.gguf), so use --prompt')
@@ -207,6 +246,7 @@ export class JobService {
         text: Buffer.from(g.printed).toString('utf8'),
         token_ids: g.tokenIds,
         prompt_token_ids: g.promptTokenIds,
+        cached_tokens: 0,
         generated_tokens: g.generated,
         stop_reason: g.stopReason,
         tokens_per_second: g.tokensPerSecond,
@@ -216,6 +256,45 @@ export class JobService {
     } finally {
       run?.abort()
     }
+  }
+
+  /** A kept job of this pool and model whose fed tokens share a prefix with `promptIds` and whose cache holds the request, rewound to that prefix; otherwise the kept job ends. */
+  private async reuseKept (poolId: string, modelId: string, promptIds: readonly number[], maxTokens: number, emit: (e: InferenceEvent) => void): Promise<{ run: LeaderRun<LlmShard>, cached: number } | undefined> {
+    const k = this.kept
+    if (k === undefined) return undefined
+    this.kept = undefined
+    clearTimeout(k.timer)
+    const cached = Math.min(sharedPrefix(k.run.fed, promptIds), promptIds.length - 1)
+    if (k.poolId !== poolId || k.modelId !== modelId || cached < 1 || promptIds.length + maxTokens > k.run.capacity) {
+      await this.endRun(k.run, true)
+      return undefined
+    }
+    const sink = this.sinks.get(k.run)
+    if (sink !== undefined) sink.emit = emit
+    await k.run.resume(cached)
+    return { run: k.run, cached }
+  }
+
+  private keepJob (k: Omit<KeptJob, 'timer'>): void {
+    this.endKept()
+    // unref: a kept job never holds the agent up at exit
+    const timer = setTimeout(() => { if (this.kept?.run === k.run) this.endKept() }, this.cfg.keepMs)
+    timer.unref()
+    this.kept = { ...k, timer }
+  }
+
+  private endKept (): void {
+    const k = this.kept
+    if (k === undefined) return
+    this.kept = undefined
+    clearTimeout(k.timer)
+    void this.endRun(k.run, true)
+  }
+
+  /** End a job on its members: their shares when it went well, nothing when it is given up. */
+  private async endRun (run: LeaderRun<LlmShard>, ok: boolean): Promise<MemberStats[]> {
+    if (!ok) { run.abort(); return [] }
+    try { return await run.finish() } finally { run.abort() }
   }
 
   /** What a job's leader needs of this agent: the plane, member streams, the ring, its own shard. */

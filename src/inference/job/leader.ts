@@ -194,6 +194,42 @@ export class LeaderRun<S> {
     return await a.session.lead(rows, pos0)
   }
 
+  /** The KV positions the job's members hold, and the tokens fed into them so far. */
+  get capacity (): number { return this.positions }
+  get fed (): readonly number[] { return this.history }
+
+  /** Keep the job on its members between two requests: they wait for `resume` or `end` without a step timeout. */
+  async park (): Promise<void> {
+    const a = this.attempt
+    if (a === null) return
+    try {
+      await Promise.all([...a.channels.values()].map(async (ch) => { await ch.send({ type: 'park' }) }))
+    } catch {
+      this.drop() // a member gone: the next request replays what it needs on a new attempt
+    }
+  }
+
+  /**
+   * Feed again from position `p` (the next request shares the first p tokens fed): every member
+   * rewinds and says so before any token frame of it goes out. A member lost meanwhile drops the
+   * attempt; the next steps() re-plans and replays the p tokens, as after a failover.
+   */
+  async resume (p: number): Promise<void> {
+    if (!Number.isInteger(p) || p < 0 || p > this.history.length) throw new RangeError(`cannot resume at ${p}: ${this.history.length} positions fed`)
+    this.history.length = p
+    const a = this.attempt
+    if (a === null) return
+    try {
+      await Promise.all([...a.channels].map(async ([nodeId, ch]) => {
+        await ch.send({ type: 'resume', position: p })
+        const answer = await ch.receive(this.deps.timeoutMs)
+        if (answer?.type !== 'resumed') throw new MemberLostError(nodeId, `member ${short(nodeId)} did not resume the kept job`)
+      }))
+    } catch {
+      this.drop()
+    }
+  }
+
   /** Close the current attempt: its members see their control streams end and drop the job. */
   private drop (): void {
     const a = this.attempt

@@ -78,15 +78,13 @@ export async function serveJob<S> (open: JobOpen, channel: ControlChannel, deps:
   try {
     await deps.link(open.members.map((m) => m.nodeId).filter((id) => id !== self))
     await channel.send({ type: 'ready' })
-    // the leader's word on the control stream: 'end', or the stream closing (a failover, a dead leader)
-    void channel.receive().then((m) => { if (m?.type === 'end') feed.end(); else feed.abort(new Error('the leader closed the job')) })
-    for (let pos = 0; ;) {
-      const rows = await feed.next(pos, deps.timeoutMs)
-      if (rows === null) break
-      const n = rows.length / lease.model.dim
-      if (pos + n > open.positions) throw new RangeError(`the leader sent positions up to ${pos + n - 1}, beyond the ${open.positions} positions it opened`)
-      await session.follow(rows, pos)
-      pos += n
+    void followControl(channel, feed)
+    for (;;) {
+      const step = await feed.next(deps.timeoutMs)
+      if (step === null) break
+      const n = step.rows.length / lease.model.dim
+      if (step.position + n > open.positions) throw new RangeError(`the leader sent positions up to ${step.position + n - 1}, beyond the ${open.positions} positions it opened`)
+      await session.follow(step.rows, step.position)
     }
     await channel.send({ type: 'report', ...session.times })
     return { kind: 'done', times: session.times }
@@ -100,18 +98,48 @@ export async function serveJob<S> (open: JobOpen, channel: ControlChannel, deps:
 }
 
 /**
+ * The leader's word on the control stream while the job runs: `park` (the job is kept between two
+ * requests), `resume` (the next request feeds again from a position; acknowledged, so no token frame
+ * for it can arrive before the rewind), `end`, or the stream closing (a failover, a dead leader).
+ */
+async function followControl (channel: ControlChannel, feed: InputFeed): Promise<void> {
+  for (;;) {
+    const m = await channel.receive()
+    if (m?.type === 'park') feed.park()
+    else if (m?.type === 'resume') {
+      if (!feed.rewind(m.position)) { feed.abort(new Error(`the leader resumed at position ${m.position}, past the ${feed.position} fed`)); return }
+      await channel.send({ type: 'resumed' }).catch(() => {})
+    } else {
+      if (m?.type === 'end') feed.end()
+      else feed.abort(new Error('the leader closed the job'))
+      return
+    }
+  }
+}
+
+/** One step's input: the embedding rows of the tokens fed at `position`.. */
+export interface FedStep { readonly position: number, readonly rows: Float32Array }
+
+/**
  * The leader's input for each step, in order, as it arrives on the tensor plane: the embedding
  * rows (dim floats each, 1 to `batch` of them) of the tokens fed at the positions from the frame's
  * on. The leader can be at most one step ahead of a member (it needs the member's partials to
- * finish a step), so a frame for any other position is dropped.
+ * finish a step), so a frame for any other position is dropped. Between requests of a kept job it
+ * is parked (no step timeout) until a rewind to the position the next request feeds from.
  */
 export class InputFeed {
   private readonly queue = new Map<number, Float32Array>()
   private nextPush = 0
+  /** the first position of the next step to hand out */
+  private at = 0
   private waiter: ((v: Float32Array | null) => void) | undefined
+  private timer: NodeJS.Timeout | undefined
   private failed: Error | undefined
   private ended = false
+  private parked = false
   constructor (private readonly dim: number, private readonly batch = 1) {}
+
+  get position (): number { return this.at }
 
   push (position: number, payload: Float32Array): FrameDrop | null {
     if (position !== this.nextPush) return 'wrong-step'
@@ -119,24 +147,38 @@ export class InputFeed {
     if (!Number.isInteger(n) || n < 1 || n > this.batch || !payload.every(Number.isFinite)) return 'bad-token'
     this.nextPush += n
     const row = payload.slice() // the plane may reuse its buffer
-    if (this.waiter !== undefined) { const w = this.waiter; this.waiter = undefined; w(row) } else this.queue.set(position, row)
+    if (this.waiter !== undefined && position === this.at) { const w = this.waiter; this.waiter = undefined; w(row) } else this.queue.set(position, row)
     return null
   }
 
   end (): void { this.ended = true; this.waiter?.(null); this.waiter = undefined }
   abort (e: Error): void { this.failed = e; this.end() }
+  /** Wait for the next request without a timeout (a waiting next() keeps waiting). */
+  park (): void { this.parked = true; clearTimeout(this.timer) }
 
-  /** The rows of the step that starts at `pos`; null once the leader ended the job. */
-  async next (pos: number, timeoutMs: number): Promise<Float32Array | null> {
-    const queued = this.queue.get(pos)
-    if (queued !== undefined) { this.queue.delete(pos); return queued }
+  /** Positions from `position` on come again (a kept job's next request); false past what was fed. */
+  rewind (position: number): boolean {
+    if (position > this.at) return false
+    this.queue.clear()
+    this.nextPush = position
+    this.at = position
+    this.parked = false
+    return true
+  }
+
+  /** The next step's rows and position; null once the leader ended the job. */
+  async next (timeoutMs: number): Promise<FedStep | null> {
+    const take = (rows: Float32Array): FedStep => { const step = { position: this.at, rows }; this.at += rows.length / this.dim; return step }
+    const queued = this.queue.get(this.at)
+    if (queued !== undefined) { this.queue.delete(this.at); return take(queued) }
     if (this.failed !== undefined) throw this.failed
     if (this.ended) return null
     const got = await new Promise<Float32Array | null>((resolve, reject) => {
-      const timer = setTimeout(() => { this.waiter = undefined; reject(new Error(`no input for position ${pos} from the leader within ${timeoutMs} ms`)) }, timeoutMs)
-      this.waiter = (v) => { clearTimeout(timer); resolve(v) }
+      // a parked job waits for the leader's next request as long as it takes; the leader ends it
+      this.timer = this.parked ? undefined : setTimeout(() => { this.waiter = undefined; reject(new Error(`no input for position ${this.at} from the leader within ${timeoutMs} ms`)) }, timeoutMs)
+      this.waiter = (v) => { clearTimeout(this.timer); resolve(v) }
     })
     if (got === null && this.failed !== undefined) throw this.failed
-    return got
+    return got === null ? null : take(got)
   }
 }

@@ -3,7 +3,8 @@ import { PARTIAL_FORMATS } from '../tensor-plane/q8-partials.js'
 
 /**
  * The job protocol's control messages (libp2p, /mesh/job/1.0.0). They are few and small (one open,
- * one answer, one end, one report per member and job), so JSON is fine here; tensors and tokens go
+ * one answer, one end, one report per member and job; a park and resumes between the requests of a
+ * kept job), so JSON is fine here; tensors and tokens go
  * over the tensor plane as binary frames.
  */
 export const JOB_PROTOCOL = '/mesh/job/1.0.0'
@@ -40,6 +41,11 @@ const openSchema = z.strictObject({
 const readySchema = z.strictObject({ type: z.literal('ready') })
 const refusedSchema = z.strictObject({ type: z.literal('refused'), reason: z.enum(REFUSALS), message: z.string().max(1000) })
 const endSchema = z.strictObject({ type: z.literal('end') })
+/** the leader keeps the job between two requests: wait for `resume` or `end`, with no step timeout */
+const parkSchema = z.strictObject({ type: z.literal('park') })
+/** the next request shares the first `position` tokens: positions from there on are fed again; answered by `resumed` */
+const resumeSchema = z.strictObject({ type: z.literal('resume'), position: z.number().int().min(0).max(1 << 20) })
+const resumedSchema = z.strictObject({ type: z.literal('resumed') })
 const reportSchema = z.strictObject({
   type: z.literal('report'),
   positions: z.number().int().min(0),
@@ -47,7 +53,7 @@ const reportSchema = z.strictObject({
   networkMs: z.number().min(0)
 })
 
-const messageSchema = z.discriminatedUnion('type', [openSchema, readySchema, refusedSchema, endSchema, reportSchema])
+const messageSchema = z.discriminatedUnion('type', [openSchema, readySchema, refusedSchema, endSchema, parkSchema, resumeSchema, resumedSchema, reportSchema])
 export type JobMessage = z.infer<typeof messageSchema>
 export type JobOpen = z.infer<typeof openSchema>
 export type JobReport = z.infer<typeof reportSchema>

@@ -12,6 +12,8 @@ export interface LlmGenerateOptions {
   readonly sampler: Sampler
   /** KV cache positions; default prompt + maxTokens (never the model's whole context unless asked). */
   readonly ctx?: number
+  /** Prompt tokens already in the step's KV cache (a kept job's shared prefix): feeding starts after them. */
+  readonly cached?: number
   /** Sample past end-of-generation tokens (benchmarks: a fixed number of tokens). */
   readonly ignoreEog?: boolean
   /** Each sampled token with the text it completes (never half a UTF-8 character). */
@@ -71,8 +73,10 @@ export async function generateLlmWith (contextLength: number, tok: TextTokenizer
   if (!Number.isInteger(positions) || positions < 1 || positions > limit) throw new InferenceSettingError(`--ctx is ${positions}; it must be a whole number from 1 to the model's context of ${limit}`)
   if (prompt.length > positions) throw new PromptTooLongError(`the prompt is ${prompt.length} tokens, more than the context of ${positions}${opts.ctx === undefined ? ' the model allows' : ' (--ctx)'}; shorten it`)
 
+  const cached = opts.cached ?? 0
+  if (!Number.isInteger(cached) || cached < 0 || cached >= prompt.length) throw new RangeError(`${cached} cached positions of a ${prompt.length}-token prompt: at least its last token must be fed`)
   const step = await open(positions, prompt.length)
-  let logits = await step(prompt, 0)
+  let logits = await step(prompt.slice(cached), cached)
   const prefillEnd = now()
 
   const decoder = textDecoder(tok)

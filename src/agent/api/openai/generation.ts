@@ -108,7 +108,7 @@ export async function runGeneration (
     text,
     jobId,
     finishReason: filter.stopped ? 'stop' : finishOf(result?.stop_reason ?? ''),
-    usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: 0 } },
+    usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, prompt_tokens_details: { cached_tokens: result?.cached_tokens ?? 0 } },
     timings: {
       prompt_n: prompt,
       prompt_ms: round(promptMs),

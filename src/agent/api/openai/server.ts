@@ -185,6 +185,8 @@ function jobRequest (g: GenerationRequest, defaultMaxTokens: number): InferenceR
     temperature: g.temperature,
     topP: g.topP,
     seed: String(seed),
+    // multi-turn clients send the whole history again: the ring keeps the last job's cache for it
+    keepCache: true,
     ...(g.messages === undefined ? {} : { messages: g.messages })
   })
   if (!r.success) {
