@@ -861,7 +861,8 @@ export class PoolNetwork {
     void this.relays.ensure(this.libp2p)
     if (this.rings.size === 0) return // in no pool's ring: no member to dial
     this.puncher?.tick()
-    const connected = new Set(this.libp2p.getConnections().map((c) => c.remotePeer.toString()))
+    // a connection being closed (a stale one) is no reason to wait
+    const connected = new Set(this.libp2p.getConnections().filter((c) => c.status === 'open').map((c) => c.remotePeer.toString()))
     const wanted = new Set<string>(this.hints.keys())
     for (const poolId of this.rings.keys()) for (const m of this.directory.members(poolId)) wanted.add(m.nodeId)
     for (const nodeId of wanted) if (nodeId !== this.peerId && !connected.has(nodeId)) void this.dialMember(nodeId)
