@@ -17,7 +17,7 @@ import type { NodeId } from './liveness.js'
  *   u8 len + utf8 model       u8 count + (u8 len + utf8 multiaddr) × count
  *   64  ed25519 signature over "mesh-heartbeat-v1" ‖ every byte before it
  */
-export const HEARTBEAT_VERSION = 1
+export const HEARTBEAT_VERSION = 2
 const KIND_HEARTBEAT = 1
 export const MAX_HEARTBEAT_BYTES = 2048
 const MAX_MODEL_BYTES = 64
@@ -39,6 +39,8 @@ export interface Heartbeat {
   readonly epoch: number
   readonly ringHash: string // 64 hex digits, or '' before the first ring
   readonly capacity: Capacity
+  /** the agent's resident memory, MiB: what the dashboard shows of each member */
+  readonly residentMiB: number
   readonly model: string
   readonly addresses: readonly string[]
 }
@@ -77,6 +79,7 @@ function encodeBody (hb: Heartbeat): Uint8Array {
   w.u64(hb.incarnation); w.u64(hb.seq); w.u64(hb.sentAtMs); w.u64(hb.epoch)
   w.bytes(hb.ringHash === '' ? new Uint8Array(32) : hex32(hb.ringHash, 'ring hash'))
   w.u16(hb.capacity.cores); w.u32(hb.capacity.memoryMiB); w.u32(hb.capacity.matmulMflops)
+  w.u32(hb.residentMiB)
   w.u8(model.length); w.bytes(model)
   w.u8(addrs.length)
   for (const a of addrs) { w.u8(a.length); w.bytes(a) }
@@ -103,6 +106,7 @@ export function decodeHeartbeat (bytes: Uint8Array): DecodeResult {
     const hashBytes = r.bytes(32)
     const ringHash = hashBytes.every((b) => b === 0) ? '' : toHex(hashBytes)
     const capacity = { cores: r.u16(), memoryMiB: r.u32(), matmulMflops: r.u32() }
+    const residentMiB = r.u32()
     const model = r.str(MAX_MODEL_BYTES)
     const count = r.u8()
     if (count > MAX_ADDRS) return { ok: false, reason: 'malformed' }
@@ -111,7 +115,7 @@ export function decodeHeartbeat (bytes: Uint8Array): DecodeResult {
     if (!r.atEnd()) return { ok: false, reason: 'malformed' }
     const nodeId = peerIdFromPublicKey(publicKeyFromRaw(publicKey)).toString()
     const heartbeat: Heartbeat = {
-      poolId, publicKey, incarnation, seq, sentAtMs, status, epoch, ringHash, capacity, model, addresses
+      poolId, publicKey, incarnation, seq, sentAtMs, status, epoch, ringHash, capacity, residentMiB, model, addresses
     }
     return { ok: true, value: { heartbeat, nodeId, signed: r.consumed(), signature: bytes.subarray(bytes.length - SIG_BYTES) } }
   } catch (err) {

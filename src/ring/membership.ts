@@ -17,6 +17,8 @@ export interface RingMembershipInit {
   /** This life of the agent; higher than any earlier one (see nextIncarnation). */
   readonly incarnation: number
   readonly capacity: Capacity
+  /** this agent's resident memory now, MiB, for its heartbeats (default: none said) */
+  readonly residentMiB?: () => number
   readonly model: string
   readonly addresses: readonly string[]
   readonly mode: ShardMode
@@ -26,6 +28,7 @@ export interface RingMembershipInit {
 /** What the last heartbeat of a member told us besides liveness. */
 interface PeerReport {
   readonly capacity: Capacity
+  readonly residentMiB: number
   readonly model: string
   readonly addresses: readonly string[]
   readonly epoch: number
@@ -115,10 +118,16 @@ export class RingMembership {
     }
     this.liveness.set(d.nodeId, step.member)
     this.reports.set(d.nodeId, {
-      capacity: hb.capacity, model: hb.model, addresses: hb.addresses, epoch: hb.epoch, ringHash: hb.ringHash
+      capacity: hb.capacity, residentMiB: hb.residentMiB, model: hb.model, addresses: hb.addresses, epoch: hb.epoch, ringHash: hb.ringHash
     })
     this.epochState = onPeerEpoch(this.epochState, hb.epoch, hb.ringHash)
     return { ringChanged: this.recompute(now) }
+  }
+
+  /** A member's resident memory in MiB: ours now, else what its last heartbeat said (undefined before one). */
+  residentOf (nodeId: NodeId): number | undefined {
+    if (nodeId === this.init.self.nodeId) return this.init.residentMiB?.()
+    return this.reports.get(nodeId)?.residentMiB
   }
 
   /** The model id a member serves: ours for us, else what its last heartbeat announced (undefined before one). */
@@ -187,6 +196,7 @@ export class RingMembership {
       epoch: this.epochState.epoch,
       ringHash: this.currentRing.hash,
       capacity: this.init.capacity,
+      residentMiB: Math.max(0, Math.min(0xffffffff, Math.round(this.init.residentMiB?.() ?? 0))),
       model: this.model,
       addresses: this.addresses
     }

@@ -59,6 +59,8 @@ describe.skipIf(missing !== undefined)('the dashboard in chromium', () => {
       expect(await row.locator('td').nth(6).textContent()).toBe('yes')
     }
     expect(await page.locator('#ring-bar div').count()).toBe(2)
+    // every member's resident memory, the other's from its heartbeats
+    for (const d of r.devs) await expect.poll(async () => await page.locator(`#shares tr[data-node="${d.nodeId}"] td.memory`).textContent()).toMatch(/^\d+ MiB$/)
     expect(await page.locator('#ring-info').textContent()).toMatch(/epoch \d+ · 2 members · converged · 8192 columns/)
     expect(await page.locator('#counters').textContent()).toMatch(/beacons sent/)
     await shot('1-loaded')

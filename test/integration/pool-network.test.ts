@@ -87,7 +87,7 @@ describe('pool network on 127.0.0.1', () => {
     await bare.dial(multiaddr(a.listenAddresses()[0]!))
     const forged = await encodeHeartbeat({
       poolId: pool.poolId, publicKey: bareDevice.publicKey, incarnation: 1, seq: 1, sentAtMs: Date.now(), status: 'alive',
-      epoch: 99, ringHash: '', capacity: { cores: 64, memoryMiB: 1, matmulMflops: 0 }, model: '', addresses: []
+      epoch: 99, ringHash: '', capacity: { cores: 64, memoryMiB: 1, matmulMflops: 0 }, residentMiB: 0, model: '', addresses: []
     }, libp2pPrivateKey(bareDevice))
     await vi.waitFor(async () => {
       if (bare.getConnections().length > 0) await bare.services.pubsub.publish(topic, forged)

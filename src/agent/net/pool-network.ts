@@ -378,7 +378,8 @@ export class PoolNetwork {
     return [...this.rings].filter(([id]) => poolId === undefined || id === poolId).map(([id, ring]) => {
       const s = ring.status(performance.now())
       const models = { self: this.model, members: Object.fromEntries(s.topology.members.map((m) => [m.nodeId, ring.membership.modelOf(m.nodeId) ?? null])) }
-      return { poolId: id, poolName: this.c.trust.poolName(id), source: 'live', topology: s.topology, converged: s.converged, ageMs: s.ageMs, drops: s.drops, models, clockSkewMs: s.clockSkewMs }
+      const residentMiB = Object.fromEntries(s.topology.members.map((m) => [m.nodeId, ring.membership.residentOf(m.nodeId) ?? null]))
+      return { poolId: id, poolName: this.c.trust.poolName(id), source: 'live', topology: s.topology, converged: s.converged, ageMs: s.ageMs, drops: s.drops, models, clockSkewMs: s.clockSkewMs, residentMiB }
     })
   }
 
@@ -725,6 +726,7 @@ export class PoolNetwork {
           self: { nodeId: own.nodeId, name: own.name },
           incarnation: this.incarnation,
           capacity: this.c.capacity,
+          residentMiB: () => process.memoryUsage.rss() / 2 ** 20,
           model: this.model,
           addresses: this.listenAddresses(),
           mode: this.cfg.shardMode,

@@ -45,6 +45,8 @@ export interface RingReport {
   readonly models?: { readonly self: string, readonly members: Readonly<Record<string, string | null>> }
   /** live only: the units of this agent's model each member computes for its columns (absent while the model is fetched) */
   readonly units?: Readonly<Record<string, ShardUnits>>
+  /** live only: each member's resident memory in MiB, from its heartbeats (ours now; null: nothing yet) */
+  readonly residentMiB?: Readonly<Record<string, number | null>>
   /** live only: each member's clock skew from its heartbeats (RingStatus.clockSkewMs) */
   readonly clockSkewMs?: Readonly<Record<string, number>>
 }

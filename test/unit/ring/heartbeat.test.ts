@@ -17,6 +17,7 @@ const sample: Heartbeat = {
   epoch: 7,
   ringHash: '12126be42e9b1d4623dd14a9f5757e5088241b531bcc3f6614fbae33d2237e28',
   capacity: { cores: 8, memoryMiB: 16384, matmulMflops: 2700 },
+  residentMiB: 412,
   model: 'stories260K',
   addresses: ['/ip4/10.77.0.1/tcp/4002']
 }
@@ -60,7 +61,7 @@ describe('heartbeat wire format', () => {
     ['oversized', () => new Uint8Array(MAX_HEARTBEAT_BYTES + 1), 'oversized'],
     ['empty', () => new Uint8Array(0), 'truncated'],
     ['cut short', (b) => b.subarray(0, 120), 'truncated'],
-    ['unknown version', (b) => { const t = b.slice(); t[0] = 2; return t }, 'bad-version'],
+    ['unknown version', (b) => { const t = b.slice(); t[0] = 3; return t }, 'bad-version'],
     ['unknown kind', (b) => { const t = b.slice(); t[1] = 9; return t }, 'bad-kind'],
     ['unknown status', (b) => { const t = b.slice(); t[2] = 7; return t }, 'malformed'],
     ['trailing bytes', (b) => { const t = new Uint8Array(b.length + 1); t.set(b.subarray(0, b.length - 64)); t.set(b.subarray(b.length - 64), b.length - 63); return t }, 'malformed'],
@@ -77,12 +78,12 @@ describe('heartbeat wire format', () => {
   })
 })
 
-// 242 bytes; checked independently with node:crypto (ed25519 verify of the signature over
+// 246 bytes; checked independently with node:crypto (ed25519 verify of the signature over
 // 'mesh-heartbeat-v1' ‖ body, public key of seed 0x07×32)
 const GOLDEN =
-  '010100602e587a5e549df0335ddddde1d7a73e163116015dfd047d071640f36e74e00aea4a6c63e29c520abef5507b13' +
+  '020100602e587a5e549df0335ddddde1d7a73e163116015dfd047d071640f36e74e00aea4a6c63e29c520abef5507b13' +
   '2ec5f9954776aebebe7b92421eea691446d22c0000019ab0a20700000000000000002a0000019ab0a2ab100000000000' +
-  '00000712126be42e9b1d4623dd14a9f5757e5088241b531bcc3f6614fbae33d2237e2800080000400000000a8c0b7374' +
-  '6f726965733236304b01172f6970342f31302e37372e302e312f7463702f343030326402150146c302f4ac545a51dc39' +
-  '4ca479b0778a42afa51feacdc32e1aa819058fa0a1ab0201709b85dbd74011138cdda24386ef4e6216daaa3a2e722092' +
-  '9f09'
+  '00000712126be42e9b1d4623dd14a9f5757e5088241b531bcc3f6614fbae33d2237e2800080000400000000a8c000001' +
+  '9c0b73746f726965733236304b01172f6970342f31302e37372e302e312f7463702f34303032185ef843060d1b4323fa' +
+  'f53c24f8c57e6f93a3092733254dfd0ca10c9f1e65c6b01a06ab3481b7ba223d7d4a5d00e9a9a446ae8afe9346bbfbcd' +
+  'ec70f6745200'

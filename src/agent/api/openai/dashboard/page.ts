@@ -116,6 +116,7 @@ function renderMembers (s, peers, ring) {
 
 function renderShares (ring, stats) {
   const units = ring && ring.units ? ring.units : {}
+  const resident = ring && ring.residentMiB ? ring.residentMiB : {}
   const last = stats.jobs[stats.jobs.length - 1]
   const byNode = new Map(last ? last.members.map((m) => [m.node_id, m]) : [])
   const rows = (ring ? ring.topology.members : []).map((m) => {
@@ -125,7 +126,8 @@ function renderShares (ring, stats) {
     const chart = j ? h('div', { class: 'bar', title: 'compute ' + fmt(j.compute_ms, 0) + ' ms, network ' + fmt(j.network_ms, 0) + ' ms' },
       h('div', { class: 'compute', style: 'width:' + (100 * j.compute_ms / total) + '%' }), h('div', { class: 'network', style: 'width:' + (100 * j.network_ms / total) + '%' })) : h('div', { class: 'bar' })
     return h('tr', { 'data-node': m.nodeId }, h('td', {}, m.name), h('td', { class: 'mono' }, '[' + m.start + ', ' + m.end + ')'), h('td', {}, u.queryHeads !== undefined ? u.queryHeads + ' (' + u.kvHeads + ' kv)' : '–'),
-      h('td', {}, u.hidden !== undefined ? u.hidden : '–'), h('td', { class: 'bars', style: 'width:40%' }, chart))
+      h('td', {}, u.hidden !== undefined ? u.hidden : '–'), h('td', { class: 'memory' }, resident[m.nodeId] != null ? Math.round(resident[m.nodeId]) + ' MiB' : '–'),
+      h('td', { class: 'bars', style: 'width:40%' }, chart))
   })
   $('shares').replaceChildren(...rows)
 }
@@ -261,7 +263,7 @@ export const DASHBOARD_HTML = `<!doctype html>
 <section><h2>Ring</h2><div id="ring-info"></div><div id="ring-bar"></div></section>
 <section><h2>Members</h2><table><thead><tr><th>name</th><th>node</th><th>address</th><th>role</th><th>status</th><th>model</th><th>in ring</th></tr></thead><tbody id="members"></tbody></table></section>
 <section><h2>Shares and the last job</h2><div id="memory" class="dim"></div><div class="legend"><span><i class="compute" style="background:var(--accent)"></i>compute</span><span><i style="background:var(--warn)"></i>network</span></div>
-<table><thead><tr><th>member</th><th>columns</th><th>heads</th><th>FFN units</th><th>compute / network</th></tr></thead><tbody id="shares"></tbody></table></section>
+<table><thead><tr><th>member</th><th>columns</th><th>heads</th><th>FFN units</th><th>resident</th><th>compute / network</th></tr></thead><tbody id="shares"></tbody></table></section>
 <section><h2>Jobs</h2><div id="job-totals" class="dim"></div><table><thead><tr><th>kind</th><th>job</th><th>tokens</th><th>tok/s</th><th>TTFT ms</th><th>failovers</th><th>compute / network</th></tr></thead><tbody id="jobs"></tbody></table></section>
 <section><h2>Beacons and connections</h2><table class="counters"><tbody id="counters"></tbody></table></section>
 </div>
