@@ -13,7 +13,7 @@
  */
 import os from 'node:os'
 import { NatLab, natUnavailable, type NatSiteSpec } from '../test/e2e/nat-lab.js'
-import { certifiedPool, firewallRouters, pathTo, relayArgs, ringIs, startMember, until } from '../test/e2e/nat-paths.js'
+import { firewallRouters, pathTo, startPair, until } from '../test/e2e/nat-paths.js'
 import { installLossTools, netnsUnavailable, type LabNode } from '../test/e2e/netns.js'
 
 const runs = Number(process.argv[2] ?? 3)
@@ -43,13 +43,7 @@ for (const spec of cells) {
   try {
     firewallRouters(lab)
     const [a, b] = spec.pick(lab)
-    const pool = certifiedPool([a, b])
-    const relay = await lab.startRelay(relayArgs(pool))
-    const t0 = performance.now()
-    await startMember(lab, a, relay, pool, a)
-    await startMember(lab, b, relay, pool, a)
-    await until(async () => ringIs([a, b], pool), 90_000, 'the ring')
-    const ringMs = performance.now() - t0
+    const { pool, ringMs } = await startPair(lab, a, b)
     let note = ''
     const pathMs = await until(async () => await pathTo(lab, a, b, pool) === spec.path && await pathTo(lab, b, a, pool) === spec.path, 90_000, spec.path)
       .catch((err: Error) => { note = `path never ${spec.path}: ${err.message}`; return NaN })

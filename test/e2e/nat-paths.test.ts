@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { readTopology } from '../../src/ring/topology.js'
 import { expectGoldenInference } from './golden-inference.js'
 import { NatLab, natUnavailable, type LabRelay, type NatSiteSpec } from './nat-lab.js'
-import { certifiedPool, firewallRouters, pathTo, relayArgs, ringIs, startMember, statusOf, until, type PathsPool } from './nat-paths.js'
+import { certifiedPool, firewallRouters, pathTo, relayArgs, ringIs, startMember, startPair, statusOf, until, type PathsPool } from './nat-paths.js'
 import { inNs, installLossTools, netnsUnavailable, type LabNode } from './netns.js'
 
 const why = netnsUnavailable() ?? installLossTools() ?? natUnavailable()
@@ -32,13 +32,7 @@ describe.skipIf(why !== undefined)('direct, hole-punched and relayed paths acros
     lab = l
     firewallRouters(l)
     const [a, b] = pick(l)
-    const pool = certifiedPool([a, b])
-    const relay = await l.startRelay(relayArgs(pool))
-    const t0 = performance.now()
-    await startMember(l, a, relay, pool, a)
-    await startMember(l, b, relay, pool, a)
-    await until(async () => ringIs([a, b], pool), 60_000, 'a ring of two on both members')
-    return { lab: l, relay, pool, a, b, ringMs: performance.now() - t0 }
+    return { lab: l, a, b, ...await startPair(l, a, b) }
   }
 
   /** Both members name `path` for each other (waiting up to `ms` for an upgrade), and inference is golden over it. */

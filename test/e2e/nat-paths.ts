@@ -9,7 +9,8 @@ import { createPool, initDevice } from '../../src/pool/index.js'
 import { readTopology } from '../../src/ring/topology.js'
 import type { AgentStatus } from '../../src/agent/agent.js'
 import { certify } from '../helpers/pools.js'
-export { until } from './lan-join.js'
+import { until } from './lan-join.js'
+export { until }
 import type { NatLab, LabRelay } from './nat-lab.js'
 import { inNs, type LabNode } from './netns.js'
 
@@ -51,6 +52,17 @@ export async function startMember (lab: NatLab, node: LabNode, relay: LabRelay, 
   const adminId = pool.ids.get(admin) ?? ''
   const bootstrap = node === admin ? [] : ['--bootstrap', `${relay.addr}/p2p-circuit/p2p/${adminId}`]
   await lab.meshOk(node, ['start', '--threads', '1', '--relay', relay.addr, ...bootstrap])
+}
+
+/** The relay and two agents started (a is the admin); resolves once both ring files hold both, with the ms from the first start. */
+export async function startPair (lab: NatLab, a: LabNode, b: LabNode): Promise<{ relay: LabRelay, pool: PathsPool, ringMs: number }> {
+  const pool = certifiedPool([a, b])
+  const relay = await lab.startRelay(relayArgs(pool))
+  const t0 = performance.now()
+  await startMember(lab, a, relay, pool, a)
+  await startMember(lab, b, relay, pool, a)
+  await until(async () => ringIs([a, b], pool), 90_000, 'a ring of two on both members')
+  return { relay, pool, ringMs: performance.now() - t0 }
 }
 
 /** Names in a member's ring file, sorted. */
