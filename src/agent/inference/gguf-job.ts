@@ -16,8 +16,8 @@ export interface GgufRuns {
   reuse: (promptIds: readonly number[], maxTokens: number) => Promise<{ run: LeaderRun<LlmShard>, cached: number } | undefined>
   /** a new job for a KV cache of `positions` */
   open: (positions: number) => LeaderRun<LlmShard>
-  /** this request's steps on `run` (its cancellation, its prompt event) */
-  steps: (run: LeaderRun<LlmShard>, promptLength: number) => LlmStep
+  /** this request's steps on `run` (its cancellation) */
+  steps: (run: LeaderRun<LlmShard>) => LlmStep
   /** the request is over: end the job (its members' shares), or keep it for the next request (none then) */
   done: (run: LeaderRun<LlmShard>, ok: boolean) => Promise<MemberStats[]>
 }
@@ -38,16 +38,17 @@ export async function leadGgufJob (
   const promptIds = tokenizer.encode(text, { addSpecial: true, parseSpecial: true })
   const sampler = createSampler({ temperature: req.temperature, topP: req.topP, seed: BigInt(req.seed) })
   emit({ type: 'started', ...ids })
+  emit({ type: 'prompt', tokens: promptIds.length })
   // a continuation prints its prompt first, as a llama2.c model's does; a chat prints only the reply
-  if (!chat) emit({ type: 'token', id: promptIds[promptIds.length - 1] ?? 0, piece: Buffer.from(req.prompt).toString('base64') })
+  if (!chat) emit({ type: 'token', id: promptIds[promptIds.length - 1] ?? 0, piece: Buffer.from(req.prompt).toString('base64'), echo: true })
   const kept = req.keepCache === true ? await runs.reuse(promptIds, req.maxTokens) : undefined
   let run = kept?.run
   const failoversBefore = run?.failovers ?? 0
   const contextLength = served.config.contextLength
   try {
-    const r = await generateLlmWith(contextLength, tokenizer, (positions, promptLength) => {
+    const r = await generateLlmWith(contextLength, tokenizer, (positions) => {
       run ??= runs.open(positions)
-      return runs.steps(run, promptLength)
+      return runs.steps(run)
     }, {
       promptIds,
       maxTokens: req.maxTokens,

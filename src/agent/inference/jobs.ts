@@ -180,11 +180,8 @@ export class JobService {
     // fail fast, before the prompt is encoded: no ring, no job
     await this.ringView(poolId)
     if (served.format === 'gguf') {
-      // gguf-job.ts prints a continuation's prompt as its first token event: mark it as the echo
-      let echoes = req.messages === undefined ? 1 : 0
-      const ggufEmit = (e: InferenceEvent): void => { if (e.type === 'token' && echoes > 0) { echoes--; emit({ ...e, echo: true }) } else emit(e) }
       const keep = req.keepCache === true
-      return await leadGgufJob(this.c.models, served, req, { jobId, poolId }, ggufEmit, {
+      return await leadGgufJob(this.c.models, served, req, { jobId, poolId }, emit, {
         reuse: async (promptIds, maxTokens) => await this.reuseKept(poolId, served.identity.id, promptIds, maxTokens, emit),
         open: (positions) => {
           // notices of a kept job go to whichever request runs on it now (reuseKept moves them)
@@ -195,14 +192,10 @@ export class JobService {
           if (keep) this.endKept() // one kept job at a time: a new one replaces it
           return run
         },
-        steps: (run, promptLength) => {
-          let first = true
-          // a cancelled job stops before each step (during a long prompt too)
-          return async (tokens, pos0) => {
-            if (signal?.aborted === true) throw new JobCancelledError('the job was cancelled by its caller')
-            if (first) { first = false; emit({ type: 'prompt', tokens: promptLength }) }
-            return await run.steps(tokens, pos0)
-          }
+        // a cancelled job stops before each step (during a long prompt too)
+        steps: (run) => async (tokens, pos0) => {
+          if (signal?.aborted === true) throw new JobCancelledError('the job was cancelled by its caller')
+          return await run.steps(tokens, pos0)
         },
         done: async (run, ok) => {
           if (!ok || !keep) { if (this.kept?.run === run) this.kept = undefined; return await this.endRun(run, ok) }
