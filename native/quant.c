@@ -49,7 +49,7 @@
 #define ROW_CHUNK 16  /* rows a thread runs through all tokens at once; threads' shares are multiples of it */
 #define MAX_GROUP 16  /* matrices in one qmatmulGroup call */
 #define PACK_ROWS 16  /* rows interleaved in a packed group: one int32 lane of a 512-bit vector each */
-#define PREFETCH_BYTES 4608
+#define PREFETCH_BYTES 4608 /* how far ahead packed kernels prefetch weights: about 16 blocks of Q4_0, 2 of Q4_K */
 #define PACK_TILE 8   /* tokens a packed group's kernel takes at once (PACKED_DOT's switch goes up to it) */
 #define PACKED 0x100  /* added to a ggml type id: the matrix was repacked (qrepack) */
 _Static_assert(ROW_CHUNK % PACK_ROWS == 0, "threads' shares must cut between packed groups");
@@ -813,45 +813,38 @@ static const quant_type *find_type(int id) {
 typedef struct { float *out; double *out64; const uint8_t *w; const quant_type *type; int rows; size_t stride; } matrix;
 
 /*
- * Rows [r0, r1) of m for all tokens: ROW_CHUNK rows at a time (in L1) through the tokens, as many
- * rows and tokens at once as the type's dot takes.
+ * One group (or row) of a product in units, into out64 at out (tokens os apart): each unit of `unit`
+ * columns (the last may be short) dotted on its own in float32, the units' sums added in float64 in
+ * column order. A ring member whose columns are whole units computes exactly the units one device
+ * does, so the ring's sum of its members' float64 partials is one device's sum: the same float32 once
+ * rounded (forward.ts), token for token.
  */
-static void matrix_rows(const matrix *m, int r0, int r1, int cols, const uint8_t *act, size_t as, int ntok) {
-  const quant_type *q = m->type;
-  const size_t rb = (size_t)(cols / q->block_elems) * q->block_bytes;
-  for (int c = r0; c < r1; c += ROW_CHUNK) {
-    const int ce = c + ROW_CHUNK < r1 ? c + ROW_CHUNK : r1;
-    for (int t = 0; t < ntok; t += q->tokens) {
-      const int nt = ntok - t < q->tokens ? ntok - t : q->tokens;
-      for (int r = c; r < ce; r += q->rows) q->dot(cols, m->w + r * rb, act + t * as, as, nt, m->out + t * m->stride + r, m->stride);
-    }
+static void group_units(const quant_type *q, const uint8_t *w, int cols, int unit, const uint8_t *act, size_t as, int nt, double *out, size_t os) {
+  const size_t unit_w = (size_t)(unit / q->block_elems) * q->block_bytes * q->rows; /* from a group's (or row's) start */
+  const size_t unit_a = (size_t)(unit / ACTS[q->act].block_elems) * ACTS[q->act].block_bytes;
+  float part[PACK_TILE * PACK_ROWS];
+  for (int i = 0; i < nt; i++) for (int j = 0; j < q->rows; j++) out[i * os + j] = 0.0;
+  for (int u = 0; u * unit < cols; u++) {
+    const int n = cols - u * unit < unit ? cols - u * unit : unit;
+    q->dot(n, w + u * unit_w, act + u * unit_a, as, nt, part, q->rows);
+    for (int i = 0; i < nt; i++) for (int j = 0; j < q->rows; j++) out[i * os + j] += part[i * q->rows + j];
   }
 }
 
 /*
- * As matrix_rows, into out64: each unit of `unit` columns (the last may be short) dotted on its own
- * in float32, the units' sums added in float64 in column order. A ring member whose columns are
- * whole units computes exactly the units one device does, so the ring's sum of its members' float64
- * partials is one device's sum: the same float32 once rounded (forward.ts), token for token.
+ * Rows [r0, r1) of m for all tokens: ROW_CHUNK rows at a time (in L1) through the tokens, as many
+ * rows and tokens at once as the type's dot takes; a product in units (m->out64) a unit at a time.
  */
-static void matrix_units(const matrix *m, int r0, int r1, int cols, int unit, const uint8_t *act, size_t as, int ntok) {
+static void matrix_rows(const matrix *m, int r0, int r1, int cols, int unit, const uint8_t *act, size_t as, int ntok) {
   const quant_type *q = m->type;
   const size_t rb = (size_t)(cols / q->block_elems) * q->block_bytes;
-  const size_t unit_w = (size_t)(unit / q->block_elems) * q->block_bytes * q->rows; /* from a group's (or row's) start */
-  const size_t unit_a = (size_t)(unit / ACTS[q->act].block_elems) * ACTS[q->act].block_bytes;
-  float part[PACK_TILE * PACK_ROWS];
   for (int c = r0; c < r1; c += ROW_CHUNK) {
     const int ce = c + ROW_CHUNK < r1 ? c + ROW_CHUNK : r1;
     for (int t = 0; t < ntok; t += q->tokens) {
       const int nt = ntok - t < q->tokens ? ntok - t : q->tokens;
       for (int r = c; r < ce; r += q->rows) {
-        double *out = m->out64 + t * m->stride + r;
-        for (int i = 0; i < nt; i++) for (int j = 0; j < q->rows; j++) out[i * m->stride + j] = 0.0;
-        for (int u = 0; u * unit < cols; u++) {
-          const int n = cols - u * unit < unit ? cols - u * unit : unit;
-          q->dot(n, m->w + r * rb + u * unit_w, act + t * as + u * unit_a, as, nt, part, q->rows);
-          for (int i = 0; i < nt; i++) for (int j = 0; j < q->rows; j++) out[i * m->stride + j] += part[i * q->rows + j];
-        }
+        if (m->out64) group_units(q, m->w + r * rb, cols, unit, act + t * as, as, nt, m->out64 + t * m->stride + r, m->stride);
+        else q->dot(cols, m->w + r * rb, act + t * as, as, nt, m->out + t * m->stride + r, m->stride);
       }
     }
   }
@@ -910,8 +903,7 @@ static int run(const matrix *ms, int count, int cols, int unit, const float *x, 
       const int g = ms[i].type->rows;
       const int r0 = (lo > first ? lo - first : 0) / g * g, r1 = (hi - first < ms[i].rows ? hi - first : ms[i].rows) / g * g;
       const int a = ms[i].type->act;
-      if (r0 < r1 && unit > 0) matrix_units(&ms[i], r0, r1, cols, unit, base[a], row[a], ntok);
-      else if (r0 < r1) matrix_rows(&ms[i], r0, r1, cols, base[a], row[a], ntok);
+      if (r0 < r1) matrix_rows(&ms[i], r0, r1, cols, unit, base[a], row[a], ntok);
     }
   }
   return 1;
@@ -976,7 +968,7 @@ static napi_value product(napi_env env, const matrix *ms, int count, int cols, i
  * qmatmul(out, w, type, rows, cols, x, nTokens, threads): out[t·rows + r] = Σ_j W[r, j]·x[t·cols + j];
  * with `units`, qmatmulUnits(out64, w, type, rows, cols, unit, x, nTokens, threads): the same into a
  * Float64Array, the columns dotted a unit (of whole blocks) at a time and the units summed in
- * float64 (matrix_units).
+ * float64 (group_units).
  */
 static napi_value one_matrix(napi_env env, napi_callback_info info, const int units) {
   size_t argc = 9;
