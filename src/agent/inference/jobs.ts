@@ -189,7 +189,6 @@ export class JobService {
           const run = new LeaderRun(this.leaderDeps(poolId, jobId, served.identity.id, (e) => { sink.emit(e) },
             llmSharding(served.config, served.units), async (shard) => await this.c.models.leaseGguf(shard, 'leader')), positions)
           this.sinks.set(run, sink)
-          if (keep) this.endKept() // one kept job at a time: a new one replaces it
           return run
         },
         // a cancelled job stops before each step (during a long prompt too)
@@ -198,7 +197,8 @@ export class JobService {
           return await run.steps(tokens, pos0)
         },
         done: async (run, ok) => {
-          if (!ok || !keep) { if (this.kept?.run === run) this.kept = undefined; return await this.endRun(run, ok) }
+          // a run in use is never the kept one: reuseKept takes it out first
+          if (!ok || !keep) return await this.endRun(run, ok)
           await run.park()
           this.keepJob({ run, poolId, modelId: served.identity.id })
           return []
@@ -269,7 +269,7 @@ export class JobService {
   }
 
   private keepJob (k: Omit<KeptJob, 'timer'>): void {
-    this.endKept()
+    this.endKept() // one kept job at a time: a newer one replaces it
     // unref: a kept job never holds the agent up at exit
     const timer = setTimeout(() => { if (this.kept?.run === k.run) this.endKept() }, this.cfg.keepMs)
     timer.unref()

@@ -26,11 +26,12 @@ export interface LlmUnits {
 }
 
 const gcd = (a: number, b: number): number => b === 0 ? a : gcd(b, a % b)
-/** Columns a unit has at least: each unit's product is a kernel call of its own (native/quant.c matrix_units), and float types have blocks of 1 */
+/** Columns a unit has at least: each unit's product is a kernel call of its own (native/quant.c group_units), and float types have blocks of 1 */
 const MIN_UNIT = 32
 /**
- * Columns a unit grows to where its matrix still has MIN_UNITS of them: below about 256 columns the
- * per-unit calls cost the 32-block types up to a quarter of a token's product (bench/quant-kernels.ts).
+ * Columns a unit grows to where its matrix still has MIN_UNITS of them: measured on the packed
+ * Q4_0/Q8_0 kernels (768 × 2048), units of 32 columns cost up to a quarter more for one token and 3×
+ * for 8 tokens against whole rows; units of 256, no more than the noise.
  */
 const TARGET_UNIT = 256
 /** Units a split dimension keeps at least, so rings of up to this many members all get a share */
