@@ -30,7 +30,7 @@ import { CERT_REQUEST_PROTOCOL, CertRequestServer, requestCertificate } from './
 import { memberStunTargets, natDetector } from './net/nat-detector.js'
 import { StunResponder } from '../nat/stun-server.js'
 import { natBlock, type NatBlock } from './net/nat-status.js'
-import { relaysIn } from './net/relays.js'
+import { peerIdOf, relaysIn } from './net/relays.js'
 import { RecordPoolTrust } from './net/pool-trust.js'
 import { PoolDirectory } from './pools.js'
 import { inferenceRequestSchema } from './inference/events.js'
@@ -204,9 +204,9 @@ export function createAgent (config: AgentConfig, deps: AgentDeps): Agent {
   // bootstrap peers (PEER_ID@HOST:PORT, multiaddrs): kept connected; a device still joining holds them
   // through its certificate exchange (they show no certificate of a pool it is in yet)
   const JOIN_HOLD_MS = 60_000
-  const bootstrap = new BootstrapDialer(config.ring.bootstrapPeers.map((addr) => ({ addr, peerId: addr.slice(addr.lastIndexOf('/p2p/') + 5) })), bootstrapBackoff(), {
+  const bootstrap = new BootstrapDialer(config.ring.bootstrapPeers.map((addr) => ({ addr, peerId: peerIdOf(addr) })), bootstrapBackoff(), {
     dial: async (addr, signal) => {
-      const peerId = addr.slice(addr.lastIndexOf('/p2p/') + 5)
+      const peerId = peerIdOf(addr)
       if (join.waitingForCertificate()) net.holdForJoin(peerId, JOIN_HOLD_MS)
       const remote = await net.dial(addr, signal)
       if (join.waitingForCertificate()) join.retryNow()

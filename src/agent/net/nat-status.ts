@@ -9,7 +9,7 @@ import type { BootstrapPeerStatus } from './bootstrap-dialer.js'
 import { connectionPath, PATH_PREFERENCE, type PathKind } from './connection-path.js'
 import type { NatStatus } from './nat-detector.js'
 import { publicTransportAddrs } from './public-addresses.js'
-import type { RelayStatus } from './relays.js'
+import { peerIdOf, type RelayStatus } from './relays.js'
 
 export interface ConnectionFact {
   readonly nodeId: string
@@ -65,8 +65,6 @@ export interface NatBlock {
 
 const KINDS: readonly PathKind[] = ['direct-lan', 'direct-wan', 'hole-punched', 'relayed']
 
-function relayIdOf (addr: string): string { return addr.slice(addr.lastIndexOf('/p2p/') + 5) }
-
 export function natBlock (i: NatBlockInput): NatBlock {
   const connections = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<PathKind, number>
   const best = new Map<string, ConnectionFact>()
@@ -91,7 +89,7 @@ export function natBlock (i: NatBlockInput): NatBlock {
   })
   // the limits a relay put on our connections through it (libp2p: both directions count)
   const relays = i.relays.map((r) => {
-    const id = relayIdOf(r.relay)
+    const id = peerIdOf(r.relay)
     const through = i.connections.find((c) => c.limits !== null && c.remoteAddr.includes(`/p2p/${id}/p2p-circuit`))
     return { ...r, limits: through?.limits ?? null }
   })

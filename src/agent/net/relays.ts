@@ -30,8 +30,9 @@ export function parseRelayAddress (text: string): string {
   return s
 }
 
-export function relayPeerId (relayAddr: string): string {
-  return relayAddr.slice(relayAddr.lastIndexOf('/p2p/') + 5)
+/** The peer id a multiaddr ends with (`…/p2p/ID`): a relay's, a bootstrap peer's. */
+export function peerIdOf (addr: string): string {
+  return addr.slice(addr.lastIndexOf('/p2p/') + 5)
 }
 
 /** The address through which `relayAddr` reaches `nodeId` (works once nodeId holds a reservation there). */
@@ -96,7 +97,7 @@ export class RelayReservations {
 
   /** Whether a peer is one of our relays: it holds no certificate, and must not be refused for that. */
   isRelay (nodeId: string): boolean {
-    return this.relays.some((r) => relayPeerId(r) === nodeId)
+    return this.relays.some((r) => peerIdOf(r) === nodeId)
   }
 
   /** Relays holding a reservation for us right now. */
@@ -104,7 +105,7 @@ export class RelayReservations {
     const store = this.store()
     if (store === undefined) return []
     return this.relays.filter((r) => {
-      const peer = this.known.get(relayPeerId(r))
+      const peer = this.known.get(peerIdOf(r))
       return peer !== undefined && store.hasReservation(peer)
     })
   }
@@ -113,7 +114,7 @@ export class RelayReservations {
   status (): RelayStatus[] {
     const store = this.store()
     return this.relays.map((relay) => {
-      const peer = this.known.get(relayPeerId(relay))
+      const peer = this.known.get(peerIdOf(relay))
       const reservation = peer === undefined || store === undefined || !store.hasReservation(peer) ? undefined : store.getReservation(peer)
       return { relay, reserved: reservation !== undefined, expiresAt: reservation === undefined ? null : new Date(Number(reservation.expire) * 1000).toISOString() }
     })
@@ -124,7 +125,7 @@ export class RelayReservations {
     const store = this.store()
     if (store === undefined) return
     await Promise.all(this.relays.map(async (addr) => {
-      const id = relayPeerId(addr)
+      const id = peerIdOf(addr)
       const peer = this.known.get(id)
       if (this.inFlight.has(addr) || (peer !== undefined && store.hasReservation(peer))) return
       this.inFlight.add(addr)
