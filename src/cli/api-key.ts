@@ -1,5 +1,6 @@
 import type { Argv, CommandModule } from 'yargs'
 import { createApiKey, readApiKeys, revokeApiKey } from '../agent/api/openai/keys.js'
+import { commandGroup } from './args.js'
 import type { MeshCommand } from './commands.js'
 import type { CliIO, GlobalArgs } from '../process/io.js'
 
@@ -7,16 +8,7 @@ interface CreateArgs extends GlobalArgs { name: string }
 interface RevokeArgs extends GlobalArgs { key: string }
 
 /** `mesh api-key create|list|revoke`: the keys of the OpenAI-compatible API (mesh start --api). */
-export const apiKeyCommand: MeshCommand = (io) => ({
-  command: 'api-key',
-  describe: 'API keys for the OpenAI-compatible API and dashboard (mesh start --api): only their hashes are kept, under MESH_HOME',
-  builder: (y: Argv<GlobalArgs>) => y
-    .command(createCommand(io))
-    .command(listCommand(io))
-    .command(revokeCommand(io))
-    .demandCommand(1, 'say which api-key command to run (see mesh api-key --help)'),
-  handler: () => {}
-})
+export const apiKeyCommand: MeshCommand = (io) => commandGroup('api-key', 'API keys for the OpenAI-compatible API and dashboard (mesh start --api): only their hashes are kept, under MESH_HOME', [createCommand(io), listCommand(io), revokeCommand(io)])
 
 const createCommand = (io: CliIO): CommandModule<GlobalArgs, CreateArgs> => ({
   command: 'create',

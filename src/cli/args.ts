@@ -1,4 +1,4 @@
-import type { ArgumentsCamelCase } from 'yargs'
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs'
 import { UsageError } from '../errors.js'
 import type { GlobalArgs } from '../process/io.js'
 
@@ -46,4 +46,17 @@ export function fromEnv (name: string): string | undefined {
  */
 export function handler<A extends Record<string, unknown>> (fn: (args: GlobalArgs & A) => void | Promise<void>): (argv: ArgumentsCamelCase) => void | Promise<void> {
   return (argv) => fn(argv as unknown as GlobalArgs & A)
+}
+
+/**
+ * A command that only holds subcommands (`mesh NAME SUB …`): yargs asks for one of them. Each
+ * subcommand types its own flags, so the list takes any module over the global ones.
+ */
+export function commandGroup (name: string, describe: string, subcommands: ReadonlyArray<CommandModule<GlobalArgs, any>>): CommandModule<GlobalArgs, GlobalArgs> {
+  return {
+    command: name,
+    describe,
+    builder: (y: Argv<GlobalArgs>) => subcommands.reduce((argv, c) => argv.command(c), y).demandCommand(1, `say which ${name} command to run (see mesh ${name} --help)`),
+    handler: () => {}
+  }
 }

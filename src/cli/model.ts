@@ -10,6 +10,7 @@ import type { EngineName } from '../inference/model.js'
 import { parseShape, SHAPES, writeSyntheticCheckpoint } from '../inference/synth.js'
 import { bundledModelFile } from './bundled-model.js'
 import { ggufEngine } from './inference-gguf.js'
+import { commandGroup } from './args.js'
 import type { MeshCommand } from './commands.js'
 import type { CliIO, GlobalArgs } from '../process/io.js'
 import { byteProgress, countProgress } from './progress.js'
@@ -18,16 +19,7 @@ interface SynthArgs extends GlobalArgs { shape: string, out: string, format: str
 interface InfoArgs extends GlobalArgs { model: string }
 interface PerplexityArgs extends GlobalArgs { model?: string, tokenizer?: string, file: string, ctx: number, engine?: string, threads?: number }
 
-export const modelCommand: MeshCommand = (io) => ({
-  command: 'model',
-  describe: 'inspect GGUF models and llama2.c checkpoints, measure perplexity, or write random-weight checkpoints of any shape',
-  builder: (y: Argv<GlobalArgs>) => y
-    .command(synthCommand(io))
-    .command(infoCommand(io))
-    .command(perplexityCommand(io))
-    .demandCommand(1, 'say which model command to run (see mesh model --help)'),
-  handler: () => {}
-})
+export const modelCommand: MeshCommand = (io) => commandGroup('model', 'inspect GGUF models and llama2.c checkpoints, measure perplexity, or write random-weight checkpoints of any shape', [synthCommand(io), infoCommand(io), perplexityCommand(io)])
 
 const synthCommand = (io: CliIO): CommandModule<GlobalArgs, SynthArgs> => ({
   command: 'synth',

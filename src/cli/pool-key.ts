@@ -4,7 +4,7 @@ import { adminPool, createPoolKey, revokePoolKey } from '../pool/admin.js'
 import { DEFAULT_POOL_KEY_TTL_MS, parseKeyTtl, poolKeyId, poolKeyState, type PoolKeyEntry } from '../pool/pool-keys.js'
 import { shortPoolId } from '../pool/pool-id.js'
 import { UsageError } from '../errors.js'
-import { handler, optionalString, requiredString } from './args.js'
+import { commandGroup, handler, optionalString, requiredString } from './args.js'
 import type { MeshCommand } from './commands.js'
 import type { CliIO, GlobalArgs } from '../process/io.js'
 
@@ -24,16 +24,7 @@ export function poolKeyJson (e: PoolKeyEntry, now: number): Record<string, unkno
   }
 }
 
-export const poolKeyCommand: MeshCommand = (io) => ({
-  command: 'pool-key',
-  describe: 'pre-authorised join keys: a device that joins with one (pool-join --token=KEY) is signed at once; only their hashes are kept',
-  builder: (y: Argv<GlobalArgs>) => y
-    .command(createCommand(io))
-    .command(listCommand(io))
-    .command(revokeCommand(io))
-    .demandCommand(1, 'say which pool-key command to run (see mesh pool-key --help)'),
-  handler: () => {}
-})
+export const poolKeyCommand: MeshCommand = (io) => commandGroup('pool-key', 'pre-authorised join keys: a device that joins with one (pool-join --token=KEY) is signed at once; only their hashes are kept', [createCommand(io), listCommand(io), revokeCommand(io)])
 
 const createCommand = (io: CliIO): CommandModule<GlobalArgs, GlobalArgs> => ({
   command: 'create',

@@ -11,7 +11,7 @@ import { RemoteStepError } from '../ops/remote/errors.js'
 import { parseTarget, runSsh, runSshInteractive, type SshTarget } from '../ops/remote/ssh.js'
 import { explainSshFailure } from '../ops/remote/ssh-errors.js'
 import { SSH_COMMAND_TIMEOUT_MS } from '../ops/remote/steps.js'
-import { handler, optionalString } from './args.js'
+import { commandGroup, handler, optionalString } from './args.js'
 import type { MeshCommand } from './commands.js'
 import { packageRoot } from './version.js'
 import type { CliIO, GlobalArgs } from '../process/io.js'
@@ -152,15 +152,4 @@ const prepareCommand = (io: CliIO): CommandModule<GlobalArgs, GlobalArgs> => ({
   })
 })
 
-export const remoteCommand: MeshCommand = (io) => ({
-  command: 'remote',
-  describe: 'add boxes to a pool over SSH (provision, provision-all, add, list, prepare)',
-  builder: (y: Argv<GlobalArgs>) => y
-    .command(provisionCommand(io))
-    .command(provisionAllCommand(io))
-    .command(addCommand(io))
-    .command(listCommand(io))
-    .command(prepareCommand(io))
-    .demandCommand(1, 'say which remote command to run (see mesh remote --help)'),
-  handler: () => {}
-})
+export const remoteCommand: MeshCommand = (io) => commandGroup('remote', 'add boxes to a pool over SSH (provision, provision-all, add, list, prepare)', [provisionCommand(io), provisionAllCommand(io), addCommand(io), listCommand(io), prepareCommand(io)])

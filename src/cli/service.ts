@@ -15,6 +15,7 @@ import {
   DEFAULT_RUN_AS, defaultDirs, defaultSystemHome, envFileName, INSTANCE_PATTERN, parseEnvFile,
   type AgentEnv, type ServiceScope
 } from '../ops/service/unit.js'
+import { commandGroup } from './args.js'
 import type { MeshCommand } from './commands.js'
 import type { CliIO, GlobalArgs } from '../process/io.js'
 
@@ -141,13 +142,4 @@ const statusCommand = (io: CliIO): CommandModule<GlobalArgs, TargetArgs> => ({
 })
 
 /** `mesh service install|uninstall|status`: the agent as a systemd service. */
-export const serviceCommand: MeshCommand = (io) => ({
-  command: 'service',
-  describe: 'run the agent as a system service (systemd): install, uninstall, status',
-  builder: (y: Argv<GlobalArgs>) => y
-    .command(installCommand(io))
-    .command(uninstallCommand(io))
-    .command(statusCommand(io))
-    .demandCommand(1, 'say which service command to run (see mesh service --help)'),
-  handler: () => {}
-})
+export const serviceCommand: MeshCommand = (io) => commandGroup('service', 'run the agent as a system service (systemd): install, uninstall, status', [installCommand(io), uninstallCommand(io), statusCommand(io)])
